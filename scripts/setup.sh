@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what llmp needs on Debian 12 (bookworm): LLVM/MLIR 22, clang-22, lld, ccache,
+# OpenBLAS, fmt, nlohmann-json, SentencePiece, GoogleTest and the corpus package.
+# With --tests it also installs the Python references the tests compare against (numpy, torch).
+# Idempotent: when nothing is missing it only checks, in a second or two.
+set -euo pipefail
+
+APT_PACKAGES=(
+  cmake ninja-build ccache pkg-config python3 python3-pip
+  clang-22 lld-22 llvm-22-dev libmlir-22-dev mlir-22-tools
+  libopenblas-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
+  libgtest-dev libgmock-dev
+  bibledit-data
+)
+PIP_PACKAGES=(numpy torch)
+
+want_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) want_tests=1 ;;
+    *) echo "setup.sh: unknown argument '$arg' (expected --tests)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  # LLVM 22 lives in bookworm-security; make sure that suite is enabled.
+  if ! grep -rqs "bookworm-security" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian-security bookworm-security main" |
+      $SUDO tee /etc/apt/sources.list.d/bookworm-security.list >/dev/null
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ((want_tests)); then
+  pip_missing=()
+  for mod in "${PIP_PACKAGES[@]}"; do
+    python3 -c "import $mod" 2>/dev/null || pip_missing+=("$mod")
+  done
+  if ((${#pip_missing[@]})); then
+    echo "setup: pip installing ${pip_missing[*]}"
+    python3 -m pip install -q "${pip_missing[@]}"
+  fi
+fi
+echo "setup: all dependencies present"
