@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Training throughput of llmp against PyTorch eager on the same model, batch and threads.
+
+Usage: bench/pretrain_vs_torch.py [--file examples/pretrain.llmp] [--steps 40] [--threads 2]
+
+1. Runs `llmpc run FILE --steps S` and reads its plan.json (model, batch) and metrics.jsonl.
+2. Builds the same model in PyTorch (test/e2e/torch_llama.py: same architecture, same
+   parameter shapes) and times S AdamW training steps on batches of the same shape.
+3. Measures the fp32 GEMM rate of the BLAS llmp calls (bench sgemm_rate).
+Prints tokens/s of both, their ratio, and each one's MFU: achieved model FLOP/s over the
+measured sgemm rate. Model FLOPs per step count every matrix product of the forward pass
+(2*m*n*k each, attention scores and values included) times 3 for forward + backward
+(Kaplan et al. 2020, sec. 2.1; the attention term as in PaLM, Chowdhery et al. 2022, app. B).
+The first quarter of the steps of each side is warm-up and is not timed.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
+import torch_llama  # noqa: E402
+
+
+def train_flops_per_step(plan):
+    B, T, D, V, L = plan["batch"], plan["seq_len"], plan["dim"], plan["vocab"], plan["layers"]
+    matmul_params = sum(p["numel"] for p in plan["params"] if len(p["shape"]) == 2 and p["name"] != "embed")
+    per_token_fwd = 2 * matmul_params + 2 * V * D + L * 4 * T * D  # linears, LM head, QK^T and PV
+    return 3 * per_token_fwd * B * T
+
+
+def steady_tokens_per_s(rows, warmup, tokens_per_step):
+    rows = [r for r in rows if "loss" in r and r["step"] > warmup]
+    elapsed = rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]
+    return (len(rows) - 1) * tokens_per_step / elapsed
+
+
+def run_llmp(args, tmp):
+    run_dir = os.path.join(tmp, "llmp")
+    subprocess.run([args.llmpc, "run", args.file, "--steps", str(args.steps), "--run-dir", run_dir,
+                    "--samples", "0"], check=True, env=dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads)))
+    plan = json.load(open(os.path.join(run_dir, "plan.json")))
+    rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
+    return plan, steady_tokens_per_s(rows, args.steps // 4, plan["batch"] * plan["seq_len"])
+
+
+def run_torch(plan, args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    params = {p["name"]: (torch.randn(p["shape"]) * 0.02 if len(p["shape"]) == 2 else torch.ones(p["shape"]))
+              .requires_grad_() for p in plan["params"]}
+    opt = torch.optim.AdamW(params.values(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, fused=False)
+    B, T, V = plan["batch"], plan["seq_len"], plan["vocab"]
+    hyper = torch_llama.model_hyper(args.llmpc, args.file)
+    warmup = args.steps // 4
+    for step in range(args.steps):
+        if step == warmup:
+            t0 = time.perf_counter()
+        batch = torch.randint(0, V, (B, T + 1))
+        logits = torch_llama.forward(params, batch[:, :-1], hyper["heads"], hyper["eps"], hyper["theta"])
+        loss = torch_llama.next_token_loss(logits, batch[:, 1:])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+        opt.step()
+    return (args.steps - warmup) * B * T / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--file", default=os.path.join(ROOT, "examples", "pretrain.llmp"))
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    args = ap.parse_args()
+    args.llmpc = os.path.join(args.build, "bin", "llmpc")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan, llmp_tps = run_llmp(args, tmp)
+    torch_tps = run_torch(plan, args)
+    sgemm = json.loads(subprocess.run([os.path.join(args.build, "bin", "sgemm_rate"), "1024"], check=True,
+                                      capture_output=True, text=True,
+                                      env=dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))).stdout)
+    flops_per_token = train_flops_per_step(plan) / (plan["batch"] * plan["seq_len"])
+    mfu = lambda tps: tps * flops_per_token / (sgemm["gflops"] * 1e9)
+    print(f"model {plan['model']}: {plan['num_params']} params, batch {plan['batch']}x{plan['seq_len']}, "
+          f"{args.threads} threads, {flops_per_token / 1e6:.1f} MFLOP/token")
+    print(f"sgemm (OpenBLAS, n=1024): {sgemm['gflops']:.1f} GFLOP/s")
+    print(f"llmp          : {llmp_tps:10.0f} tokens/s   MFU {100 * mfu(llmp_tps):5.1f}%")
+    print(f"PyTorch eager : {torch_tps:10.0f} tokens/s   MFU {100 * mfu(torch_tps):5.1f}%")
+    print(f"ratio llmp / PyTorch eager: {llmp_tps / torch_tps:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
