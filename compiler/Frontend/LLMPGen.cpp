@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: Apache-2.0
+/// AST -> llmp dialect. The forward body is interpreted over values: tensors become SSA
+/// values, numbers (model arguments, literals) stay compile-time constants that end up as
+/// op attributes, and `for b in layers` runs once per layer with `b` bound to the layer
+/// index, so the emitted function is straight-line code over static shapes.
+#include "compiler/Frontend/LLMPGen.h"
+
+#include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringExtras.h"
+
+#include <map>
+
+namespace llmp {
+
+using namespace lang;
+
+void registerFrontendDialects(mlir::DialectRegistry &registry) {
+  registry.insert<mlir::func::FuncDialect, mlir::llmp::LLMPDialect>();
+}
+
+static const PipelineDecl *pipelineOf(const Program &program, llvm::StringRef stage) {
+  for (const DeclPtr &d : program.main().decls)
+    if (d->kind == Decl::Kind::Pipeline)
+      for (const auto &[name, loc] : static_cast<const PipelineDecl &>(*d).stages)
+        if (name == stage)
+          return static_cast<const PipelineDecl *>(d.get());
+  return nullptr;
+}
+
+mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageName,
+                                  lrt::StagePlan &plan) {
+  auto it = program.stageInfo.find(stageName.str());
+  if (it == program.stageInfo.end())
+    return mlir::failure();
+  const StageInfo &info = it->second;
+  const ModelSpec &m = *info.model;
+  plan = lrt::StagePlan();
+  if (const PipelineDecl *p = pipelineOf(program, stageName))
+    plan.pipeline = p->name;
+  plan.stage = stageName.str();
+  plan.model = m.decl->name;
+  for (const ConcreteParam &cp : m.params) {
+    lrt::ParamInfo p;
+    p.name = cp.path;
+    p.shape = cp.shape;
+    p.offset = cp.offset;
+    p.numel = cp.numel;
+    p.decay = cp.decay;
+    const Expr *init = cp.decl->init.get();
+    if (init && init->kind == Expr::Kind::Name) {
+      p.init = init->text == "ones" ? lrt::InitKind::Ones : lrt::InitKind::Zeros;
+    } else {
+      p.init = lrt::InitKind::Normal;
+      if (init && init->operands.size() == 2) {
+        const Expr *mean = init->arg("mean") ? init->arg("mean") : init->operands[0].get();
+        const Expr *sd = init->arg("std") ? init->arg("std") : init->operands[1].get();
+        p.mean = static_cast<float>(mean->floatValue);
+        p.std = static_cast<float>(sd->floatValue);
+      }
+    }
+    plan.params.push_back(std::move(p));
+  }
+  plan.numParams = m.numParams;
+  plan.vocab = m.get("vocab");
+  plan.context = m.get("context", info.seqLen);
+  plan.dim = m.get("dim");
+  plan.layers = m.get("layers");
+  plan.batch = info.batch;
+  plan.seqLen = info.seqLen;
+  plan.steps = info.steps;
+  plan.evalEvery = info.evalEvery;
+  plan.evalBatches = info.evalBatches;
+  plan.warmup = info.warmup;
+  plan.lr = info.lr;
+  plan.minLr = info.minLr;
+  plan.beta1 = info.beta1;
+  plan.beta2 = info.beta2;
+  plan.eps = info.eps;
+  plan.weightDecay = info.weightDecay;
+  plan.gradClip = info.gradClip;
+  plan.seed = info.seed;
+  plan.data.name = info.dataset->name;
+  plan.data.path = info.dataPath;
+  plan.data.format = info.dataFormat;
+  plan.data.split = info.split;
+  plan.tokenizer.name = info.tokenizer->name;
+  plan.tokenizer.kind = info.tokenizer->value->text;
+  plan.tokenizer.vocabSize = info.vocab;
+  return mlir::success();
+}
+
+namespace {
+
+/// A value of the forward interpreter.
+struct Val {
+  mlir::Value tensor; ///< set for tensors
+  double number = 0;  ///< for numbers and booleans
+  int layer = -1;     ///< for loop variables
+  bool isTensor() const { return static_cast<bool>(tensor); }
+};
+
+class Gen {
+public:
+  Gen(mlir::MLIRContext &ctx, const StageInfo &info)
+      : ctx(ctx), b(&ctx), info(info), m(*info.model), f(*m.family) {}
+
+  /// Emits `@loss` (with `targets`) or `@logits` for tokens of shape [batch, seq].
+  mlir::LogicalResult emitFunc(mlir::ModuleOp module, bool isLoss, int64_t batch, int64_t seq) {
+    const ForwardDecl &fwd = *f.forward;
+    llvm::SmallVector<mlir::Type> argTypes;
+    for (const ConcreteParam &p : m.params)
+      argTypes.push_back(f32(p.shape));
+    auto ids = mlir::RankedTensorType::get({batch, seq}, b.getI32Type());
+    argTypes.push_back(ids);
+    if (isLoss)
+      argTypes.push_back(ids);
+    mlir::Type resultType = isLoss ? f32({}) : f32({batch, seq, m.get("vocab")});
+    b.setInsertionPointToEnd(module.getBody());
+    mlir::Location fnLoc = toMLIR(ctx, isLoss ? info.loss->loc : fwd.loc);
+    auto fn = mlir::func::FuncOp::create(b, fnLoc, isLoss ? "loss" : "logits",
+                                         b.getFunctionType(argTypes, {resultType}));
+    for (size_t i = 0; i < m.params.size(); ++i) {
+      const ConcreteParam &p = m.params[i];
+      fn.setArgAttr(i, "llmp.param", b.getStringAttr(p.path));
+      fn.setArgAttr(i, "llmp.offset", b.getI64IntegerAttr(p.offset));
+      if (p.decay)
+        fn.setArgAttr(i, "llmp.decay", b.getUnitAttr());
+    }
+    if (isLoss)
+      fn->setAttr("llmp.differentiate", b.getUnitAttr());
+    mlir::Block *entry = fn.addEntryBlock();
+    // Arguments point at their declarations: `param` lines, the forward's token input and
+    // the loss's targets.
+    for (size_t i = 0; i < m.params.size(); ++i)
+      entry->getArgument(i).setLoc(toMLIR(ctx, m.params[i].decl->loc));
+    entry->getArgument(m.params.size()).setLoc(toMLIR(ctx, fwd.inputs[0].loc));
+    if (isLoss)
+      entry->getArgument(m.params.size() + 1).setLoc(toMLIR(ctx, info.loss->formals[1].loc));
+    b.setInsertionPointToStart(entry);
+    params.clear();
+    for (size_t i = 0; i < m.params.size(); ++i)
+      params[{m.params[i].layer, m.params[i].decl->name}] = entry->getArgument(i);
+    env.clear();
+    for (auto &[name, v] : m.args)
+      env[name] = Val{nullptr, v};
+    env[fwd.inputs[0].name] = Val{entry->getArgument(m.params.size())};
+    std::optional<Val> result;
+    for (const StmtPtr &s : fwd.body)
+      if (mlir::failed(stmt(*s, result)))
+        return mlir::failure();
+    if (!result || !result->isTensor())
+      return mlir::failure();
+    mlir::Value out = result->tensor;
+    if (isLoss) {
+      const LossDecl &l = *info.loss;
+      env.clear();
+      env[l.formals[0].name] = Val{out};
+      env[l.formals[1].name] = Val{entry->getArgument(m.params.size() + 1)};
+      auto lossVal = expr(*l.body);
+      if (mlir::failed(lossVal))
+        return mlir::failure();
+      out = lossVal->tensor;
+    }
+    mlir::func::ReturnOp::create(b, fn.getLoc(), out);
+    return mlir::success();
+  }
+
+private:
+  mlir::RankedTensorType f32(llvm::ArrayRef<int64_t> shape) {
+    return mlir::RankedTensorType::get(shape, b.getF32Type());
+  }
+  static llvm::ArrayRef<int64_t> shapeOf(mlir::Value v) {
+    return mlir::cast<mlir::RankedTensorType>(v.getType()).getShape();
+  }
+  mlir::Location loc(const Expr &e) { return toMLIR(ctx, e.loc); }
+
+  mlir::LogicalResult stmt(const Stmt &s, std::optional<Val> &result) {
+    switch (s.kind) {
+    case Stmt::Kind::Assign: {
+      auto v = expr(*s.value);
+      if (mlir::failed(v))
+        return mlir::failure();
+      env[s.name] = *v;
+      return mlir::success();
+    }
+    case Stmt::Kind::Return: {
+      auto v = expr(*s.value);
+      if (mlir::failed(v))
+        return mlir::failure();
+      result = *v;
+      return mlir::success();
+    }
+    case Stmt::Kind::For: {
+      int64_t count = m.get(s.range);
+      for (int64_t layer = 0; layer < count; ++layer) {
+        env[s.name] = Val{nullptr, 0, static_cast<int>(layer)};
+        for (const StmtPtr &inner : s.body)
+          if (mlir::failed(stmt(*inner, result)))
+            return mlir::failure();
+      }
+      env.erase(s.name);
+      return mlir::success();
+    }
+    }
+    return mlir::failure();
+  }
+
+  mlir::FailureOr<Val> expr(const Expr &e) {
+    switch (e.kind) {
+    case Expr::Kind::Int:
+    case Expr::Kind::Float:
+      return Val{nullptr, e.floatValue};
+    case Expr::Kind::Name: {
+      if (e.text == "true" || e.text == "false")
+        return Val{nullptr, e.text == "true" ? 1.0 : 0.0};
+      auto it = env.find(e.text);
+      if (it != env.end())
+        return it->second;
+      auto pit = params.find({-1, e.text});
+      if (pit != params.end())
+        return Val{pit->second};
+      break;
+    }
+    case Expr::Kind::Member: {
+      auto base = expr(*e.operands[0]);
+      if (mlir::failed(base))
+        return mlir::failure();
+      auto pit = params.find({base->layer, e.text});
+      if (pit != params.end())
+        return Val{pit->second};
+      break;
+    }
+    case Expr::Kind::Neg: {
+      auto v = expr(*e.operands[0]);
+      if (mlir::failed(v))
+        return mlir::failure();
+      return Val{nullptr, -v->number};
+    }
+    case Expr::Kind::Binary:
+      return binary(e);
+    case Expr::Kind::Call:
+      return call(e);
+    default:
+      break;
+    }
+    // Sema accepted the program, so this is a frontend bug, not a user error.
+    mlir::emitError(loc(e)) << "internal error: cannot lower '" << printExpr(e) << "'";
+    return mlir::failure();
+  }
+
+  mlir::FailureOr<Val> binary(const Expr &e) {
+    auto lhs = expr(*e.operands[0]);
+    if (mlir::failed(lhs))
+      return mlir::failure();
+    auto rhs = expr(*e.operands[1]);
+    if (mlir::failed(rhs))
+      return mlir::failure();
+    const std::string &op = e.text;
+    if (!lhs->isTensor()) {
+      double a = lhs->number, c = rhs->number;
+      return Val{nullptr, op == "+"   ? a + c
+                          : op == "-" ? a - c
+                          : op == "*" ? a * c
+                                      : a / c};
+    }
+    mlir::Location l = loc(e);
+    mlir::Value a = lhs->tensor, c = rhs->tensor;
+    if (op == "+")
+      return Val{mlir::llmp::AddOp::create(b, l, a.getType(), a, c).getResult()};
+    if (op == "*")
+      return Val{mlir::llmp::MulOp::create(b, l, a.getType(), a, c).getResult()};
+    // `x @ W`: matmul is 2-D, so a rank-3 `x` is flattened to rows and restored.
+    llvm::SmallVector<int64_t> shape(shapeOf(a));
+    int64_t n = shapeOf(c)[1];
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i)
+      rows *= shape[i];
+    mlir::Value x = a;
+    if (shape.size() != 2)
+      x = mlir::llmp::ReshapeOp::create(b, l, f32({rows, shape.back()}), a).getResult();
+    mlir::Value y = mlir::llmp::MatmulOp::create(b, l, f32({rows, n}), x, c, mlir::UnitAttr(),
+                                                 mlir::UnitAttr())
+                        .getResult();
+    shape.back() = n;
+    if (shape.size() != 2)
+      y = mlir::llmp::ReshapeOp::create(b, l, f32(shape), y).getResult();
+    return Val{y};
+  }
+
+  /// Binds call arguments to `names` by position, then by name.
+  static std::vector<const Expr *> bind(const Expr &call, llvm::ArrayRef<const char *> names) {
+    std::vector<const Expr *> out(names.size(), nullptr);
+    size_t next = 0;
+    for (size_t i = 0; i < call.operands.size(); ++i) {
+      size_t slot = next;
+      if (call.argNames[i].empty())
+        ++next;
+      else
+        for (size_t j = 0; j < names.size(); ++j)
+          if (call.argNames[i] == names[j])
+            slot = j;
+      if (slot < out.size())
+        out[slot] = call.operands[i].get();
+    }
+    return out;
+  }
+
+  mlir::FailureOr<Val> call(const Expr &e) {
+    static const std::map<std::string, std::vector<const char *>> signatures = {
+        {"embedding", {"table", "ids"}},
+        {"rmsnorm", {"x", "weight", "eps"}},
+        {"rope", {"x", "heads", "theta"}},
+        {"attention", {"q", "k", "v", "heads", "causal"}},
+        {"silu", {"x"}},
+        {"transpose", {"x"}},
+        {"cross_entropy", {"logits", "targets"}},
+        {"mean", {"x"}},
+    };
+    auto sig = signatures.find(e.text);
+    if (sig == signatures.end()) {
+      mlir::emitError(loc(e)) << "internal error: unknown builtin '" << e.text << "'";
+      return mlir::failure();
+    }
+    std::vector<const Expr *> argExprs = bind(e, sig->second);
+    std::vector<Val> args(argExprs.size());
+    std::vector<bool> given(argExprs.size(), false);
+    for (size_t i = 0; i < argExprs.size(); ++i) {
+      if (!argExprs[i])
+        continue;
+      auto v = expr(*argExprs[i]);
+      if (mlir::failed(v))
+        return mlir::failure();
+      args[i] = *v;
+      given[i] = true;
+    }
+    mlir::Location l = loc(e);
+    const std::string &name = e.text;
+    mlir::Value x = args[0].tensor;
+    if (name == "embedding") {
+      llvm::SmallVector<int64_t> shape(shapeOf(args[1].tensor));
+      shape.push_back(shapeOf(x)[1]);
+      return Val{mlir::llmp::EmbeddingOp::create(b, l, f32(shape), x, args[1].tensor).getResult()};
+    }
+    if (name == "rmsnorm") {
+      double eps = given[2] ? args[2].number : 1e-5;
+      return Val{mlir::llmp::RMSNormOp::create(b, l, x.getType(), x, args[1].tensor,
+                                               b.getF32FloatAttr(eps))
+                     .getResult()};
+    }
+    if (name == "rope" || name == "attention") {
+      int64_t heads = static_cast<int64_t>(args[name == "rope" ? 1 : 3].number);
+      int64_t d = shapeOf(x).back();
+      if (heads <= 0 || d % heads != 0) {
+        mlir::emitError(l) << "'heads' (" << heads << ") must divide the model dimension "
+                           << d << " in '" << name << "'";
+        return mlir::failure();
+      }
+      if (name == "rope") {
+        if ((d / heads) % 2 != 0) {
+          mlir::emitError(l) << "'rope' needs an even head dimension, found " << d / heads
+                             << " (dimension " << d << " / " << heads << " heads)";
+          return mlir::failure();
+        }
+        double theta = given[2] ? args[2].number : 10000.0;
+        return Val{mlir::llmp::RopeOp::create(b, l, x.getType(), x, b.getI64IntegerAttr(heads),
+                                              b.getF32FloatAttr(theta), mlir::UnitAttr())
+                       .getResult()};
+      }
+      bool causal = given[4] ? args[4].number != 0 : true;
+      return Val{mlir::llmp::AttentionOp::create(b, l, x.getType(), x, args[1].tensor,
+                                                 args[2].tensor, b.getI64IntegerAttr(heads),
+                                                 causal ? b.getUnitAttr() : mlir::UnitAttr())
+                     .getResult()};
+    }
+    if (name == "silu")
+      return Val{mlir::llmp::SiluOp::create(b, l, x.getType(), x).getResult()};
+    if (name == "transpose") {
+      auto s = shapeOf(x);
+      return Val{mlir::llmp::TransposeOp::create(b, l, f32({s[1], s[0]}), x).getResult()};
+    }
+    if (name == "cross_entropy") {
+      auto s = shapeOf(x);
+      return Val{mlir::llmp::CrossEntropyOp::create(b, l, f32(s.drop_back()), x,
+                                                    args[1].tensor)
+                     .getResult()};
+    }
+    return Val{mlir::llmp::MeanOp::create(b, l, f32({}), x).getResult()};
+  }
+
+  mlir::MLIRContext &ctx;
+  mlir::OpBuilder b;
+  const StageInfo &info;
+  const ModelSpec &m;
+  const FamilyDecl &f;
+  std::map<std::string, Val> env;
+  std::map<std::pair<int, std::string>, mlir::Value> params; ///< (layer or -1, name)
+};
+
+} // namespace
+
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
+          lrt::StagePlan &plan) {
+  ctx.loadDialect<mlir::func::FuncDialect, mlir::llmp::LLMPDialect>();
+  auto it = program.stageInfo.find(stageName.str());
+  if (it == program.stageInfo.end()) {
+    std::vector<std::string> names;
+    for (const StageDecl *s : program.stages())
+      names.push_back(s->name);
+    auto diag = mlir::emitError(toMLIR(ctx, program.main().loc));
+    diag << "no checked stage '" << stageName << "'";
+    if (!names.empty())
+      diag << "; the file declares " << llvm::join(names, ", ");
+    return mlir::failure();
+  }
+  const StageInfo &info = it->second;
+  if (mlir::failed(fillStagePlan(program, stageName, plan)))
+    return mlir::failure();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(toMLIR(ctx, info.decl->loc));
+  mlir::OpBuilder b(&ctx);
+  (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
+  Gen gen(ctx, info);
+  if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/true, info.batch, info.seqLen)) ||
+      mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
+    return mlir::failure();
+  if (mlir::failed(mlir::verify(*module)))
+    return mlir::failure();
+  return module;
+}
+
+} // namespace llmp

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Lowers one checked `pretrain` stage of a .llmp program to the llmp dialect: the stage's
+/// model is specialised to static shapes (model arguments evaluated, `for b in layers`
+/// unrolled) and emitted as `@loss` (batch B x T) and `@logits` (1 x context), with the
+/// parameters as leading arguments in flat-buffer order, as docs/internals.md specifies.
+/// Every op carries the FileLineColLoc of the .llmp expression it comes from (the stdlib
+/// file for ops of a stdlib model). Also fills the runtime's lrt::StagePlan.
+#pragma once
+
+#include "lang/AST.h"
+#include "runtime/Plan.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LLVM.h"
+
+namespace mlir {
+class DialectRegistry;
+}
+
+namespace llmp {
+
+/// Adds the dialects the frontend emits (func, llmp) to `registry`.
+void registerFrontendDialects(mlir::DialectRegistry &registry);
+
+/// Fills `plan` from the checked stage `stageName` of `program` (parameter layout with
+/// initialisers, dims, batch, optimizer, schedule, data, tokenizer). Returns failure when
+/// the stage does not exist or did not pass Sema; reports nothing.
+mlir::LogicalResult fillStagePlan(const lang::Program &program, llvm::StringRef stageName,
+                                  lrt::StagePlan &plan);
+
+/// Emits the module of stage `stageName` (see the file comment) and fills `plan`. The
+/// program must have passed lang::checkProgram. Returns failure after reporting a
+/// diagnostic (e.g. `heads` does not divide the model dimension, or no such stage).
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitStage(mlir::MLIRContext &ctx, const lang::Program &program, llvm::StringRef stageName,
+          lrt::StagePlan &plan);
+
+} // namespace llmp

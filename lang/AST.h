@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The abstract syntax tree of .llmp files. Every node carries the `file:line:col` where it
+/// starts. The tree is plain data: the parser builds it, Sema checks it (and records what it
+/// computed in `Program`), the AST dumper prints it and compiler/Frontend lowers it.
+#pragma once
+
+#include "llvm/ADT/StringRef.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class Location;
+class MLIRContext;
+} // namespace mlir
+
+namespace llmp::lang {
+
+/// A source position. `file` points into the Program's interned file names.
+struct Loc {
+  llvm::StringRef file;
+  unsigned line = 0, col = 0;
+};
+
+/// Returns `loc` as an MLIR FileLineColLoc.
+mlir::Location toMLIR(mlir::MLIRContext &ctx, const Loc &loc);
+
+//===----------------------------------------------------------------------===//
+// Expressions
+//===----------------------------------------------------------------------===//
+
+struct Expr;
+using ExprPtr = std::unique_ptr<Expr>;
+
+/// One expression node. A single struct with a kind keeps the tree small; which fields are
+/// used depends on the kind (see the comments).
+struct Expr {
+  enum class Kind {
+    Int,    ///< `intValue`; `text` is the spelling
+    Float,  ///< `floatValue`; `text` is the spelling
+    String, ///< `text`
+    Name,   ///< `text`
+    Member, ///< `operands[0]` . `text`
+    Call,   ///< `text`(`operands`...), `argNames[i]` empty for positional arguments
+    Binary, ///< `operands[0]` `text` `operands[1]`, `text` one of + - * / @
+    Neg,    ///< - `operands[0]`
+    Tuple,  ///< (`operands`...)
+    Batch,  ///< `operands[0]` x `operands[1]` (stage field `batch`)
+    Every,  ///< every `operands[0]` (stage field `eval`)
+  };
+  Kind kind;
+  Loc loc;
+  std::string text;
+  int64_t intValue = 0;
+  double floatValue = 0.0;
+  std::vector<ExprPtr> operands;
+  std::vector<std::string> argNames;
+  std::vector<Loc> argNameLocs;
+
+  Expr(Kind kind, Loc loc) : kind(kind), loc(loc) {}
+
+  /// Returns the named argument `name` of a call, or null.
+  const Expr *arg(llvm::StringRef name) const;
+  bool isNumber() const { return kind == Kind::Int || kind == Kind::Float; }
+};
+
+/// Prints an expression back as source text (used for symbolic dimensions and messages).
+std::string printExpr(const Expr &e);
+
+//===----------------------------------------------------------------------===//
+// Types, parameters and statements of the tensor sublanguage
+//===----------------------------------------------------------------------===//
+
+/// A written type: a scalar (`int`, `float`, `bool`, `f32`) or a tensor `f32[B, T, dim]`.
+struct TypeRef {
+  Loc loc;
+  std::string name;          ///< int, float, bool, f32, i32
+  bool isTensor = false;     ///< has a `[...]` shape
+  std::vector<ExprPtr> dims; ///< symbolic dimensions
+};
+
+/// A formal parameter `name: type (= default)?` of a model family, forward or loss.
+struct Formal {
+  Loc loc;
+  std::string name;
+  TypeRef type;
+  ExprPtr defaultValue; ///< may be null
+};
+
+/// `param name: [dims] = init` inside a model family.
+struct ParamDecl {
+  Loc loc;
+  std::string name;
+  std::vector<ExprPtr> shape;
+  ExprPtr init;        ///< may be null: normal(0, 0.02)
+  int repeat = -1;     ///< index into ModelFamily::repeats, or -1
+};
+
+/// `repeat count as var { param... }`: per-layer parameters.
+struct RepeatBlock {
+  Loc loc;
+  std::string count; ///< a family parameter name, also the prefix of parameter paths
+  Loc countLoc;
+  std::string var;
+};
+
+struct Stmt;
+using StmtPtr = std::unique_ptr<Stmt>;
+
+/// A statement of a forward body.
+struct Stmt {
+  enum class Kind {
+    Assign, ///< `name` = `value`
+    For,    ///< for `name` in `range` { `body` }
+    Return, ///< return `value`
+  };
+  Kind kind;
+  Loc loc;
+  std::string name;
+  std::string range;
+  Loc rangeLoc;
+  ExprPtr value;
+  std::vector<StmtPtr> body;
+  Stmt(Kind kind, Loc loc) : kind(kind), loc(loc) {}
+};
+
+/// `forward(inputs) -> result { body }`.
+struct ForwardDecl {
+  Loc loc;
+  std::vector<Formal> inputs;
+  TypeRef result;
+  std::vector<StmtPtr> body;
+};
+
+//===----------------------------------------------------------------------===//
+// Declarations
+//===----------------------------------------------------------------------===//
+
+/// A top-level declaration. Use `kind` to pick the subclass.
+struct Decl {
+  enum class Kind { Import, Tokenizer, Dataset, Model, Family, Loss, Stage, Pipeline };
+  Kind kind;
+  Loc loc;
+  std::string name; ///< empty for imports
+  Loc nameLoc;
+  Decl(Kind kind, Loc loc) : kind(kind), loc(loc) {}
+  virtual ~Decl() = default;
+};
+using DeclPtr = std::unique_ptr<Decl>;
+
+/// Returns the keyword that introduces a declaration of `kind`.
+llvm::StringRef keyword(Decl::Kind kind);
+
+/// `import std.models.llama`.
+struct ImportDecl : Decl {
+  std::vector<std::string> path; ///< {"std", "models", "llama"}
+  std::string resolvedFile;      ///< filled by the loader
+  ImportDecl(Loc loc) : Decl(Kind::Import, loc) {}
+};
+
+/// `tokenizer x = ...`, `dataset x = ...` and `model x = family(...)`.
+struct BindingDecl : Decl {
+  ExprPtr value; ///< a Call
+  BindingDecl(Kind kind, Loc loc) : Decl(kind, loc) {}
+};
+
+/// `model family(formals) { params, repeats, forward }`.
+struct FamilyDecl : Decl {
+  std::vector<Formal> formals;
+  std::vector<ParamDecl> params; ///< in declaration order (= flat-buffer order)
+  std::vector<RepeatBlock> repeats;
+  std::unique_ptr<ForwardDecl> forward;
+  std::vector<const ParamDecl *> embeddingTables; ///< filled by Sema: params used by `embedding`
+  FamilyDecl(Loc loc) : Decl(Kind::Family, loc) {}
+};
+
+/// `loss name(formals) -> type = expr`.
+struct LossDecl : Decl {
+  std::vector<Formal> formals;
+  TypeRef result;
+  ExprPtr body;
+  LossDecl(Loc loc) : Decl(Kind::Loss, loc) {}
+};
+
+/// One `name: value` field of a stage.
+struct Field {
+  Loc loc;
+  std::string name;
+  ExprPtr value;
+};
+
+/// `stage name { field... }`.
+struct StageDecl : Decl {
+  std::vector<Field> fields;
+  StageDecl(Loc loc) : Decl(Kind::Stage, loc) {}
+  const Field *field(llvm::StringRef name) const;
+};
+
+/// `pipeline name = a -> b -> c`.
+struct PipelineDecl : Decl {
+  std::vector<std::pair<std::string, Loc>> stages;
+  PipelineDecl(Loc loc) : Decl(Kind::Pipeline, loc) {}
+};
+
+/// One parsed file.
+struct Module {
+  std::string file;
+  Loc loc;
+  std::vector<DeclPtr> decls;
+  bool isStdlib = false;
+};
+
+//===----------------------------------------------------------------------===//
+// What Sema computes
+//===----------------------------------------------------------------------===//
+
+/// One parameter of a specialised model, in flat-buffer order.
+struct ConcreteParam {
+  std::string path;           ///< "embed", "layers.0.wq"
+  std::vector<int64_t> shape;
+  const ParamDecl *decl = nullptr;
+  int layer = -1;             ///< repeat iteration, or -1
+  int64_t offset = 0, numel = 0;
+  bool decay = false;
+};
+
+/// A model instance with all family arguments evaluated.
+struct ModelSpec {
+  const BindingDecl *decl = nullptr;
+  const FamilyDecl *family = nullptr;
+  std::map<std::string, double> args; ///< every family formal, defaults included
+  std::map<std::string, bool> isInt;  ///< whether args[name] is an integer
+  std::vector<ConcreteParam> params;
+  int64_t numParams = 0;
+  int64_t get(llvm::StringRef name, int64_t fallback = 0) const;
+};
+
+/// A stage's configuration with every field evaluated (defaults filled in).
+struct StageInfo {
+  const StageDecl *decl = nullptr;
+  const ModelSpec *model = nullptr;
+  const BindingDecl *dataset = nullptr;   ///< `dataset x = text(...)`
+  const BindingDecl *tokenizer = nullptr; ///< `tokenizer x = bpe(...)`
+  const LossDecl *loss = nullptr;
+  std::string dataPath, dataFormat = "text";
+  double split = 0.95;
+  int64_t vocab = 0; ///< tokenizer vocabulary
+  int64_t batch = 0, seqLen = 0, steps = 0, evalEvery = 0, evalBatches = 8, warmup = 0;
+  double lr = 1e-3, minLr = 0.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double weightDecay = 0.1, gradClip = 1.0;
+  uint64_t seed = 0;
+};
+
+/// A parsed and checked set of files: the main file plus everything it imports.
+struct Program {
+  std::vector<std::unique_ptr<Module>> modules; ///< imports first, the main file last
+  std::map<std::string, const Decl *> globals;  ///< filled by Sema
+  std::map<std::string, ModelSpec> models;      ///< by instance name, filled by Sema
+  std::map<std::string, StageInfo> stageInfo;   ///< by stage name, filled by Sema
+
+  const Module &main() const { return *modules.back(); }
+  const Decl *lookup(llvm::StringRef name) const;
+  template <typename T> const T *lookupAs(llvm::StringRef name, Decl::Kind kind) const {
+    const Decl *d = lookup(name);
+    return d && d->kind == kind ? static_cast<const T *>(d) : nullptr;
+  }
+  /// The stages of the main file, in order.
+  std::vector<const StageDecl *> stages() const;
+};
+
+} // namespace llmp::lang

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The recursive-descent parser of .llmp files. Each `parse*` function has its grammar rule
+/// above it in Parser.cpp. The parser stops at the first syntax error, after reporting it
+/// through the MLIR diagnostic engine, so one mistake gives one error.
+#pragma once
+
+#include "lang/AST.h"
+#include "lang/Lexer.h"
+
+#include "llvm/ADT/Twine.h"
+
+#include <memory>
+
+namespace llmp::lang {
+
+/// The deepest nesting of expressions and blocks the parser accepts; deeper input gets a
+/// diagnostic instead of exhausting the stack.
+constexpr unsigned kMaxNestingDepth = 200;
+
+/// Parses one buffer into a Module.
+class Parser {
+public:
+  Parser(llvm::StringRef buffer, llvm::StringRef file, mlir::MLIRContext &ctx);
+
+  /// Returns the module, or null after reporting a syntax error.
+  std::unique_ptr<Module> parseModule();
+
+private:
+  // Token stream.
+  void consume();
+  bool isIdent(llvm::StringRef text) const {
+    return cur.kind == Tok::Ident && cur.text == text;
+  }
+  bool consumeIf(Tok kind);
+  bool expect(Tok kind, llvm::StringRef what, llvm::StringRef context);
+  bool expectIdent(std::string &out, Loc &loc, llvm::StringRef context);
+  bool expectEnd(llvm::StringRef context);
+  bool error(const Loc &loc, const llvm::Twine &message);
+  bool errorExpected(llvm::StringRef what, llvm::StringRef context);
+
+  // Declarations.
+  DeclPtr parseDecl();
+  DeclPtr parseImport();
+  DeclPtr parseBinding(Decl::Kind kind);
+  DeclPtr parseModel();
+  bool parseFamilyBody(FamilyDecl &family);
+  bool parseParamDecl(FamilyDecl &family, int repeat);
+  bool parseRepeat(FamilyDecl &family);
+  std::unique_ptr<ForwardDecl> parseForward();
+  DeclPtr parseLoss();
+  DeclPtr parseStage();
+  DeclPtr parsePipeline();
+  bool parseFormals(std::vector<Formal> &formals, llvm::StringRef context);
+  bool parseType(TypeRef &type, llvm::StringRef context);
+  bool parseBlock(std::vector<StmtPtr> &body, llvm::StringRef context);
+  StmtPtr parseStmt();
+
+  // Expressions.
+  ExprPtr parseExpr();
+  ExprPtr parseFieldValue();
+  ExprPtr parseAdditive();
+  ExprPtr parseMultiplicative();
+  ExprPtr parseUnary();
+  ExprPtr parsePostfix();
+  ExprPtr parsePrimary();
+  bool parseCallArgs(Expr &call);
+
+  /// Counts nesting; reports once when the bound is exceeded.
+  struct DepthGuard {
+    Parser &p;
+    bool ok;
+    DepthGuard(Parser &p);
+    ~DepthGuard() { --p.depth; }
+  };
+
+  Lexer lexer;
+  mlir::MLIRContext &ctx;
+  Token cur, ahead;
+  unsigned depth = 0;
+  bool failed = false;
+};
+
+} // namespace llmp::lang
