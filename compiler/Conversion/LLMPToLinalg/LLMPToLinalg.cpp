@@ -1,0 +1,595 @@
+// SPDX-License-Identifier: Apache-2.0
+/// `llmp-lower-to-linalg`: rewrites every llmp op into linalg/tensor/arith/math/scf on
+/// tensors. Algorithm:
+///   1. Collect the llmp ops of the module in program order.
+///   2. For each, build its lowering right before it (helpers below: elementwise generics,
+///      last-dim reductions, head reshapes, batch matmuls with indexing maps) and replace
+///      its results.
+///   3. Fail with a diagnostic on an llmp op without a lowering.
+#include "compiler/Conversion/LLMPToLinalg/Passes.h"
+#include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <limits>
+
+namespace mlir::llmp {
+#define GEN_PASS_DEF_LLMPLOWERTOLINALG
+#include "compiler/Conversion/LLMPToLinalg/Passes.h.inc"
+} // namespace mlir::llmp
+
+using namespace mlir;
+using namespace mlir::llmp;
+
+namespace {
+
+using utils::IteratorType;
+using BodyFn = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+/// Builds linalg on tensors at one insertion point.
+struct Lowerer {
+  OpBuilder &b;
+  Location loc;
+
+  Type f32() { return b.getF32Type(); }
+  Value cst(double v) { return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v)); }
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value empty(ArrayRef<int64_t> shape, Type elt) {
+    return tensor::EmptyOp::create(b, loc, shape, elt);
+  }
+  Value fill(ArrayRef<int64_t> shape, double v) {
+    Value e = empty(shape, f32());
+    return linalg::FillOp::create(b, loc, ValueRange{cst(v)}, ValueRange{e}).getResult(0);
+  }
+  /// The map (d0..d{rank-1}) -> (d_i for i in dims).
+  AffineMap map(unsigned rank, ArrayRef<unsigned> dims) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned d : dims)
+      exprs.push_back(b.getAffineDimExpr(d));
+    return AffineMap::get(rank, 0, exprs, b.getContext());
+  }
+  AffineMap id(unsigned rank) { return b.getMultiDimIdentityMap(rank); }
+  /// The map dropping the last dimension.
+  AffineMap dropLast(unsigned rank) {
+    SmallVector<unsigned> dims;
+    for (unsigned i = 0; i + 1 < rank; ++i)
+      dims.push_back(i);
+    return map(rank, dims);
+  }
+
+  /// A linalg.generic with one result; `body` gets the block arguments (ins, then out).
+  Value generic(Value init, ValueRange ins, ArrayRef<AffineMap> maps,
+                ArrayRef<IteratorType> iters, BodyFn body) {
+    auto op = linalg::GenericOp::create(
+        b, loc, TypeRange{init.getType()}, ins, ValueRange{init}, maps, iters,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          linalg::YieldOp::create(nb, nl, body(nb, nl, args));
+        });
+    return op.getResult(0);
+  }
+
+  /// An elementwise generic over `ins` (all of shape `shape`).
+  Value elementwise(ArrayRef<int64_t> shape, ValueRange ins, BodyFn body) {
+    unsigned rank = shape.size();
+    SmallVector<AffineMap> maps(ins.size() + 1, id(rank));
+    SmallVector<IteratorType> iters(rank, IteratorType::parallel);
+    return generic(empty(shape, f32()), ins, maps, iters, body);
+  }
+
+  /// Reduces over the last dimension: out[..] = combine(out[..], body(ins at [.., j])).
+  /// `ins` have the full shape unless `insMaps` says otherwise.
+  Value reduceLast(ArrayRef<int64_t> shape, ValueRange ins, ArrayRef<AffineMap> insMaps,
+                   double init, BodyFn body) {
+    unsigned rank = shape.size();
+    SmallVector<AffineMap> maps(insMaps);
+    maps.push_back(dropLast(rank));
+    SmallVector<IteratorType> iters(rank, IteratorType::parallel);
+    iters.back() = IteratorType::reduction;
+    return generic(fill(shape.drop_back(), init), ins, maps, iters, body);
+  }
+
+  Value index(OpBuilder &nb, Location nl, int64_t dim) {
+    return linalg::IndexOp::create(nb, nl, dim);
+  }
+  static Value toF32(OpBuilder &nb, Location nl, Value index) {
+    Value i = arith::IndexCastOp::create(nb, nl, nb.getI64Type(), index);
+    return arith::SIToFPOp::create(nb, nl, nb.getF32Type(), i);
+  }
+  static Value toIndex(OpBuilder &nb, Location nl, Value i32) {
+    return arith::IndexCastOp::create(nb, nl, nb.getIndexType(), i32);
+  }
+
+  /// A contraction; `batched` selects linalg.batch_matmul. Shapes: op(a) is ([Bt,]M,K),
+  /// op(b) is ([Bt,]K,N); the result is ([Bt,]M,N).
+  Value matmul(Value a, Value bm, bool ta, bool tb, ArrayRef<int64_t> outShape) {
+    bool batched = outShape.size() == 3;
+    Value init = fill(outShape, 0.0);
+    // Dims: (m, n, k) or (bt, m, n, k).
+    unsigned o = batched ? 1 : 0, r = o + 3;
+    unsigned m = o, n = o + 1, k = o + 2;
+    auto pre = [&](unsigned x, unsigned y) {
+      return batched ? map(r, {0, x, y}) : map(r, {x, y});
+    };
+    SmallVector<AffineMap> maps = {ta ? pre(k, m) : pre(m, k), tb ? pre(n, k) : pre(k, n),
+                                   pre(m, n)};
+    ArrayAttr mapsAttr = b.getAffineMapArrayAttr(maps);
+    if (batched) {
+      auto op = linalg::BatchMatmulOp::create(b, loc, TypeRange{init.getType()},
+                                              ValueRange{a, bm}, ValueRange{init});
+      op.setIndexingMapsAttr(mapsAttr);
+      return op.getResult(0);
+    }
+    auto op = linalg::MatmulOp::create(b, loc, TypeRange{init.getType()}, ValueRange{a, bm},
+                                       ValueRange{init});
+    op.setIndexingMapsAttr(mapsAttr);
+    return op.getResult(0);
+  }
+
+  Value reshape(Value x, RankedTensorType to) {
+    auto from = cast<RankedTensorType>(x.getType());
+    if (from.getShape() == to.getShape())
+      return x;
+    auto all = [](int64_t rank) {
+      ReassociationIndices r;
+      for (int64_t i = 0; i < rank; ++i)
+        r.push_back(i);
+      return SmallVector<ReassociationIndices>{r};
+    };
+    auto flatTy = RankedTensorType::get({from.getNumElements()}, from.getElementType());
+    Value flat = x;
+    if (from.getRank() == 0)
+      flat = tensor::ExpandShapeOp::create(b, loc, flatTy, x, SmallVector<ReassociationIndices>{});
+    else if (from.getRank() > 1)
+      flat = tensor::CollapseShapeOp::create(b, loc, flatTy, x, all(from.getRank()));
+    if (to.getRank() == 1)
+      return flat;
+    if (to.getRank() == 0)
+      return tensor::CollapseShapeOp::create(b, loc, to, flat, SmallVector<ReassociationIndices>{});
+    return tensor::ExpandShapeOp::create(b, loc, to, flat, all(to.getRank()));
+  }
+
+  /// (B,T,D) -> (B*H, T, D/H): split heads and move them next to the batch.
+  Value toHeads(Value x, int64_t heads) {
+    auto s = cast<RankedTensorType>(x.getType()).getShape();
+    int64_t bs = s[0], t = s[1], hd = s[2] / heads;
+    auto t4 = RankedTensorType::get({bs, t, heads, hd}, f32());
+    Value e = tensor::ExpandShapeOp::create(b, loc, t4, x,
+                                            SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
+    Value tr = linalg::TransposeOp::create(b, loc, e, empty({bs, heads, t, hd}, f32()),
+                                           ArrayRef<int64_t>{0, 2, 1, 3})
+                   .getResult()[0];
+    return tensor::CollapseShapeOp::create(
+        b, loc, RankedTensorType::get({bs * heads, t, hd}, f32()), tr,
+        SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}});
+  }
+
+  /// (B*H, T, D/H) -> (B,T,D), the inverse of toHeads.
+  Value fromHeads(Value x, int64_t bs, int64_t heads) {
+    auto s = cast<RankedTensorType>(x.getType()).getShape();
+    int64_t t = s[1], hd = s[2];
+    Value e = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({bs, heads, t, hd}, f32()), x,
+        SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}});
+    Value tr = linalg::TransposeOp::create(b, loc, e, empty({bs, t, heads, hd}, f32()),
+                                           ArrayRef<int64_t>{0, 2, 1, 3})
+                   .getResult()[0];
+    return tensor::CollapseShapeOp::create(
+        b, loc, RankedTensorType::get({bs, t, heads * hd}, f32()), tr,
+        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
+  }
+
+  /// Scaled, masked score at (bh, i, j): -inf where causal and j > i.
+  static Value maskedScore(OpBuilder &nb, Location nl, Value s, double scale, bool causal) {
+    Value v = arith::MulFOp::create(
+        nb, nl, s, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
+    if (!causal)
+      return v;
+    Value i = linalg::IndexOp::create(nb, nl, 1), j = linalg::IndexOp::create(nb, nl, 2);
+    Value masked = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ugt, j, i);
+    Value ninf = arith::ConstantOp::create(
+        nb, nl, nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
+    return arith::SelectOp::create(nb, nl, masked, ninf, v);
+  }
+
+  /// Attention probabilities P (BH,T,T) from head-split q, k.
+  Value probs(Value q, Value k, double scale, bool causal) {
+    auto s = cast<RankedTensorType>(q.getType()).getShape();
+    SmallVector<int64_t> sh = {s[0], s[1], s[1]};
+    Value scores = matmul(q, k, false, true, sh);
+    AffineMap i3 = id(3), d3 = dropLast(3);
+    Value mx = reduceLast(sh, scores, {i3}, -std::numeric_limits<float>::infinity(),
+                          [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            Value v = maskedScore(nb, nl, a[0], scale, causal);
+                            return arith::MaximumFOp::create(nb, nl, a[1], v);
+                          });
+    Value sum = reduceLast(sh, ValueRange{scores, mx}, {i3, d3}, 0.0,
+                           [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                             Value v = maskedScore(nb, nl, a[0], scale, causal);
+                             Value e = math::ExpOp::create(
+                                 nb, nl, arith::SubFOp::create(nb, nl, v, a[1]));
+                             return arith::AddFOp::create(nb, nl, a[2], e);
+                           });
+    return generic(empty(sh, f32()), ValueRange{scores, mx, sum}, {i3, d3, d3, i3},
+                   SmallVector<IteratorType>(3, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value v = maskedScore(nb, nl, a[0], scale, causal);
+                     Value e =
+                         math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, v, a[1]));
+                     return arith::DivFOp::create(nb, nl, e, a[2]);
+                   });
+  }
+
+  /// Row max and sum of exp(x - max) over the last dim of logits (B,T,V).
+  std::pair<Value, Value> logSumExpParts(Value logits) {
+    auto sh = cast<RankedTensorType>(logits.getType()).getShape();
+    AffineMap i3 = id(3), d3 = dropLast(3);
+    Value mx = reduceLast(sh, logits, {i3}, -std::numeric_limits<float>::infinity(),
+                          [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            return arith::MaximumFOp::create(nb, nl, a[1], a[0]);
+                          });
+    Value se = reduceLast(sh, ValueRange{logits, mx}, {i3, d3}, 0.0,
+                          [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            Value e = math::ExpOp::create(
+                                nb, nl, arith::SubFOp::create(nb, nl, a[0], a[1]));
+                            return arith::AddFOp::create(nb, nl, a[2], e);
+                          });
+    return {mx, se};
+  }
+
+  /// Sum of squares of x (.., D) over the last dim, as rsqrt(ss / D + eps) per row.
+  Value invRms(Value x, float eps) {
+    auto sh = cast<RankedTensorType>(x.getType()).getShape();
+    unsigned rank = sh.size();
+    Value ss = reduceLast(sh, x, {id(rank)}, 0.0,
+                          [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            Value sq = arith::MulFOp::create(nb, nl, a[0], a[0]);
+                            return arith::AddFOp::create(nb, nl, a[1], sq);
+                          });
+    double invD = 1.0 / static_cast<double>(sh.back());
+    SmallVector<int64_t> rows(sh.drop_back());
+    return elementwise(rows, ss, [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+      Value m = arith::MulFOp::create(nb, nl, a[0],
+                                      arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(invD)));
+      Value me = arith::AddFOp::create(nb, nl, m,
+                                       arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(eps)));
+      return math::RsqrtOp::create(nb, nl, me);
+    });
+  }
+};
+
+ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
+
+//===----------------------------------------------------------------------===//
+// Per-op lowerings
+//===----------------------------------------------------------------------===//
+
+Value lower(Lowerer &L, EmbeddingOp op) {
+  auto sh = shapeOf(op.getResult());
+  Value table = op.getTable();
+  return L.generic(L.empty(sh, L.f32()), op.getIds(), {L.map(3, {0, 1}), L.id(3)},
+                   SmallVector<IteratorType>(3, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value row = Lowerer::toIndex(nb, nl, a[0]);
+                     Value col = linalg::IndexOp::create(nb, nl, 2);
+                     return tensor::ExtractOp::create(nb, nl, table, ValueRange{row, col});
+                   });
+}
+
+Value lower(Lowerer &L, EmbeddingGradOp op) {
+  // result (V,D) = 0; for b, t: result[ids[b,t], :] += dy[b,t,:]
+  auto ds = shapeOf(op.getDy());
+  Value init = L.fill(shapeOf(op.getResult()), 0.0);
+  Value ids = op.getIds(), dy = op.getDy();
+  Value c0 = L.idx(0), c1 = L.idx(1);
+  OpBuilder &b = L.b;
+  auto loopB = scf::ForOp::create(
+      b, L.loc, c0, L.idx(ds[0]), c1, ValueRange{init},
+      [&](OpBuilder &b1, Location l1, Value ib, ValueRange accB) {
+        auto loopT = scf::ForOp::create(
+            b1, l1, c0, arith::ConstantIndexOp::create(b1, l1, ds[1]), c1, accB,
+            [&](OpBuilder &b2, Location l2, Value it, ValueRange accT) {
+              Value row = Lowerer::toIndex(
+                  b2, l2, tensor::ExtractOp::create(b2, l2, ids, ValueRange{ib, it}));
+              auto loopD = scf::ForOp::create(
+                  b2, l2, c0, arith::ConstantIndexOp::create(b2, l2, ds[2]), c1, accT,
+                  [&](OpBuilder &b3, Location l3, Value id, ValueRange acc) {
+                    Value g = tensor::ExtractOp::create(b3, l3, dy, ValueRange{ib, it, id});
+                    Value old = tensor::ExtractOp::create(b3, l3, acc[0], ValueRange{row, id});
+                    Value sum = arith::AddFOp::create(b3, l3, old, g);
+                    Value upd =
+                        tensor::InsertOp::create(b3, l3, sum, acc[0], ValueRange{row, id});
+                    scf::YieldOp::create(b3, l3, upd);
+                  });
+              scf::YieldOp::create(b2, l2, loopD.getResults());
+            });
+        scf::YieldOp::create(b1, l1, loopT.getResults());
+      });
+  return loopB.getResult(0);
+}
+
+Value lower(Lowerer &L, MatmulOp op) {
+  return L.matmul(op.getLhs(), op.getRhs(), op.getTransposeA(), op.getTransposeB(),
+                  shapeOf(op.getResult()));
+}
+
+Value lower(Lowerer &L, ReshapeOp op) {
+  return L.reshape(op.getInput(), cast<RankedTensorType>(op.getResult().getType()));
+}
+
+Value lower(Lowerer &L, TransposeOp op) {
+  return linalg::TransposeOp::create(L.b, L.loc, op.getInput(),
+                                     L.empty(shapeOf(op.getResult()), L.f32()),
+                                     ArrayRef<int64_t>{1, 0})
+      .getResult()[0];
+}
+
+Value lower(Lowerer &L, AddOp op) {
+  return L.elementwise(shapeOf(op.getResult()), ValueRange{op.getLhs(), op.getRhs()},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::AddFOp::create(nb, nl, a[0], a[1]);
+                       });
+}
+
+Value lower(Lowerer &L, MulOp op) {
+  return L.elementwise(shapeOf(op.getResult()), ValueRange{op.getLhs(), op.getRhs()},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::MulFOp::create(nb, nl, a[0], a[1]);
+                       });
+}
+
+/// sigmoid(x) = 1 / (1 + exp(-x)).
+Value sigmoid(OpBuilder &nb, Location nl, Value x) {
+  Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+  Value e = math::ExpOp::create(nb, nl, arith::NegFOp::create(nb, nl, x));
+  return arith::DivFOp::create(nb, nl, one, arith::AddFOp::create(nb, nl, one, e));
+}
+
+Value lower(Lowerer &L, SiluOp op) {
+  return L.elementwise(shapeOf(op.getResult()), op.getInput(),
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::MulFOp::create(nb, nl, a[0], sigmoid(nb, nl, a[0]));
+                       });
+}
+
+Value lower(Lowerer &L, SiluGradOp op) {
+  // dx = dy * s * (1 + x (1 - s))
+  return L.elementwise(shapeOf(op.getResult()), ValueRange{op.getInput(), op.getDy()},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         Value s = sigmoid(nb, nl, a[0]);
+                         Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+                         Value oms = arith::SubFOp::create(nb, nl, one, s);
+                         Value t = arith::AddFOp::create(
+                             nb, nl, one, arith::MulFOp::create(nb, nl, a[0], oms));
+                         return arith::MulFOp::create(nb, nl, a[1],
+                                                      arith::MulFOp::create(nb, nl, s, t));
+                       });
+}
+
+Value lower(Lowerer &L, RMSNormOp op) {
+  auto sh = shapeOf(op.getInput());
+  unsigned rank = sh.size();
+  Value r = L.invRms(op.getInput(), op.getEps().convertToFloat());
+  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getInput(), r, op.getWeight()},
+                   {L.id(rank), L.dropLast(rank), L.map(rank, {rank - 1}), L.id(rank)},
+                   SmallVector<IteratorType>(rank, IteratorType::parallel),
+                   [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value xn = arith::MulFOp::create(nb, nl, a[0], a[1]);
+                     return arith::MulFOp::create(nb, nl, xn, a[2]);
+                   });
+}
+
+SmallVector<Value> lower(Lowerer &L, RMSNormGradOp op) {
+  // r = rsqrt(mean(x^2) + eps); s2 = sum_d dy w x;
+  // dx = r dy w - x r^3 s2 / D; dw = sum_rows dy x r.
+  auto sh = shapeOf(op.getInput());
+  unsigned rank = sh.size();
+  double invD = 1.0 / static_cast<double>(sh.back());
+  Value x = op.getInput(), w = op.getWeight(), dy = op.getDy();
+  Value r = L.invRms(x, op.getEps().convertToFloat());
+  AffineMap idm = L.id(rank), rowm = L.dropLast(rank), colm = L.map(rank, {rank - 1});
+  Value s2 = L.reduceLast(sh, ValueRange{x, w, dy}, {idm, colm, idm}, 0.0,
+                          [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            Value p = arith::MulFOp::create(
+                                nb, nl, arith::MulFOp::create(nb, nl, a[0], a[1]), a[2]);
+                            return arith::AddFOp::create(nb, nl, a[3], p);
+                          });
+  Value dx = L.generic(
+      L.empty(sh, L.f32()), ValueRange{x, w, dy, r, s2}, {idm, colm, idm, rowm, rowm, idm},
+      SmallVector<IteratorType>(rank, IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        Value rr = a[3];
+        Value t1 = arith::MulFOp::create(nb, nl, rr, arith::MulFOp::create(nb, nl, a[2], a[1]));
+        Value r3 = arith::MulFOp::create(nb, nl, rr, arith::MulFOp::create(nb, nl, rr, rr));
+        Value c = arith::MulFOp::create(
+            nb, nl, a[4], arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(invD)));
+        Value t2 = arith::MulFOp::create(nb, nl, a[0], arith::MulFOp::create(nb, nl, r3, c));
+        return arith::SubFOp::create(nb, nl, t1, t2);
+      });
+  SmallVector<IteratorType> iters(rank, IteratorType::reduction);
+  iters.back() = IteratorType::parallel;
+  Value dw = L.generic(L.fill({sh.back()}, 0.0), ValueRange{x, dy, r}, {idm, idm, rowm, colm},
+                       iters, [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         Value p = arith::MulFOp::create(
+                             nb, nl, arith::MulFOp::create(nb, nl, a[0], a[1]), a[2]);
+                         return arith::AddFOp::create(nb, nl, a[3], p);
+                       });
+  return {dx, dw};
+}
+
+Value lower(Lowerer &L, RopeOp op) {
+  auto sh = shapeOf(op.getResult());
+  int64_t hd = sh[2] / static_cast<int64_t>(op.getHeads()), half = hd / 2;
+  double logTheta = std::log(static_cast<double>(op.getTheta().convertToFloat()));
+  bool inverse = op.getInverse();
+  Value x = op.getInput();
+  return L.generic(
+      L.empty(sh, L.f32()), x, {L.id(3), L.id(3)},
+      SmallVector<IteratorType>(3, IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+        auto cf = [&](double v) { return arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(v)); };
+        Value ib = linalg::IndexOp::create(nb, nl, 0), it = linalg::IndexOp::create(nb, nl, 1),
+              id = linalg::IndexOp::create(nb, nl, 2);
+        Value j = arith::RemUIOp::create(nb, nl, id, ci(hd));
+        Value lo = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, j, ci(half));
+        Value i = arith::SelectOp::create(nb, nl, lo, j, arith::SubIOp::create(nb, nl, j, ci(half)));
+        Value partner = arith::SelectOp::create(nb, nl, lo, arith::AddIOp::create(nb, nl, id, ci(half)),
+                                                arith::SubIOp::create(nb, nl, id, ci(half)));
+        Value xp = tensor::ExtractOp::create(nb, nl, x, ValueRange{ib, it, partner});
+        // freq = theta^(-2i/h) = exp(-(2i/h) ln theta); angle = t * freq.
+        Value fi = Lowerer::toF32(nb, nl, i);
+        Value expo = arith::MulFOp::create(nb, nl, fi, cf(-2.0 * logTheta / static_cast<double>(hd)));
+        Value ang = arith::MulFOp::create(nb, nl, Lowerer::toF32(nb, nl, it),
+                                          math::ExpOp::create(nb, nl, expo));
+        Value c = math::CosOp::create(nb, nl, ang);
+        Value s = math::SinOp::create(nb, nl, ang);
+        if (inverse)
+          s = arith::NegFOp::create(nb, nl, s);
+        Value xc = arith::MulFOp::create(nb, nl, a[0], c);
+        Value ps = arith::MulFOp::create(nb, nl, xp, s);
+        return arith::SelectOp::create(nb, nl, lo, arith::SubFOp::create(nb, nl, xc, ps),
+                                       arith::AddFOp::create(nb, nl, xc, ps));
+      });
+}
+
+Value lower(Lowerer &L, AttentionOp op) {
+  auto sh = shapeOf(op.getQ());
+  int64_t heads = op.getHeads(), hd = sh[2] / heads;
+  double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Value q = L.toHeads(op.getQ(), heads), k = L.toHeads(op.getK(), heads),
+        v = L.toHeads(op.getV(), heads);
+  Value p = L.probs(q, k, scale, op.getCausal());
+  Value o = L.matmul(p, v, false, false, {sh[0] * heads, sh[1], hd});
+  return L.fromHeads(o, sh[0], heads);
+}
+
+SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
+  auto sh = shapeOf(op.getQ());
+  int64_t heads = op.getHeads(), hd = sh[2] / heads, bh = sh[0] * heads, t = sh[1];
+  double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Value q = L.toHeads(op.getQ(), heads), k = L.toHeads(op.getK(), heads),
+        v = L.toHeads(op.getV(), heads), dO = L.toHeads(op.getDy(), heads);
+  Value p = L.probs(q, k, scale, op.getCausal());
+  SmallVector<int64_t> hs = {bh, t, hd}, ss = {bh, t, t};
+  Value dv = L.matmul(p, dO, true, false, hs);  // dV = P^T dO
+  Value dp = L.matmul(dO, v, false, true, ss);  // dP = dO V^T
+  AffineMap i3 = L.id(3), d3 = L.dropLast(3);
+  Value rs = L.reduceLast(ss, ValueRange{dp, p}, {i3, i3}, 0.0,
+                          [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            return arith::AddFOp::create(
+                                nb, nl, a[2], arith::MulFOp::create(nb, nl, a[0], a[1]));
+                          });
+  // dS * scale, with dS = P (dP - rowsum(dP P)); the scale of the scores folds in here.
+  Value ds = L.generic(L.empty(ss, L.f32()), ValueRange{dp, p, rs}, {i3, i3, d3, i3},
+                       SmallVector<IteratorType>(3, IteratorType::parallel),
+                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         Value d = arith::SubFOp::create(nb, nl, a[0], a[2]);
+                         Value g = arith::MulFOp::create(nb, nl, a[1], d);
+                         return arith::MulFOp::create(
+                             nb, nl, g, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
+                       });
+  Value dq = L.matmul(ds, k, false, false, hs); // dQ = dS K s
+  Value dk = L.matmul(ds, q, true, false, hs);  // dK = dS^T Q s
+  return {L.fromHeads(dq, sh[0], heads), L.fromHeads(dk, sh[0], heads),
+          L.fromHeads(dv, sh[0], heads)};
+}
+
+Value lower(Lowerer &L, CrossEntropyOp op) {
+  auto sh = shapeOf(op.getResult());
+  Value logits = op.getLogits();
+  auto [mx, se] = L.logSumExpParts(logits);
+  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getTargets(), mx, se},
+                   {L.id(2), L.id(2), L.id(2), L.id(2)},
+                   SmallVector<IteratorType>(2, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value ib = linalg::IndexOp::create(nb, nl, 0);
+                     Value it = linalg::IndexOp::create(nb, nl, 1);
+                     Value tgt = Lowerer::toIndex(nb, nl, a[0]);
+                     Value lt = tensor::ExtractOp::create(nb, nl, logits, ValueRange{ib, it, tgt});
+                     Value lse = arith::AddFOp::create(nb, nl, math::LogOp::create(nb, nl, a[2]), a[1]);
+                     return arith::SubFOp::create(nb, nl, lse, lt);
+                   });
+}
+
+Value lower(Lowerer &L, CrossEntropyGradOp op) {
+  auto sh = shapeOf(op.getResult());
+  auto [mx, se] = L.logSumExpParts(op.getLogits());
+  AffineMap i3 = L.id(3), d3 = L.dropLast(3);
+  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getLogits(), op.getTargets(), mx, se, op.getDy()},
+                   {i3, d3, d3, d3, d3, i3}, SmallVector<IteratorType>(3, IteratorType::parallel),
+                   [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value e = math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, a[0], a[2]));
+                     Value p = arith::DivFOp::create(nb, nl, e, a[3]);
+                     Value v = arith::IndexCastOp::create(nb, nl, nb.getI32Type(),
+                                                          linalg::IndexOp::create(nb, nl, 2));
+                     Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, v, a[1]);
+                     Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+                     Value pm = arith::SelectOp::create(nb, nl, hit, arith::SubFOp::create(nb, nl, p, one), p);
+                     return arith::MulFOp::create(nb, nl, pm, a[4]);
+                   });
+}
+
+Value lower(Lowerer &L, MeanOp op) {
+  auto sh = shapeOf(op.getInput());
+  unsigned rank = sh.size();
+  auto ty = cast<RankedTensorType>(op.getInput().getType());
+  double inv = 1.0 / static_cast<double>(ty.getNumElements());
+  Value sum = L.generic(L.fill({}, 0.0), op.getInput(),
+                        {L.id(rank), AffineMap::get(rank, 0, {}, L.b.getContext())},
+                        SmallVector<IteratorType>(rank, IteratorType::reduction),
+                        [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                          return arith::AddFOp::create(nb, nl, a[1], a[0]);
+                        });
+  return L.elementwise({}, sum, [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+    return arith::MulFOp::create(nb, nl, a[0], arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(inv)));
+  });
+}
+
+Value lower(Lowerer &L, SplatOp op) {
+  auto sh = shapeOf(op.getResult());
+  unsigned rank = sh.size();
+  double scale = op.getScale().convertToFloat();
+  return L.generic(L.empty(sh, L.f32()), op.getInput(),
+                   {AffineMap::get(rank, 0, {}, L.b.getContext()), L.id(rank)},
+                   SmallVector<IteratorType>(rank, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     return arith::MulFOp::create(
+                         nb, nl, a[0], arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
+                   });
+}
+
+/// Lowers one op; returns its replacement values or failure for an unknown op.
+FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op) {
+  auto one = [](Value v) { return SmallVector<Value>{v}; };
+  return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
+      .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
+            SiluOp, SiluGradOp, RMSNormOp, RopeOp, AttentionOp, CrossEntropyOp,
+            CrossEntropyGradOp, MeanOp, SplatOp>([&](auto o) { return one(lower(L, o)); })
+      .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
+      .Default([](Operation *) { return failure(); });
+}
+
+struct LLMPLowerToLinalgPass
+    : mlir::llmp::impl::LLMPLowerToLinalgBase<LLMPLowerToLinalgPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<LLMPDialect>(op->getDialect()))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      Lowerer L{rewriter, op->getLoc()};
+      FailureOr<SmallVector<Value>> repl = lowerOp(L, op);
+      if (failed(repl)) {
+        op->emitOpError() << "has no lowering to linalg";
+        return signalPassFailure();
+      }
+      rewriter.replaceOp(op, *repl);
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Conversion of the llmp dialect to linalg on tensors.
+#ifndef LLMP_CONVERSION_LLMPTOLINALG_PASSES_TD
+#define LLMP_CONVERSION_LLMPTOLINALG_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LLMPLowerToLinalg : Pass<"llmp-lower-to-linalg", "ModuleOp"> {
+  let summary = "Lower every llmp op to linalg, tensor, arith, math and scf on tensors";
+  let description = [{
+    Matrix products become `linalg.matmul` / `linalg.batch_matmul` with explicit
+    `indexing_maps` for transposed operands; elementwise ops, reductions, softmax, RoPE and
+    losses become `linalg.generic`; `llmp.embedding_grad` becomes an `scf.for` scatter-add.
+
+    Before:
+    ```mlir
+    %y = llmp.matmul %x, %w {transpose_b} : (tensor<8x16xf32>, tensor<32x16xf32>) -> tensor<8x32xf32>
+    ```
+    After:
+    ```mlir
+    %z = linalg.fill ins(%cst : f32) outs(%e : tensor<8x32xf32>) -> tensor<8x32xf32>
+    %y = linalg.matmul indexing_maps = [...] ins(%x, %w : ...) outs(%z : ...) -> tensor<8x32xf32>
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def LLMPFuseElementwise : Pass<"llmp-fuse-elementwise", "ModuleOp"> {
+  let summary = "Fuse producer/consumer chains of elementwise linalg.generic ops";
+  let description = [{
+    Runs MLIR's linalg elementwise-fusion patterns alone. Unlike
+    `linalg-fuse-elementwise-ops`, it does not propagate reshapes through named ops, so
+    `linalg.matmul` / `linalg.batch_matmul` stay named and later become BLAS calls.
+
+    Before:
+    ```mlir
+    %a = linalg.generic {...} ins(%x : tensor<8xf32>) outs(%e : tensor<8xf32>) { mulf }
+    %b = linalg.generic {...} ins(%a : tensor<8xf32>) outs(%e : tensor<8xf32>) { exp }
+    ```
+    After:
+    ```mlir
+    %b = linalg.generic {...} ins(%x : tensor<8xf32>) outs(%e : tensor<8xf32>) { mulf; exp }
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+#endif

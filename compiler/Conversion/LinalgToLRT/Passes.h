@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Passes of the linalg -> kernel-call conversion (`llmp-linalg-to-lrt`).
+#pragma once
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::llmp {
+#define GEN_PASS_DECL
+#include "compiler/Conversion/LinalgToLRT/Passes.h.inc"
+#define GEN_PASS_REGISTRATION
+#include "compiler/Conversion/LinalgToLRT/Passes.h.inc"
+} // namespace mlir::llmp

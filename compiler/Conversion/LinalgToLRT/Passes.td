@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Conversion of buffer-level linalg contractions to kernel library calls.
+#ifndef LLMP_CONVERSION_LINALGTOLRT_PASSES_TD
+#define LLMP_CONVERSION_LINALGTOLRT_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LLMPLinalgToLRT : Pass<"llmp-linalg-to-lrt", "ModuleOp"> {
+  let summary = "Replace f32 linalg.matmul / batch_matmul on memrefs with BLAS kernel calls";
+  let description = [{
+    After bufferization, each f32 `linalg.matmul` (resp. `linalg.batch_matmul`) on memrefs
+    whose indexing maps are the default or transpose an operand becomes a call to
+    `@lrt_matmul_f32` (resp. `@lrt_batch_matmul_f32`) from kernels/cpu, declared with
+    `llvm.emit_c_interface`. Both accumulate into C, as linalg does.
+
+    Before:
+    ```mlir
+    linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x2xf32>) outs(%c : memref<4x2xf32>)
+    ```
+    After:
+    ```mlir
+    %ca = memref.cast %a : memref<4x8xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+    ...
+    call @lrt_matmul_f32(%false, %false, %ca, %cb, %cc) : (i32, i32, ...) -> ()
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
+#endif

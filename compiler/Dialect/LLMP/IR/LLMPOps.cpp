@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The llmp dialect: op verifiers (shape checks with expected-vs-found messages), the
+/// gradient rules of DifferentiableOpInterface, and the matmul/transpose canonicalisation.
+#include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+using namespace mlir::llmp;
+
+#include "compiler/Dialect/LLMP/IR/LLMPOpsDialect.cpp.inc"
+#include "compiler/Dialect/LLMP/IR/LLMPInterfaces.cpp.inc"
+
+void LLMPDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "compiler/Dialect/LLMP/IR/LLMPOps.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// Verifier helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Formats a shape as `2x8x16` (`scalar` for rank 0).
+std::string shapeStr(ArrayRef<int64_t> shape) {
+  if (shape.empty())
+    return "scalar";
+  std::string s;
+  for (auto [i, d] : llvm::enumerate(shape)) {
+    if (i)
+      s += "x";
+    s += std::to_string(d);
+  }
+  return s;
+}
+
+ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
+
+/// Checks that `found` has shape `expected`; `what` names the operand or result.
+LogicalResult checkShape(Operation *op, StringRef what, ArrayRef<int64_t> expected,
+                         Value found) {
+  if (shapeOf(found) == expected)
+    return success();
+  return op->emitOpError() << "expected " << what << " of shape " << shapeStr(expected)
+                           << " but found " << shapeStr(shapeOf(found));
+}
+
+/// Checks that `v` has rank `rank`.
+LogicalResult checkRank(Operation *op, StringRef what, int64_t rank, Value v) {
+  if (static_cast<int64_t>(shapeOf(v).size()) == rank)
+    return success();
+  return op->emitOpError() << "expected " << what << " of rank " << rank << " but found rank "
+                           << shapeOf(v).size();
+}
+
+/// Checks that `heads` divides the model width `d` (and, for rope, that the head is even).
+LogicalResult checkHeads(Operation *op, int64_t heads, int64_t d, bool evenHead) {
+  if (heads <= 0 || d % heads != 0)
+    return op->emitOpError() << "expected heads to divide the model width " << d
+                             << " but found heads = " << heads;
+  if (evenHead && (d / heads) % 2 != 0)
+    return op->emitOpError() << "expected an even head size but found " << d / heads;
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Verifiers
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  if (failed(checkRank(*this, "table", 2, getTable())) ||
+      failed(checkRank(*this, "ids", 2, getIds())))
+    return failure();
+  auto ids = shapeOf(getIds());
+  return checkShape(*this, "result", {ids[0], ids[1], shapeOf(getTable())[1]}, getResult());
+}
+
+LogicalResult MatmulOp::verify() {
+  if (failed(checkRank(*this, "lhs", 2, getLhs())) ||
+      failed(checkRank(*this, "rhs", 2, getRhs())))
+    return failure();
+  auto a = shapeOf(getLhs()), b = shapeOf(getRhs());
+  int64_t m = getTransposeA() ? a[1] : a[0], ka = getTransposeA() ? a[0] : a[1];
+  int64_t kb = getTransposeB() ? b[1] : b[0], n = getTransposeB() ? b[0] : b[1];
+  if (ka != kb)
+    return emitOpError() << "expected the contraction sizes to match but found " << ka
+                         << " (lhs) and " << kb << " (rhs)";
+  return checkShape(*this, "result", {m, n}, getResult());
+}
+
+LogicalResult ReshapeOp::verify() {
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = cast<RankedTensorType>(getResult().getType());
+  if (in.getElementType() != out.getElementType())
+    return emitOpError() << "expected result element type " << in.getElementType()
+                         << " but found " << out.getElementType();
+  if (in.getNumElements() != out.getNumElements())
+    return emitOpError() << "expected result with " << in.getNumElements()
+                         << " elements but found " << out.getNumElements();
+  return success();
+}
+
+LogicalResult TransposeOp::verify() {
+  if (failed(checkRank(*this, "input", 2, getInput())))
+    return failure();
+  auto s = shapeOf(getInput());
+  return checkShape(*this, "result", {s[1], s[0]}, getResult());
+}
+
+LogicalResult AddOp::verify() {
+  if (failed(checkShape(*this, "rhs", shapeOf(getLhs()), getRhs())))
+    return failure();
+  return checkShape(*this, "result", shapeOf(getLhs()), getResult());
+}
+
+LogicalResult MulOp::verify() {
+  if (failed(checkShape(*this, "rhs", shapeOf(getLhs()), getRhs())))
+    return failure();
+  return checkShape(*this, "result", shapeOf(getLhs()), getResult());
+}
+
+LogicalResult SiluOp::verify() {
+  return checkShape(*this, "result", shapeOf(getInput()), getResult());
+}
+
+LogicalResult RMSNormOp::verify() {
+  auto x = shapeOf(getInput());
+  if (x.empty())
+    return emitOpError() << "expected an input of rank >= 1 but found a scalar";
+  if (failed(checkShape(*this, "weight", {x.back()}, getWeight())))
+    return failure();
+  return checkShape(*this, "result", x, getResult());
+}
+
+LogicalResult RopeOp::verify() {
+  if (failed(checkRank(*this, "input", 3, getInput())))
+    return failure();
+  if (failed(checkHeads(*this, getHeads(), shapeOf(getInput())[2], /*evenHead=*/true)))
+    return failure();
+  return checkShape(*this, "result", shapeOf(getInput()), getResult());
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(checkRank(*this, "q", 3, getQ())))
+    return failure();
+  auto q = shapeOf(getQ());
+  if (failed(checkShape(*this, "k", q, getK())) || failed(checkShape(*this, "v", q, getV())) ||
+      failed(checkHeads(*this, getHeads(), q[2], /*evenHead=*/false)))
+    return failure();
+  return checkShape(*this, "result", q, getResult());
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  if (failed(checkRank(*this, "logits", 3, getLogits())))
+    return failure();
+  auto l = shapeOf(getLogits());
+  if (failed(checkShape(*this, "targets", {l[0], l[1]}, getTargets())))
+    return failure();
+  return checkShape(*this, "result", {l[0], l[1]}, getResult());
+}
+
+LogicalResult MeanOp::verify() { return success(); }
+
+LogicalResult SplatOp::verify() { return success(); }
+
+LogicalResult EmbeddingGradOp::verify() {
+  if (failed(checkRank(*this, "ids", 2, getIds())) ||
+      failed(checkRank(*this, "dy", 3, getDy())))
+    return failure();
+  auto ids = shapeOf(getIds()), dy = shapeOf(getDy());
+  if (dy.take_front(2) != ids)
+    return emitOpError() << "expected dy of shape " << shapeStr(ids) << "xD but found "
+                         << shapeStr(dy);
+  return checkShape(*this, "result", {static_cast<int64_t>(getVocab()), dy[2]}, getResult());
+}
+
+LogicalResult SiluGradOp::verify() {
+  if (failed(checkShape(*this, "dy", shapeOf(getInput()), getDy())))
+    return failure();
+  return checkShape(*this, "result", shapeOf(getInput()), getResult());
+}
+
+LogicalResult RMSNormGradOp::verify() {
+  auto x = shapeOf(getInput());
+  if (x.empty())
+    return emitOpError() << "expected an input of rank >= 1 but found a scalar";
+  if (failed(checkShape(*this, "weight", {x.back()}, getWeight())) ||
+      failed(checkShape(*this, "dy", x, getDy())) ||
+      failed(checkShape(*this, "dinput", x, getDinput())))
+    return failure();
+  return checkShape(*this, "dweight", {x.back()}, getDweight());
+}
+
+LogicalResult AttentionGradOp::verify() {
+  if (failed(checkRank(*this, "q", 3, getQ())))
+    return failure();
+  auto q = shapeOf(getQ());
+  if (failed(checkShape(*this, "k", q, getK())) || failed(checkShape(*this, "v", q, getV())) ||
+      failed(checkShape(*this, "dy", q, getDy())) ||
+      failed(checkHeads(*this, getHeads(), q[2], /*evenHead=*/false)))
+    return failure();
+  for (Value r : getResults())
+    if (failed(checkShape(*this, "gradient", q, r)))
+      return failure();
+  return success();
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  if (failed(checkRank(*this, "logits", 3, getLogits())))
+    return failure();
+  auto l = shapeOf(getLogits());
+  if (failed(checkShape(*this, "targets", {l[0], l[1]}, getTargets())) ||
+      failed(checkShape(*this, "dy", {l[0], l[1]}, getDy())))
+    return failure();
+  return checkShape(*this, "result", l, getResult());
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient rules
+//===----------------------------------------------------------------------===//
+
+/// The incoming gradient of a single-result op, or zeros-free failure when it is missing.
+static Value soleGrad(ArrayRef<Value> resultGrads) {
+  return resultGrads.empty() ? Value() : resultGrads.front();
+}
+
+LogicalResult EmbeddingOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  Value dy = soleGrad(resultGrads);
+  auto tableTy = getTable().getType();
+  operandGrads.push_back(EmbeddingGradOp::create(b, getLoc(), tableTy, getIds(), dy,
+                                                 b.getI64IntegerAttr(tableTy.getDimSize(0))));
+  operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult MatmulOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  Value dc = soleGrad(resultGrads), a = getLhs(), bb = getRhs();
+  Location loc = getLoc();
+  auto mm = [&](Value x, Value y, bool ta, bool tb, Type ty) -> Value {
+    auto op = MatmulOp::create(b, loc, ty, x, y);
+    op.setTransposeA(ta);
+    op.setTransposeB(tb);
+    return op;
+  };
+  Type aTy = a.getType(), bTy = bb.getType();
+  bool ta = getTransposeA(), tb = getTransposeB();
+  // C = op(A) op(B); each case writes dA, dB as one matmul in A's and B's own layout.
+  if (!ta && !tb) {
+    operandGrads.push_back(mm(dc, bb, false, true, aTy)); // dA = dC B^T
+    operandGrads.push_back(mm(a, dc, true, false, bTy));  // dB = A^T dC
+  } else if (!ta && tb) {
+    operandGrads.push_back(mm(dc, bb, false, false, aTy)); // dA = dC B
+    operandGrads.push_back(mm(dc, a, true, false, bTy));   // dB = dC^T A
+  } else if (ta && !tb) {
+    operandGrads.push_back(mm(bb, dc, false, true, aTy)); // dA = B dC^T
+    operandGrads.push_back(mm(a, dc, false, false, bTy)); // dB = A dC
+  } else {
+    operandGrads.push_back(mm(bb, dc, true, true, aTy)); // dA = B^T dC^T
+    operandGrads.push_back(mm(dc, a, true, true, bTy));  // dB = dC^T A^T
+  }
+  return success();
+}
+
+LogicalResult ReshapeOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  if (!isa<FloatType>(getInput().getType().getElementType())) {
+    operandGrads.push_back(Value());
+    return success();
+  }
+  operandGrads.push_back(
+      ReshapeOp::create(b, getLoc(), getInput().getType(), soleGrad(resultGrads)));
+  return success();
+}
+
+LogicalResult TransposeOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(
+      TransposeOp::create(b, getLoc(), getInput().getType(), soleGrad(resultGrads)));
+  return success();
+}
+
+LogicalResult AddOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(soleGrad(resultGrads));
+  operandGrads.push_back(soleGrad(resultGrads));
+  return success();
+}
+
+LogicalResult MulOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  Value dy = soleGrad(resultGrads);
+  Type ty = getType();
+  operandGrads.push_back(MulOp::create(b, getLoc(), ty, dy, getRhs()));
+  operandGrads.push_back(MulOp::create(b, getLoc(), ty, dy, getLhs()));
+  return success();
+}
+
+LogicalResult SiluOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(
+      SiluGradOp::create(b, getLoc(), getType(), getInput(), soleGrad(resultGrads)));
+  return success();
+}
+
+LogicalResult RMSNormOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  auto g = RMSNormGradOp::create(b, getLoc(), getInput().getType(), getWeight().getType(),
+                                 getInput(), getWeight(), soleGrad(resultGrads), getEpsAttr());
+  operandGrads.push_back(g.getDinput());
+  operandGrads.push_back(g.getDweight());
+  return success();
+}
+
+LogicalResult RopeOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  // A rotation's transpose is the rotation by the opposite angle.
+  auto g = RopeOp::create(b, getLoc(), getType(), soleGrad(resultGrads), getHeadsAttr(),
+                          getThetaAttr(), /*inverse=*/nullptr);
+  g.setInverse(!getInverse());
+  operandGrads.push_back(g);
+  return success();
+}
+
+LogicalResult AttentionOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  Type ty = getType();
+  auto g = AttentionGradOp::create(b, getLoc(), TypeRange{ty, ty, ty}, getQ(), getK(), getV(),
+                                   soleGrad(resultGrads), getHeadsAttr(), getCausalAttr());
+  operandGrads.append({g.getDq(), g.getDk(), g.getDv()});
+  return success();
+}
+
+LogicalResult CrossEntropyOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                             SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(CrossEntropyGradOp::create(b, getLoc(), getLogits().getType(),
+                                                    getLogits(), getTargets(),
+                                                    soleGrad(resultGrads)));
+  operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult MeanOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  auto ty = getInput().getType();
+  float scale = 1.0f / static_cast<float>(ty.getNumElements());
+  operandGrads.push_back(SplatOp::create(b, getLoc(), ty, soleGrad(resultGrads),
+                                         b.getF32FloatAttr(scale)));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Canonicalisation
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// matmul(transpose(a), b) -> matmul(a, b) {transpose_a flipped}; likewise for b.
+struct FoldTransposeIntoMatmul : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MatmulOp op, PatternRewriter &rewriter) const override {
+    auto ta = op.getLhs().getDefiningOp<TransposeOp>();
+    auto tb = op.getRhs().getDefiningOp<TransposeOp>();
+    if (!ta && !tb)
+      return failure();
+    Value lhs = ta ? ta.getInput() : op.getLhs();
+    Value rhs = tb ? tb.getInput() : op.getRhs();
+    bool newTa = ta ? !op.getTransposeA() : op.getTransposeA();
+    bool newTb = tb ? !op.getTransposeB() : op.getTransposeB();
+    auto mm = MatmulOp::create(rewriter, op.getLoc(), op.getType(), lhs, rhs);
+    mm.setTransposeA(newTa);
+    mm.setTransposeB(newTb);
+    rewriter.replaceOp(op, mm.getResult());
+    return success();
+  }
+};
+
+} // namespace
+
+void MatmulOp::getCanonicalizationPatterns(RewritePatternSet &results, MLIRContext *context) {
+  results.add<FoldTransposeIntoMatmul>(context);
+}
+
+#define GET_OP_CLASSES
+#include "compiler/Dialect/LLMP/IR/LLMPOps.cpp.inc"

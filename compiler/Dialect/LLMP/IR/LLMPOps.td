@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Ops of the llmp dialect. Every op spells its types with `functional-type` so that the
+/// printed form names each operand's shape, which the verifiers check against each other.
+#ifndef LLMP_OPS_TD
+#define LLMP_OPS_TD
+
+include "compiler/Dialect/LLMP/IR/LLMPDialect.td"
+include "compiler/Dialect/LLMP/IR/LLMPInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+class LLMP_DiffOp<string mnemonic, list<Trait> traits = []>
+    : LLMP_Op<mnemonic, !listconcat(traits, [
+        DeclareOpInterfaceMethods<LLMP_DifferentiableOpInterface>])> {
+  let hasVerifier = 1;
+}
+
+class LLMP_GradOp<string mnemonic, list<Trait> traits = []> : LLMP_Op<mnemonic, traits> {
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Forward ops
+//===----------------------------------------------------------------------===//
+
+def LLMP_EmbeddingOp : LLMP_DiffOp<"embedding"> {
+  let summary = "row lookup of token ids in an embedding table";
+  let description = [{
+    `table` is (V, D), `ids` is (B, T); the result is (B, T, D) with
+    `result[b, t] = table[ids[b, t]]`.
+
+    ```mlir
+    %x = llmp.embedding %table, %ids : (tensor<64x16xf32>, tensor<2x8xi32>) -> tensor<2x8x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$table, LLMP_I32Tensor:$ids);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$table `,` $ids attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_MatmulOp : LLMP_DiffOp<"matmul"> {
+  let summary = "2-D matrix product with optional operand transposes";
+  let description = [{
+    `result = op(lhs) * op(rhs)` where `op` transposes when `transpose_a` (for `lhs`) or
+    `transpose_b` (for `rhs`) is set. Shapes: op(lhs) is (M, K), op(rhs) is (K, N), the
+    result is (M, N).
+
+    ```mlir
+    %y = llmp.matmul %x, %w {transpose_b} : (tensor<8x16xf32>, tensor<32x16xf32>) -> tensor<8x32xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$lhs, LLMP_F32Tensor:$rhs,
+                       UnitAttr:$transpose_a, UnitAttr:$transpose_b);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasCanonicalizer = 1;
+}
+
+def LLMP_ReshapeOp : LLMP_DiffOp<"reshape"> {
+  let summary = "row-major reshape to a shape with the same element count";
+  let description = [{
+    ```mlir
+    %y = llmp.reshape %x : (tensor<2x8x16xf32>) -> tensor<16x16xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_TransposeOp : LLMP_DiffOp<"transpose"> {
+  let summary = "2-D transpose";
+  let description = [{
+    ```mlir
+    %y = llmp.transpose %x : (tensor<4x8xf32>) -> tensor<8x4xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_AddOp : LLMP_DiffOp<"add"> {
+  let summary = "elementwise sum of two tensors of the same shape";
+  let description = [{
+    ```mlir
+    %z = llmp.add %x, %y : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$lhs, LLMP_F32Tensor:$rhs);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_MulOp : LLMP_DiffOp<"mul"> {
+  let summary = "elementwise product of two tensors of the same shape";
+  let description = [{
+    ```mlir
+    %z = llmp.mul %x, %y : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$lhs, LLMP_F32Tensor:$rhs);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_SiluOp : LLMP_DiffOp<"silu"> {
+  let summary = "x * sigmoid(x), elementwise";
+  let description = [{
+    ```mlir
+    %y = llmp.silu %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_RMSNormOp : LLMP_DiffOp<"rmsnorm"> {
+  let summary = "RMS normalisation over the last dimension with a learned scale";
+  let description = [{
+    `y = x / sqrt(mean(x^2 over the last dim) + eps) * w`; `x` is (..., D), `w` is (D).
+
+    ```mlir
+    %y = llmp.rmsnorm %x, %w {eps = 1.0e-05 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, LLMP_F32Tensor:$weight, F32Attr:$eps);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_RopeOp : LLMP_DiffOp<"rope"> {
+  let summary = "rotary position embedding (rotate_half convention)";
+  let description = [{
+    `x` is (B, T, D), split into `heads` heads of `h = D / heads`. For `i < h/2` and
+    position `t`, `a = t * theta^(-2i/h)`:
+    `y[i] = x[i] cos a - x[i+h/2] sin a`, `y[i+h/2] = x[i+h/2] cos a + x[i] sin a`.
+    With `inverse` the rotation runs backwards (angle `-a`), which is its gradient.
+
+    ```mlir
+    %y = llmp.rope %x {heads = 2 : i64, theta = 1.0e+04 : f32} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, I64Attr:$heads, F32Attr:$theta,
+                       UnitAttr:$inverse);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_AttentionOp : LLMP_DiffOp<"attention"> {
+  let summary = "multi-head scaled dot-product attention";
+  let description = [{
+    `q`, `k`, `v` are (B, T, D), split into `heads` contiguous heads of D/heads. Scores are
+    scaled by 1/sqrt(D/heads), masked (j > i) when `causal`, and soft-maxed over j.
+
+    ```mlir
+    %o = llmp.attention %q, %k, %v {heads = 2 : i64, causal} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$q, LLMP_F32Tensor:$k, LLMP_F32Tensor:$v,
+                       I64Attr:$heads, UnitAttr:$causal);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$q `,` $k `,` $v attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_CrossEntropyOp : LLMP_DiffOp<"cross_entropy"> {
+  let summary = "per-token cross-entropy of logits against target ids";
+  let description = [{
+    `logits` is (B, T, V), `targets` is (B, T); the result is (B, T) with
+    `logsumexp(logits[b, t, :]) - logits[b, t, targets[b, t]]`.
+
+    ```mlir
+    %l = llmp.cross_entropy %logits, %targets : (tensor<2x8x64xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$logits, LLMP_I32Tensor:$targets);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$logits `,` $targets attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_MeanOp : LLMP_DiffOp<"mean"> {
+  let summary = "mean of all elements, as a rank-0 tensor";
+  let description = [{
+    ```mlir
+    %m = llmp.mean %x : (tensor<2x8xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient ops (emitted by llmp-autodiff; not differentiable themselves)
+//===----------------------------------------------------------------------===//
+
+def LLMP_SplatOp : LLMP_GradOp<"splat"> {
+  let summary = "broadcast of a scaled scalar to a shape";
+  let description = [{
+    `result[...] = input * scale`, the gradient of `llmp.mean` (with scale = 1/N).
+
+    ```mlir
+    %g = llmp.splat %dy {scale = 6.250000e-02 : f32} : (tensor<f32>) -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins 0DTensorOf<[F32]>:$input, F32Attr:$scale);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_EmbeddingGradOp : LLMP_GradOp<"embedding_grad"> {
+  let summary = "scatter-add of output gradients into embedding-table rows";
+  let description = [{
+    `ids` is (B, T), `dy` is (B, T, D); the result is (`vocab`, D) with
+    `result[v] = sum over (b, t) with ids[b, t] = v of dy[b, t]`.
+
+    ```mlir
+    %g = llmp.embedding_grad %ids, %dy {vocab = 64 : i64} : (tensor<2x8xi32>, tensor<2x8x16xf32>) -> tensor<64x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_I32Tensor:$ids, LLMP_F32Tensor:$dy, I64Attr:$vocab);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$ids `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_SiluGradOp : LLMP_GradOp<"silu_grad"> {
+  let summary = "gradient of silu: dy * (s + x s (1 - s)), s = sigmoid(x)";
+  let description = [{
+    ```mlir
+    %dx = llmp.silu_grad %x, %dy : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, LLMP_F32Tensor:$dy);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_RMSNormGradOp : LLMP_GradOp<"rmsnorm_grad"> {
+  let summary = "gradients of rmsnorm with respect to its input and its scale";
+  let description = [{
+    ```mlir
+    %dx, %dw = llmp.rmsnorm_grad %x, %w, %dy {eps = 1.0e-05 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>, tensor<2x8x16xf32>) -> (tensor<2x8x16xf32>, tensor<16xf32>)
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, LLMP_F32Tensor:$weight, LLMP_F32Tensor:$dy,
+                       F32Attr:$eps);
+  let results = (outs LLMP_F32Tensor:$dinput, LLMP_F32Tensor:$dweight);
+  let assemblyFormat = "$input `,` $weight `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_AttentionGradOp : LLMP_GradOp<"attention_grad"> {
+  let summary = "gradients of attention with respect to q, k and v";
+  let description = [{
+    Recomputes the attention probabilities P, then
+    dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ = dS K s, dK = dS^T Q s
+    with s = 1/sqrt(D/heads), per batch and head.
+
+    ```mlir
+    %dq, %dk, %dv = llmp.attention_grad %q, %k, %v, %dy {heads = 2 : i64, causal} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$q, LLMP_F32Tensor:$k, LLMP_F32Tensor:$v,
+                       LLMP_F32Tensor:$dy, I64Attr:$heads, UnitAttr:$causal);
+  let results = (outs LLMP_F32Tensor:$dq, LLMP_F32Tensor:$dk, LLMP_F32Tensor:$dv);
+  let assemblyFormat = "$q `,` $k `,` $v `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_CrossEntropyGradOp : LLMP_GradOp<"cross_entropy_grad"> {
+  let summary = "gradient of cross_entropy: (softmax(logits) - onehot(targets)) * dy";
+  let description = [{
+    ```mlir
+    %g = llmp.cross_entropy_grad %logits, %targets, %dy : (tensor<2x8x64xf32>, tensor<2x8xi32>, tensor<2x8xf32>) -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$logits, LLMP_I32Tensor:$targets, LLMP_F32Tensor:$dy);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$logits `,` $targets `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+
+#endif // LLMP_OPS_TD

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: Apache-2.0
+/// `llmp-build-steps`: the C-ABI step functions of runtime/StepABI.h. Algorithm:
+///   1. Read the parameter layout (`llmp.param`, `llmp.offset`, `llmp.decay`) from the
+///      arguments of `@loss` and the buffer size from the module's `llmp.num_params`.
+///   2. train_step: view each parameter slice of the flat `params` memref as a tensor,
+///      clone `@loss_grad`'s body, write the gradients into `grads`, reduce the global
+///      squared norm, then run one AdamW linalg.generic on memrefs per run of contiguous
+///      parameters with the same decay flag (params, m, v updated in place).
+///   3. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits.
+///   4. Make `@loss`, `@loss_grad` and `@logits` private so symbol-dce drops them.
+#include "compiler/Dialect/LLMP/Transforms/Passes.h"
+
+#include "mlir/IR/IRMapping.h"
+
+namespace mlir::llmp {
+#define GEN_PASS_DEF_LLMPBUILDSTEPS
+#include "compiler/Dialect/LLMP/Transforms/Passes.h.inc"
+} // namespace mlir::llmp
+
+using namespace mlir;
+using namespace mlir::llmp;
+
+namespace {
+
+/// One parameter slice of the flat buffers.
+struct ParamSlice {
+  int64_t offset;
+  RankedTensorType type;
+  bool decay;
+};
+
+/// Step functions being built in one module.
+struct StepBuilder {
+  ModuleOp module;
+  int64_t numParams;
+  OpBuilder b;
+  Location loc;
+
+  MemRefType flatType() { return MemRefType::get({numParams}, b.getF32Type()); }
+
+  /// A memref view of the slice [offset, offset + numel) of `flat` with `type`'s shape.
+  Value view(Value flat, int64_t offset, RankedTensorType type) {
+    int64_t n = type.getNumElements();
+    Value sub = memref::SubViewOp::create(b, loc, flat, ArrayRef<OpFoldResult>{b.getIndexAttr(offset)},
+                                          ArrayRef<OpFoldResult>{b.getIndexAttr(n)},
+                                          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    if (type.getRank() == 1)
+      return sub;
+    if (type.getRank() == 0)
+      return memref::CollapseShapeOp::create(b, loc, sub, SmallVector<ReassociationIndices>{});
+    ReassociationIndices all;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      all.push_back(i);
+    return memref::ExpandShapeOp::create(b, loc, type.getShape(), sub,
+                                         SmallVector<ReassociationIndices>{all});
+  }
+
+  Value toTensor(Value memref, RankedTensorType type) {
+    return bufferization::ToTensorOp::create(b, loc, type, memref, /*restrict=*/true,
+                                             /*writable=*/false);
+  }
+
+  void writeInto(Value tensor, Value memref) {
+    bufferization::MaterializeInDestinationOp::create(b, loc, Type(), tensor, memref,
+                                                      /*restrict=*/true, /*writable=*/true);
+  }
+
+  /// Clones the single-block body of `f` with `args` for its arguments; returns what it
+  /// returns.
+  SmallVector<Value> inlineBody(func::FuncOp f, ValueRange args) {
+    IRMapping map;
+    Block &body = f.getBody().front();
+    map.map(body.getArguments(), args);
+    for (Operation &op : body.without_terminator())
+      b.clone(op, map);
+    SmallVector<Value> results;
+    for (Value v : body.getTerminator()->getOperands())
+      results.push_back(map.lookup(v));
+    return results;
+  }
+
+  /// The tensor arguments of `f`: parameter slices of `params`, then `data` memrefs.
+  FailureOr<SmallVector<Value>> argsFor(func::FuncOp f, Value params, ValueRange data) {
+    SmallVector<Value> args;
+    unsigned next = 0;
+    for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
+      auto ty = cast<RankedTensorType>(f.getArgument(i).getType());
+      if (f.getArgAttr(i, "llmp.param")) {
+        auto off = f.getArgAttrOfType<IntegerAttr>(i, "llmp.offset");
+        if (!off)
+          return f.emitOpError() << "expected an llmp.offset on parameter argument " << i;
+        args.push_back(toTensor(view(params, off.getInt(), ty), ty));
+        continue;
+      }
+      if (next >= data.size())
+        return f.emitOpError() << "expected " << data.size() << " data arguments but found more";
+      args.push_back(toTensor(data[next++], ty));
+    }
+    return args;
+  }
+
+  func::FuncOp newStep(StringRef name, ArrayRef<Type> inputs) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToEnd(module.getBody());
+    auto fn = func::FuncOp::create(b, loc, name, b.getFunctionType(inputs, {}));
+    fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+    fn.addEntryBlock();
+    return fn;
+  }
+
+  Value cf(double v) { return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v)); }
+  Value ci(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value load(Value m, int64_t i) { return memref::LoadOp::create(b, loc, m, ValueRange{ci(i)}); }
+  void store(Value v, Value m, int64_t i) { memref::StoreOp::create(b, loc, v, m, ValueRange{ci(i)}); }
+
+  /// Sum of squares of a tensor, as an f32 scalar.
+  Value sumSquares(Value t) {
+    auto ty = cast<RankedTensorType>(t.getType());
+    unsigned rank = ty.getRank();
+    Value zero = cf(0.0);
+    Value init = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{}, b.getF32Type());
+    init = linalg::FillOp::create(b, loc, ValueRange{zero}, ValueRange{init}).getResult(0);
+    SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
+                                   AffineMap::get(rank, 0, {}, b.getContext())};
+    auto red = linalg::GenericOp::create(
+        b, loc, TypeRange{init.getType()}, ValueRange{t}, ValueRange{init}, maps,
+        SmallVector<utils::IteratorType>(rank, utils::IteratorType::reduction),
+        [](OpBuilder &nb, Location nl, ValueRange a) {
+          Value sq = arith::MulFOp::create(nb, nl, a[0], a[0]);
+          linalg::YieldOp::create(nb, nl, ValueRange{arith::AddFOp::create(nb, nl, a[1], sq)});
+        });
+    return tensor::ExtractOp::create(b, loc, red.getResult(0), ValueRange{});
+  }
+
+  /// Scalars of one AdamW step, read from `hyper`.
+  struct Adam {
+    Value lr, b1, b2, eps, wd, bc1, bc2, factor;
+  };
+
+  /// One in-place AdamW update of the slice [offset, offset + n) of params/m/v.
+  void adamw(const Adam &h, bool decay, int64_t offset, int64_t n, Value params, Value grads,
+             Value m, Value v) {
+    auto flat = RankedTensorType::get({n}, b.getF32Type());
+    Value p = view(params, offset, flat), g = view(grads, offset, flat),
+          ms = view(m, offset, flat), vs = view(v, offset, flat);
+    AffineMap id = b.getMultiDimIdentityMap(1);
+    linalg::GenericOp::create(
+        b, loc, ValueRange{g}, ValueRange{p, ms, vs}, SmallVector<AffineMap>(4, id),
+        SmallVector<utils::IteratorType>{utils::IteratorType::parallel},
+        [&](OpBuilder &nb, Location nl, ValueRange a) {
+          auto mul = [&](Value x, Value y) { return arith::MulFOp::create(nb, nl, x, y).getResult(); };
+          auto add = [&](Value x, Value y) { return arith::AddFOp::create(nb, nl, x, y).getResult(); };
+          auto sub = [&](Value x, Value y) { return arith::SubFOp::create(nb, nl, x, y).getResult(); };
+          auto div = [&](Value x, Value y) { return arith::DivFOp::create(nb, nl, x, y).getResult(); };
+          Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+          Value gr = mul(a[0], h.factor);
+          Value mN = add(mul(h.b1, a[2]), mul(sub(one, h.b1), gr));
+          Value vN = add(mul(h.b2, a[3]), mul(sub(one, h.b2), mul(gr, gr)));
+          Value mhat = div(mN, h.bc1), vhat = div(vN, h.bc2);
+          Value upd = div(mhat, add(math::SqrtOp::create(nb, nl, vhat), h.eps));
+          if (decay)
+            upd = add(upd, mul(h.wd, a[1]));
+          Value pN = sub(a[1], mul(h.lr, upd));
+          linalg::YieldOp::create(nb, nl, ValueRange{pN, mN, vN});
+        });
+  }
+
+  LogicalResult buildTrain(func::FuncOp lossGrad, ArrayRef<ParamSlice> slices,
+                           ArrayRef<Type> dataTypes) {
+    MemRefType flat = flatType();
+    MemRefType hyperTy = MemRefType::get({8}, b.getF32Type());
+    MemRefType metricsTy = MemRefType::get({4}, b.getF32Type());
+    SmallVector<Type> inputs = {flat, flat, flat, flat};
+    inputs.append(dataTypes.begin(), dataTypes.end());
+    inputs.append({hyperTy, metricsTy});
+    func::FuncOp fn = newStep("train_step", inputs);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&fn.getBody().front());
+    ValueRange a = fn.getArguments();
+    Value params = a[0], grads = a[1], m = a[2], v = a[3];
+    Value hyper = a[4 + dataTypes.size()], metrics = a[5 + dataTypes.size()];
+    auto args = argsFor(lossGrad, params, a.slice(4, dataTypes.size()));
+    if (failed(args))
+      return failure();
+    SmallVector<Value> res = inlineBody(lossGrad, *args);
+
+    // Gradients into `grads`, and the squared global norm.
+    Value sumsq = cf(0.0);
+    for (auto [slice, g] : llvm::zip(slices, ArrayRef<Value>(res).drop_front())) {
+      writeInto(g, view(grads, slice.offset, slice.type));
+      sumsq = arith::AddFOp::create(b, loc, sumsq, sumSquares(g));
+    }
+    Value norm = math::SqrtOp::create(b, loc, sumsq);
+    store(tensor::ExtractOp::create(b, loc, res[0], ValueRange{}), metrics, 0);
+    store(norm, metrics, 1);
+
+    // Clip factor min(1, clip / (norm + 1e-6)) when clip > 0, else 1.
+    Adam h;
+    h.lr = load(hyper, 0);
+    h.b1 = load(hyper, 1);
+    h.b2 = load(hyper, 2);
+    h.eps = load(hyper, 3);
+    h.wd = load(hyper, 4);
+    Value clip = load(hyper, 5), t = load(hyper, 6);
+    Value one = cf(1.0);
+    Value ratio = arith::DivFOp::create(b, loc, clip, arith::AddFOp::create(b, loc, norm, cf(1e-6)));
+    Value clipped = arith::MinimumFOp::create(b, loc, one, ratio);
+    Value doClip = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, clip, cf(0.0));
+    h.factor = arith::SelectOp::create(b, loc, doClip, clipped, one);
+    h.bc1 = arith::SubFOp::create(b, loc, one, math::PowFOp::create(b, loc, h.b1, t));
+    h.bc2 = arith::SubFOp::create(b, loc, one, math::PowFOp::create(b, loc, h.b2, t));
+
+    // One update per run of contiguous slices with the same decay flag.
+    SmallVector<ParamSlice> sorted(slices);
+    llvm::sort(sorted, [](auto &x, auto &y) { return x.offset < y.offset; });
+    for (size_t i = 0; i < sorted.size();) {
+      int64_t start = sorted[i].offset, end = start + sorted[i].type.getNumElements();
+      bool decay = sorted[i].decay;
+      size_t j = i + 1;
+      while (j < sorted.size() && sorted[j].offset == end && sorted[j].decay == decay)
+        end += sorted[j++].type.getNumElements();
+      adamw(h, decay, start, end - start, params, grads, m, v);
+      i = j;
+    }
+    func::ReturnOp::create(b, loc);
+    return success();
+  }
+
+  LogicalResult buildEval(func::FuncOp loss, ArrayRef<Type> dataTypes) {
+    SmallVector<Type> inputs = {flatType()};
+    inputs.append(dataTypes.begin(), dataTypes.end());
+    inputs.push_back(MemRefType::get({4}, b.getF32Type()));
+    func::FuncOp fn = newStep("eval_step", inputs);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&fn.getBody().front());
+    ValueRange a = fn.getArguments();
+    auto args = argsFor(loss, a[0], a.slice(1, dataTypes.size()));
+    if (failed(args))
+      return failure();
+    SmallVector<Value> res = inlineBody(loss, *args);
+    store(tensor::ExtractOp::create(b, loc, res[0], ValueRange{}), a.back(), 0);
+    func::ReturnOp::create(b, loc);
+    return success();
+  }
+
+  LogicalResult buildLogits(func::FuncOp logits) {
+    SmallVector<Type> dataTypes;
+    for (unsigned i = 0, e = logits.getNumArguments(); i < e; ++i)
+      if (!logits.getArgAttr(i, "llmp.param")) {
+        auto ty = cast<RankedTensorType>(logits.getArgument(i).getType());
+        dataTypes.push_back(MemRefType::get(ty.getShape(), ty.getElementType()));
+      }
+    if (logits.getNumResults() != 1)
+      return logits.emitOpError() << "expected one logits result but found "
+                                  << logits.getNumResults();
+    auto outTy = cast<RankedTensorType>(logits.getResultTypes()[0]);
+    SmallVector<Type> inputs = {flatType()};
+    inputs.append(dataTypes);
+    inputs.push_back(MemRefType::get(outTy.getShape(), outTy.getElementType()));
+    func::FuncOp fn = newStep("logits_step", inputs);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&fn.getBody().front());
+    ValueRange a = fn.getArguments();
+    auto args = argsFor(logits, a[0], a.slice(1, dataTypes.size()));
+    if (failed(args))
+      return failure();
+    SmallVector<Value> res = inlineBody(logits, *args);
+    writeInto(res[0], a.back());
+    func::ReturnOp::create(b, loc);
+    return success();
+  }
+};
+
+struct LLMPBuildStepsPass : mlir::llmp::impl::LLMPBuildStepsBase<LLMPBuildStepsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto n = module->getAttrOfType<IntegerAttr>("llmp.num_params");
+    if (!n) {
+      module.emitOpError() << "expected an llmp.num_params attribute";
+      return signalPassFailure();
+    }
+    auto loss = module.lookupSymbol<func::FuncOp>("loss");
+    auto lossGrad = module.lookupSymbol<func::FuncOp>("loss_grad");
+    auto logits = module.lookupSymbol<func::FuncOp>("logits");
+    if (loss && !lossGrad) {
+      loss.emitOpError() << "expected @loss_grad next to @loss (run llmp-autodiff first)";
+      return signalPassFailure();
+    }
+    StepBuilder sb{module, n.getInt(), OpBuilder(module.getContext()), module.getLoc()};
+    if (loss) {
+      SmallVector<ParamSlice> slices;
+      SmallVector<Type> dataTypes;
+      for (unsigned i = 0, e = loss.getNumArguments(); i < e; ++i) {
+        auto ty = cast<RankedTensorType>(loss.getArgument(i).getType());
+        if (!loss.getArgAttr(i, "llmp.param")) {
+          dataTypes.push_back(MemRefType::get(ty.getShape(), ty.getElementType()));
+          continue;
+        }
+        auto off = loss.getArgAttrOfType<IntegerAttr>(i, "llmp.offset");
+        if (!off) {
+          loss.emitOpError() << "expected an llmp.offset on parameter argument " << i;
+          return signalPassFailure();
+        }
+        if (off.getInt() < 0 || off.getInt() + ty.getNumElements() > n.getInt()) {
+          loss.emitOpError() << "expected parameter argument " << i << " inside [0, "
+                             << n.getInt() << ") but found offset " << off.getInt()
+                             << " with " << ty.getNumElements() << " elements";
+          return signalPassFailure();
+        }
+        slices.push_back({off.getInt(), ty, static_cast<bool>(loss.getArgAttr(i, "llmp.decay"))});
+      }
+      if (failed(sb.buildTrain(lossGrad, slices, dataTypes)) ||
+          failed(sb.buildEval(loss, dataTypes)))
+        return signalPassFailure();
+      loss.setPrivate();
+      lossGrad.setPrivate();
+    }
+    if (logits) {
+      if (failed(sb.buildLogits(logits)))
+        return signalPassFailure();
+      logits.setPrivate();
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The phase pipelines. Each builder reads as the list of steps of its phase.
+#include "compiler/Pipelines/Pipelines.h"
+
+#include "compiler/Conversion/LLMPToLinalg/Passes.h"
+#include "compiler/Conversion/LinalgToLRT/Passes.h"
+#include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+#include "compiler/Dialect/LLMP/Transforms/Passes.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+
+#include <mutex>
+
+using namespace mlir;
+
+namespace mlir::llmp {
+
+llvm::StringRef phaseName(Phase phase) {
+  switch (phase) {
+  case Phase::AST: return "ast";
+  case Phase::LLMP: return "llmp";
+  case Phase::Grad: return "grad";
+  case Phase::Linalg: return "linalg";
+  case Phase::LLVM: return "llvm";
+  }
+  return "";
+}
+
+llvm::StringRef phaseDescription(Phase phase) {
+  switch (phase) {
+  case Phase::AST: return "the checked syntax tree of the .llmp source";
+  case Phase::LLMP: return "llmp dialect: @loss and @logits as the frontend emits them";
+  case Phase::Grad: return "llmp dialect with gradients and the train/eval/logits step functions";
+  case Phase::Linalg: return "linalg on tensors, elementwise chains fused, before bufferization";
+  case Phase::LLVM: return "LLVM dialect with BLAS calls, ready for the JIT";
+  }
+  return "";
+}
+
+std::optional<Phase> parsePhase(llvm::StringRef name) {
+  for (Phase p : {Phase::AST, Phase::LLMP, Phase::Grad, Phase::Linalg, Phase::LLVM})
+    if (phaseName(p) == name)
+      return p;
+  return std::nullopt;
+}
+
+void registerLLMPDialects(DialectRegistry &registry) {
+  registry.insert<LLMPDialect>();
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+}
+
+void registerLLMPPasses() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    registerAllPasses();
+    registerLLMPTransformsPasses();
+    registerLLMPToLinalgPasses();
+    registerLinalgToLRTPasses();
+  });
+}
+
+/// Appends a textual pipeline (no `builtin.module(...)` wrapper: `pm` is module-anchored).
+static void addText(OpPassManager &pm, llvm::StringRef text) {
+  if (failed(parsePassPipeline(text, pm, llvm::errs())))
+    llvm::report_fatal_error("llmp: malformed built-in pass pipeline");
+}
+
+void buildGradPhase(OpPassManager &pm) {
+  pm.addPass(createLLMPAutodiff());   // @loss -> @loss_grad
+  pm.addPass(createLLMPBuildSteps()); // train_step / eval_step / logits_step
+  addText(pm, "canonicalize,cse");    // fold transposes into matmuls, drop dead gradients
+}
+
+void buildLinalgPhase(OpPassManager &pm) {
+  addText(pm, "symbol-dce");              // @loss etc. are private and inlined by now
+  pm.addPass(createLLMPLowerToLinalg());  // every llmp op -> linalg/tensor/arith/math
+  addText(pm, "canonicalize,"             // fold reshapes and constants
+              "llmp-fuse-elementwise,"     // fuse elementwise chains, keep named matmuls
+              "canonicalize,cse");
+}
+
+void buildLLVMPhase(OpPassManager &pm) {
+  addText(pm,
+          // Tensors -> buffers; step functions already take memrefs.
+          "one-shot-bufferize{bufferize-function-boundaries "
+          "function-boundary-type-conversion=identity-layout-map},"
+          "buffer-deallocation-pipeline,"
+          // Matrix products -> OpenBLAS (after deallocation, which must see no opaque calls).
+          "llmp-linalg-to-lrt,"
+          // Everything else -> loops -> LLVM.
+          "convert-linalg-to-loops,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+          "finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,"
+          "convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,"
+          "reconcile-unrealized-casts");
+}
+
+LogicalResult lowerToPhase(ModuleOp module, Phase target, Phase from) {
+  if (from < Phase::LLMP || target < from)
+    return module.emitError() << "cannot lower from phase '" << phaseName(from)
+                              << "' to phase '" << phaseName(target) << "'";
+  registerLLMPPasses();
+  PassManager pm(module->getContext(), ModuleOp::getOperationName());
+  if (from < Phase::Grad && target >= Phase::Grad)
+    buildGradPhase(pm);
+  if (from < Phase::Linalg && target >= Phase::Linalg)
+    buildLinalgPhase(pm);
+  if (from < Phase::LLVM && target >= Phase::LLVM)
+    buildLLVMPhase(pm);
+  return pm.run(module);
+}
+
+} // namespace mlir::llmp

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Pass pipelines that take a module from one phase (Phases.h) to the next, and the
+/// registration of everything they need.
+#pragma once
+
+#include "compiler/Pipelines/Phases.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::llmp {
+
+/// Adds the llmp dialect and every upstream dialect, extension (bufferization models,
+/// ...) and LLVM IR translation the pipelines and the JIT need.
+void registerLLMPDialects(mlir::DialectRegistry &registry);
+
+/// Registers the llmp passes and the upstream passes (idempotent, thread-safe).
+void registerLLMPPasses();
+
+/// llmp -> grad: autodiff, step functions, canonicalisation.
+void buildGradPhase(mlir::OpPassManager &pm);
+/// grad -> linalg: lowering to linalg on tensors, elementwise fusion.
+void buildLinalgPhase(mlir::OpPassManager &pm);
+/// linalg -> llvm: bufferization, deallocation, BLAS calls, loops, LLVM dialect.
+void buildLLVMPhase(mlir::OpPassManager &pm);
+
+/// Runs the phase builders after `from` up to and including `target` on `module`
+/// (`from` must precede `target`; both at least Phase::LLMP). Fails with diagnostics
+/// on the module's context when a pass fails or the phases are out of order.
+mlir::LogicalResult lowerToPhase(mlir::ModuleOp module, Phase target,
+                                 Phase from = Phase::LLMP);
+
+} // namespace mlir::llmp

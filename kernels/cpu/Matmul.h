@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Matrix-product kernels called from compiled code (`llmp-linalg-to-lrt` emits the calls).
+/// Every entry point accumulates: C += op(A) op(B), where op transposes when the flag is
+/// nonzero. Operands are strided memref descriptors (runtime/MemRef.h).
+#pragma once
+
+#include "runtime/MemRef.h"
+
+#include <cstdint>
+
+extern "C" {
+
+/// A (M,K) or (K,M) if `ta`; B (K,N) or (N,K) if `tb`; C (M,N). cblas_sgemm when the
+/// operands have a unit stride in one dimension, plain loops otherwise.
+void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, lrt::MemRef<float, 2> *a,
+                                 lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c);
+
+/// The batched form: A (Bt,M,K), B (Bt,K,N), C (Bt,M,N) (transposes act on the last two dims).
+void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, lrt::MemRef<float, 3> *a,
+                                       lrt::MemRef<float, 3> *b, lrt::MemRef<float, 3> *c);
+
+/// Plain-loop reference of `_mlir_ciface_lrt_matmul_f32`, for tests.
+void lrt_matmul_f32_ref(int32_t ta, int32_t tb, const lrt::MemRef<float, 2> *a,
+                        const lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c);
+}

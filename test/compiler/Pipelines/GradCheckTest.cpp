@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: Apache-2.0
+/// End-to-end checks of the compiler on the CPU: every forward op's gradient rule (through
+/// llmp-autodiff, the lowering and the JIT) against central finite differences, and one
+/// exact AdamW step of train_step against a hand computation.
+///
+/// Finite differences: each case computes f(x) = mean(op(x...) * r) with a fixed random r,
+/// evaluated by the compiled fp32 eval_step. With h = 1e-2 the truncation error is O(h^2)
+/// and the fp32 rounding error of (f(x+h) - f(x-h)) / 2h is about 1e-7 / h = 1e-5, so the
+/// test accepts |analytic - fd| <= 2e-3 + 2e-2 |fd|.
+#include "compiler/Pipelines/Pipelines.h"
+#include "compiler/Target/CPU/JIT.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+using namespace mlir;
+
+namespace {
+
+/// A compiled module with its step functions.
+struct Compiled {
+  MLIRContext ctx;
+  std::unique_ptr<llmp::JitModule> jit;
+  lrt::StepFunctions fns;
+};
+
+std::unique_ptr<Compiled> compile(const std::string &src) {
+  auto c = std::make_unique<Compiled>();
+  DialectRegistry registry;
+  llmp::registerLLMPDialects(registry);
+  c->ctx.appendDialectRegistry(registry);
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &c->ctx);
+  if (!module)
+    return nullptr;
+  if (failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM)))
+    return nullptr;
+  auto jit = llmp::JitModule::create(*module);
+  if (!jit) {
+    llvm::errs() << llvm::toString(jit.takeError()) << "\n";
+    return nullptr;
+  }
+  c->jit = std::move(*jit);
+  c->fns = c->jit->stepFunctions();
+  return c;
+}
+
+/// `dense<"0x...">` for `values` (little-endian f32 bytes), any shape.
+std::string denseHex(const std::vector<float> &values) {
+  std::ostringstream os;
+  os << "dense<\"0x";
+  for (float v : values) {
+    unsigned char bytes[4];
+    std::memcpy(bytes, &v, 4);
+    for (unsigned char byte : bytes) {
+      static const char *hex = "0123456789ABCDEF";
+      os << hex[byte >> 4] << hex[byte & 15];
+    }
+  }
+  os << "\">";
+  return os.str();
+}
+
+int64_t numel(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+std::string tensorType(const std::vector<int64_t> &shape, const char *elt = "f32") {
+  std::string s = "tensor<";
+  for (int64_t d : shape)
+    s += std::to_string(d) + "x";
+  return s + elt + ">";
+}
+
+/// One gradient-check case: parameters %p0.. and the body defining %y.
+struct Case {
+  std::string name;
+  std::vector<std::vector<int64_t>> params;
+  std::string body;
+  std::vector<int64_t> yShape;
+};
+
+constexpr int64_t kB = 2, kT = 3, kVocab = 7;
+const int32_t kTokens[kB * kT] = {1, 4, 1, 6, 0, 4};
+const int32_t kTargets[kB * kT] = {2, 0, 6, 3, 3, 5};
+
+/// The module of one case: @loss(params..., tokens, targets) = mean(y * r).
+std::string caseModule(const Case &c, std::mt19937 &rng) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::ostringstream os;
+  int64_t offset = 0;
+  std::ostringstream args;
+  for (size_t i = 0; i < c.params.size(); ++i) {
+    args << "%p" << i << ": " << tensorType(c.params[i]) << " {llmp.param = \"p" << i
+         << "\", llmp.offset = " << offset << " : i64}, ";
+    offset += numel(c.params[i]);
+  }
+  std::vector<float> r(numel(c.yShape));
+  for (float &v : r)
+    v = uni(rng);
+  std::string yTy = tensorType(c.yShape);
+  os << "module attributes {llmp.num_params = " << offset << " : i64} {\n"
+     << "func.func @loss(" << args.str() << "%tokens: tensor<2x3xi32>, %targets: tensor<2x3xi32>)"
+     << " -> tensor<f32> attributes {llmp.differentiate} {\n"
+     << c.body << "\n"
+     << "%gc_r = arith.constant " << denseHex(r) << " : " << yTy << "\n"
+     << "%gc_yr = llmp.mul %y, %gc_r : (" << yTy << ", " << yTy << ") -> " << yTy << "\n"
+     << "%gc_l = llmp.mean %gc_yr : (" << yTy << ") -> tensor<f32>\n"
+     << "return %gc_l : tensor<f32>\n}\n}\n";
+  return os.str();
+}
+
+/// Buffers of one train/eval call.
+struct Buffers {
+  std::vector<float> params, grads, m, v, hyper = std::vector<float>(8, 0.0f),
+                                          metrics = std::vector<float>(4, 0.0f);
+  std::vector<int32_t> tokens{kTokens, kTokens + kB * kT}, targets{kTargets, kTargets + kB * kT};
+
+  explicit Buffers(int64_t n) : params(n), grads(n), m(n), v(n) {}
+
+  float eval(const lrt::StepFunctions &f) {
+    auto p = lrt::viewOf(params.data(), {(int64_t)params.size()});
+    auto tk = lrt::viewOf(tokens.data(), {kB, kT});
+    auto tg = lrt::viewOf(targets.data(), {kB, kT});
+    auto mt = lrt::viewOf(metrics.data(), {4});
+    f.evalStep(&p, &tk, &tg, &mt);
+    return metrics[0];
+  }
+
+  void train(const lrt::StepFunctions &f) {
+    int64_t n = params.size();
+    auto p = lrt::viewOf(params.data(), {n});
+    auto g = lrt::viewOf(grads.data(), {n});
+    auto mm = lrt::viewOf(m.data(), {n});
+    auto vv = lrt::viewOf(v.data(), {n});
+    auto tk = lrt::viewOf(tokens.data(), {kB, kT});
+    auto tg = lrt::viewOf(targets.data(), {kB, kT});
+    auto h = lrt::viewOf(hyper.data(), {8});
+    auto mt = lrt::viewOf(metrics.data(), {4});
+    f.trainStep(&p, &g, &mm, &vv, &tk, &tg, &h, &mt);
+  }
+};
+
+void checkGradients(const Case &c) {
+  SCOPED_TRACE(c.name);
+  std::mt19937 rng(1234);
+  std::string src = caseModule(c, rng);
+  auto compiled = compile(src);
+  ASSERT_TRUE(compiled) << src;
+  ASSERT_TRUE(compiled->fns.trainStep && compiled->fns.evalStep);
+  int64_t n = 0;
+  for (auto &s : c.params)
+    n += numel(s);
+  Buffers buf(n);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (float &x : buf.params)
+    x = uni(rng);
+  // lr = 0 leaves the parameters unchanged; grads receives the analytic gradient.
+  buf.hyper = {0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 1.0f, 0.0f};
+  std::vector<float> before = buf.params;
+  buf.train(compiled->fns);
+  ASSERT_EQ(buf.params, before);
+  float loss = buf.metrics[0];
+  EXPECT_NEAR(buf.eval(compiled->fns), loss, 1e-6f);
+  const float h = 1e-2f;
+  for (int64_t i = 0; i < n; ++i) {
+    float x = buf.params[i];
+    buf.params[i] = x + h;
+    float fp = buf.eval(compiled->fns);
+    buf.params[i] = x - h;
+    float fm = buf.eval(compiled->fns);
+    buf.params[i] = x;
+    float fd = (fp - fm) / (2 * h);
+    EXPECT_NEAR(buf.grads[i], fd, 2e-3f + 2e-2f * std::fabs(fd)) << "element " << i;
+  }
+}
+
+#define MM(a, b, y, attrs)                                                                 \
+  "%y = llmp.matmul %p0, %p1 " attrs " : (" a ", " b ") -> " y
+
+TEST(GradCheck, Matmul) {
+  checkGradients({"nn", {{3, 4}, {4, 5}}, MM("tensor<3x4xf32>", "tensor<4x5xf32>", "tensor<3x5xf32>", ""), {3, 5}});
+  checkGradients({"ta", {{4, 3}, {4, 5}}, MM("tensor<4x3xf32>", "tensor<4x5xf32>", "tensor<3x5xf32>", "{transpose_a}"), {3, 5}});
+  checkGradients({"tb", {{3, 4}, {5, 4}}, MM("tensor<3x4xf32>", "tensor<5x4xf32>", "tensor<3x5xf32>", "{transpose_b}"), {3, 5}});
+  checkGradients({"tt", {{4, 3}, {5, 4}}, MM("tensor<4x3xf32>", "tensor<5x4xf32>", "tensor<3x5xf32>", "{transpose_a, transpose_b}"), {3, 5}});
+}
+
+TEST(GradCheck, Transpose) {
+  checkGradients({"transpose", {{3, 4}},
+                  "%y = llmp.transpose %p0 : (tensor<3x4xf32>) -> tensor<4x3xf32>", {4, 3}});
+  checkGradients({"transpose+matmul", {{3, 4}, {5, 4}},
+                  "%t = llmp.transpose %p1 : (tensor<5x4xf32>) -> tensor<4x5xf32>\n"
+                  "%y = llmp.matmul %p0, %t : (tensor<3x4xf32>, tensor<4x5xf32>) -> tensor<3x5xf32>",
+                  {3, 5}});
+}
+
+TEST(GradCheck, Reshape) {
+  checkGradients({"reshape", {{2, 6}},
+                  "%y = llmp.reshape %p0 : (tensor<2x6xf32>) -> tensor<3x4xf32>", {3, 4}});
+}
+
+TEST(GradCheck, AddMul) {
+  checkGradients({"add", {{2, 3}, {2, 3}},
+                  "%y = llmp.add %p0, %p1 : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>", {2, 3}});
+  checkGradients({"mul", {{2, 3}, {2, 3}},
+                  "%y = llmp.mul %p0, %p1 : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>", {2, 3}});
+  // Repeated uses: the gradients of %p0 must be summed.
+  checkGradients({"square+add", {{2, 3}},
+                  "%s = llmp.mul %p0, %p0 : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>\n"
+                  "%y = llmp.add %s, %p0 : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>", {2, 3}});
+}
+
+TEST(GradCheck, Silu) {
+  checkGradients({"silu", {{2, 5}}, "%y = llmp.silu %p0 : (tensor<2x5xf32>) -> tensor<2x5xf32>", {2, 5}});
+}
+
+TEST(GradCheck, RMSNorm) {
+  checkGradients({"rmsnorm", {{2, 3, 4}, {4}},
+                  "%y = llmp.rmsnorm %p0, %p1 {eps = 1.0e-05 : f32} : (tensor<2x3x4xf32>, tensor<4xf32>) -> tensor<2x3x4xf32>",
+                  {2, 3, 4}});
+}
+
+TEST(GradCheck, Rope) {
+  checkGradients({"rope", {{2, 3, 8}},
+                  "%y = llmp.rope %p0 {heads = 2 : i64, theta = 1.0e+01 : f32} : (tensor<2x3x8xf32>) -> tensor<2x3x8xf32>",
+                  {2, 3, 8}});
+}
+
+TEST(GradCheck, Attention) {
+  const char *ty = "tensor<2x3x8xf32>";
+  std::string sig = std::string(" : (") + ty + ", " + ty + ", " + ty + ") -> " + ty;
+  checkGradients({"causal", {{2, 3, 8}, {2, 3, 8}, {2, 3, 8}},
+                  "%y = llmp.attention %p0, %p1, %p2 {heads = 2 : i64, causal}" + sig, {2, 3, 8}});
+  checkGradients({"full", {{2, 3, 8}, {2, 3, 8}, {2, 3, 8}},
+                  "%y = llmp.attention %p0, %p1, %p2 {heads = 2 : i64}" + sig, {2, 3, 8}});
+}
+
+TEST(GradCheck, CrossEntropy) {
+  checkGradients({"cross_entropy", {{2, 3, 7}},
+                  "%y = llmp.cross_entropy %p0, %targets : (tensor<2x3x7xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>",
+                  {2, 3}});
+}
+
+TEST(GradCheck, Embedding) {
+  // Token 1 and 4 repeat: their rows accumulate two gradients (scatter-add).
+  checkGradients({"embedding", {{7, 4}},
+                  "%y = llmp.embedding %p0, %tokens : (tensor<7x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>",
+                  {2, 3, 4}});
+}
+
+TEST(GradCheck, Mean) {
+  checkGradients({"mean-of-mean", {{2, 3}},
+                  "%m = llmp.mean %p0 : (tensor<2x3xf32>) -> tensor<f32>\n"
+                  "%y = llmp.mul %m, %m : (tensor<f32>, tensor<f32>) -> tensor<f32>",
+                  {}});
+}
+
+TEST(GradCheck, UnusedParamGetsZero) {
+  checkGradients({"unused", {{2, 3}, {4}},
+                  "%y = llmp.silu %p0 : (tensor<2x3xf32>) -> tensor<2x3xf32>", {2, 3}});
+}
+
+/// A small transformer block end to end: every op together, FD on all parameters.
+TEST(GradCheck, TinyModel) {
+  const char *body = R"(
+    %x = llmp.embedding %p0, %tokens : (tensor<7x8xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
+    %h = llmp.rmsnorm %x, %p1 {eps = 1.0e-5 : f32} : (tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<2x3x8xf32>
+    %h2 = llmp.reshape %h : (tensor<2x3x8xf32>) -> tensor<6x8xf32>
+    %q2 = llmp.matmul %h2, %p2 {transpose_b} : (tensor<6x8xf32>, tensor<8x8xf32>) -> tensor<6x8xf32>
+    %k2 = llmp.matmul %h2, %p3 : (tensor<6x8xf32>, tensor<8x8xf32>) -> tensor<6x8xf32>
+    %q = llmp.reshape %q2 : (tensor<6x8xf32>) -> tensor<2x3x8xf32>
+    %k = llmp.reshape %k2 : (tensor<6x8xf32>) -> tensor<2x3x8xf32>
+    %qr = llmp.rope %q {heads = 2 : i64, theta = 100.0 : f32} : (tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+    %kr = llmp.rope %k {heads = 2 : i64, theta = 100.0 : f32} : (tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+    %a = llmp.attention %qr, %kr, %h {heads = 2 : i64, causal} : (tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+    %r = llmp.add %x, %a : (tensor<2x3x8xf32>, tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+    %r2 = llmp.reshape %r : (tensor<2x3x8xf32>) -> tensor<6x8xf32>
+    %f = llmp.silu %r2 : (tensor<6x8xf32>) -> tensor<6x8xf32>
+    %lg = llmp.matmul %f, %p0 {transpose_b} : (tensor<6x8xf32>, tensor<7x8xf32>) -> tensor<6x7xf32>
+    %lg3 = llmp.reshape %lg : (tensor<6x7xf32>) -> tensor<2x3x7xf32>
+    %y = llmp.cross_entropy %lg3, %targets : (tensor<2x3x7xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>)";
+  checkGradients({"tiny", {{7, 8}, {8}, {8, 8}, {8, 8}}, body, {2, 3}});
+}
+
+/// train_step on two parameters (one decayed), from non-zero moments at step t = 3 with
+/// clipping active, against the AdamW formulas evaluated in double precision.
+TEST(TrainStep, AdamWMatchesHandComputation) {
+  const char *src = R"(
+  module attributes {llmp.num_params = 6 : i64} {
+    func.func @loss(%w: tensor<2x2xf32> {llmp.param = "w", llmp.offset = 0 : i64, llmp.decay},
+                    %b: tensor<2xf32> {llmp.param = "b", llmp.offset = 4 : i64},
+                    %tokens: tensor<2x3xi32>, %targets: tensor<2x3xi32>) -> tensor<f32>
+        attributes {llmp.differentiate} {
+      %ww = llmp.mul %w, %w : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+      %lw = llmp.mean %ww : (tensor<2x2xf32>) -> tensor<f32>
+      %lb = llmp.mean %b : (tensor<2xf32>) -> tensor<f32>
+      %l = llmp.add %lw, %lb : (tensor<f32>, tensor<f32>) -> tensor<f32>
+      return %l : tensor<f32>
+    }
+  })";
+  auto compiled = compile(src);
+  ASSERT_TRUE(compiled);
+  Buffers buf(6);
+  buf.params = {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -2.0f};
+  buf.m = {0.1f, -0.2f, 0.3f, 0.0f, 0.05f, -0.05f};
+  buf.v = {0.01f, 0.02f, 0.03f, 0.04f, 0.001f, 0.002f};
+  const double lr = 0.1, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1, clip = 0.5, t = 3;
+  buf.hyper = {(float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)clip, (float)t, 0.0f};
+  std::vector<float> p0 = buf.params, m0 = buf.m, v0 = buf.v;
+  buf.train(compiled->fns);
+
+  // Hand computation: loss = mean(w^2) + mean(b); dL/dw = 2w/4, dL/db = 1/2.
+  double loss = 0, sq = 0;
+  std::vector<double> g(6);
+  for (int i = 0; i < 4; ++i) {
+    loss += p0[i] * (double)p0[i] / 4;
+    g[i] = 2.0 * p0[i] / 4;
+  }
+  loss += (p0[4] + (double)p0[5]) / 2;
+  g[4] = g[5] = 0.5;
+  for (double x : g)
+    sq += x * x;
+  double norm = std::sqrt(sq), factor = std::min(1.0, clip / (norm + 1e-6));
+  EXPECT_NEAR(buf.metrics[0], loss, 1e-5);
+  EXPECT_NEAR(buf.metrics[1], norm, 1e-5);
+  for (int i = 0; i < 6; ++i) {
+    SCOPED_TRACE(i);
+    double gc = g[i] * factor;
+    double m = b1 * m0[i] + (1 - b1) * gc, v = b2 * v0[i] + (1 - b2) * gc * gc;
+    double mhat = m / (1 - std::pow(b1, t)), vhat = v / (1 - std::pow(b2, t));
+    double decay = i < 4 ? wd : 0.0;
+    double p = p0[i] - lr * (mhat / (std::sqrt(vhat) + eps) + decay * p0[i]);
+    EXPECT_NEAR(buf.grads[i], g[i], 1e-6);
+    EXPECT_NEAR(buf.m[i], m, 1e-6);
+    EXPECT_NEAR(buf.v[i], v, 1e-7);
+    EXPECT_NEAR(buf.params[i], p, 1e-5);
+  }
+}
+
+/// logits_step writes the logits of the forward pass (here a pure embedding lookup).
+TEST(LogitsStep, WritesLogits) {
+  const char *src = R"(
+  module attributes {llmp.num_params = 14 : i64} {
+    func.func @logits(%e: tensor<7x2xf32> {llmp.param = "e", llmp.offset = 0 : i64},
+                      %tokens: tensor<1x3xi32>) -> tensor<1x3x2xf32> {
+      %x = llmp.embedding %e, %tokens : (tensor<7x2xf32>, tensor<1x3xi32>) -> tensor<1x3x2xf32>
+      return %x : tensor<1x3x2xf32>
+    }
+  })";
+  auto compiled = compile(src);
+  ASSERT_TRUE(compiled);
+  ASSERT_TRUE(compiled->fns.logitsStep);
+  EXPECT_FALSE(compiled->fns.trainStep);
+  std::vector<float> params(14), out(6, -1.0f);
+  for (int i = 0; i < 14; ++i)
+    params[i] = (float)i;
+  std::vector<int32_t> tokens = {3, 0, 6};
+  auto p = lrt::viewOf(params.data(), {14});
+  auto tk = lrt::viewOf(tokens.data(), {1, 3});
+  auto lg = lrt::viewOf(out.data(), {1, 3, 2});
+  compiled->fns.logitsStep(&p, &tk, &lg);
+  EXPECT_EQ(out, (std::vector<float>{6, 7, 0, 1, 12, 13}));
+}
+
+} // namespace
