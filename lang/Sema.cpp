@@ -13,6 +13,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
+#include <cstdio>
 #include <optional>
 
 namespace llmp::lang {
@@ -86,6 +87,15 @@ std::string str(const Ty &t) {
     return t.dtype + "[" + llvm::join(t.dims, ", ") + "]";
   }
   return "";
+}
+
+/// Prints a number the way a user would write it: `0`, `0.5`, `3e-05`.
+std::string fmtNum(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return std::to_string(static_cast<int64_t>(v));
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
 }
 
 /// A number computed at compile time.
@@ -969,9 +979,9 @@ private:
       return true;
     auto diag = error(e->loc);
     diag << what << " must be " << (loOpen ? "greater than " : "at least ")
-         << llvm::formatv("{0}", lo).str();
+         << fmtNum(lo);
     if (hi != INFINITY)
-      diag << " and " << (hiOpen ? "less than " : "at most ") << llvm::formatv("{0}", hi).str();
+      diag << " and " << (hiOpen ? "less than " : "at most ") << fmtNum(hi);
     diag << ", found " << printExpr(*e);
     return false;
   }
@@ -1098,7 +1108,7 @@ private:
       }
       if (n->value <= 0 && k == Ty::K::Int) {
         error(e->loc) << "argument '" << p.name << "' must be positive, found "
-                      << llvm::formatv("{0}", n->value).str();
+                      << fmtNum(n->value);
         return;
       }
       env[p.name] = *n;

@@ -222,7 +222,10 @@ int runEmit(Session &s) {
 #endif
   }
   if (!verifyDiagnostics)
-    (*module)->print(output->os(), mlir::OpPrintingFlags().enableDebugInfo(true, false));
+    // Locations inline (`loc("llama.llmp":24:11)`): each op names the .llmp expression
+    // it came from.
+    (*module)->print(output->os(),
+                     mlir::OpPrintingFlags().enableDebugInfo(true, false).useLocalScope());
   output->keep();
   return s.finish(true);
 }
