@@ -167,9 +167,12 @@ private:
 
   /// Reports an unknown name, with a suggestion when one is close.
   void unknown(const Loc &loc, llvm::StringRef what, llvm::StringRef name,
-               llvm::ArrayRef<std::string> candidates, llvm::StringRef expected = "") {
+               llvm::ArrayRef<std::string> candidates, llvm::StringRef expected = "",
+               llvm::StringRef owner = "") {
     auto diag = error(loc);
     diag << "unknown " << what << " '" << name << "'";
+    if (!owner.empty())
+      diag << " of " << owner;
     std::string guess = closestMatch(name, candidates);
     if (!guess.empty())
       diag << "; did you mean '" << guess << "'?";
@@ -778,8 +781,8 @@ private:
           std::vector<std::string> names;
           for (const ArgSpec &s : spec)
             names.push_back(s.name);
-          unknown(call.argNameLocs[i], ("argument of '" + call.text + "'").c_str(), name,
-                  names, quoteList(names));
+          unknown(call.argNameLocs[i], "argument", name, names, quoteList(names),
+                  "'" + call.text + "'");
           return false;
         }
         slot = it - spec.begin();
@@ -1064,8 +1067,8 @@ private:
         return;
       }
       if (!llvm::is_contained(formalNames, name)) {
-        unknown(v.argNameLocs[i], ("argument of model family '" + f.name + "'").c_str(), name,
-                formalNames, quoteList(formalNames));
+        unknown(v.argNameLocs[i], "argument", name, formalNames, quoteList(formalNames),
+                "model family '" + f.name + "'");
         ok = false;
         continue;
       }
