@@ -158,6 +158,7 @@ public:
     if (!result || !result->isTensor())
       return mlir::failure();
     mlir::Value out = result->tensor;
+    mlir::Location retLoc = *returnLoc;
     if (isLoss) {
       const LossDecl &l = *info.loss;
       env.clear();
@@ -167,8 +168,9 @@ public:
       if (mlir::failed(lossVal))
         return mlir::failure();
       out = lossVal->tensor;
+      retLoc = toMLIR(ctx, info.loss->body->loc);
     }
-    mlir::func::ReturnOp::create(b, fn.getLoc(), out);
+    mlir::func::ReturnOp::create(b, retLoc, out);
     return mlir::success();
   }
 
@@ -195,6 +197,7 @@ private:
       if (mlir::failed(v))
         return mlir::failure();
       result = *v;
+      returnLoc = toMLIR(ctx, s.loc);
       return mlir::success();
     }
     case Stmt::Kind::For: {
@@ -400,6 +403,7 @@ private:
   const ModelSpec &m;
   const FamilyDecl &f;
   std::map<std::string, Val> env;
+  std::optional<mlir::Location> returnLoc;
   std::map<std::pair<int, std::string>, mlir::Value> params; ///< (layer or -1, name)
 };
 
