@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs what llmp needs on Debian 12 (bookworm): LLVM/MLIR 22, clang-22, lld, ccache,
 # OpenBLAS, fmt, nlohmann-json, SentencePiece, GoogleTest and the corpus package.
-# With --tests it also installs the Python references the tests compare against (numpy, torch).
+# With --tests it also makes the Python environment the reference tests run in (numpy, torch
+# from PyPI) at $LLMP_VENV (default ~/.cache/llmp/venv); scripts/python.sh runs it.
 # Idempotent: when nothing is missing it only checks, in a second or two.
 set -euo pipefail
 
 APT_PACKAGES=(
-  cmake ninja-build ccache pkg-config python3 python3-pip
+  cmake ninja-build ccache pkg-config python3 python3-venv
   clang-22 lld-22 llvm-22-dev libmlir-22-dev mlir-22-tools
   libopenblas-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
   libgtest-dev libgmock-dev
@@ -42,13 +43,17 @@ if ((${#missing[@]})); then
 fi
 
 if ((want_tests)); then
+  venv=${LLMP_VENV:-$HOME/.cache/llmp/venv}
+  # --system-site-packages: a torch that the system Python already has is reused, not
+  # downloaded again.
+  [[ -x "$venv/bin/python" ]] || python3 -m venv --system-site-packages "$venv"
   pip_missing=()
   for mod in "${PIP_PACKAGES[@]}"; do
-    python3 -c "import $mod" 2>/dev/null || pip_missing+=("$mod")
+    "$venv/bin/python" -c "import $mod" 2>/dev/null || pip_missing+=("$mod")
   done
   if ((${#pip_missing[@]})); then
-    echo "setup: pip installing ${pip_missing[*]}"
-    python3 -m pip install -q "${pip_missing[@]}"
+    echo "setup: pip installing ${pip_missing[*]} into $venv"
+    "$venv/bin/python" -m pip install -q "${pip_missing[@]}"
   fi
 fi
 echo "setup: all dependencies present"
