@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <set>
 
 namespace llmp::lang {
 
@@ -28,8 +29,9 @@ std::string closestMatch(llvm::StringRef name, llvm::ArrayRef<std::string> candi
       best = c;
     }
   }
+  // Replacing every character of a short name is no misspelling ('x' is not 'b').
   unsigned limit = std::max<unsigned>(1, (name.size() + 2) / 3);
-  return bestDist <= limit && bestDist > 0 ? best : "";
+  return bestDist <= limit && bestDist > 0 && bestDist < name.size() ? best : "";
 }
 
 llvm::ArrayRef<std::string> stageFieldNames() {
@@ -426,6 +428,7 @@ private:
 
   void checkFamily(FamilyDecl &f) {
     curFamily = &f;
+    reportedUndeclared.clear();
     std::map<std::string, Ty> formals;
     std::map<std::string, const Formal *> formalDecls;
     for (const Formal &p : f.formals) {
@@ -654,6 +657,9 @@ private:
                          << curFamily->repeats[p.repeat].count << "'";
             return Ty::error();
           }
+      // Report each undeclared name once per body; later uses are echoes of the same mistake.
+      if (!reportedUndeclared.insert(e.text).second)
+        return Ty::error();
       auto diag = error(e.loc);
       diag << "use of undeclared name '" << e.text << "'";
       std::string guess = closestMatch(e.text, names);
@@ -920,6 +926,7 @@ private:
   //===--------------------------------------------------------------------===//
 
   void checkLoss(const LossDecl &l) {
+    reportedUndeclared.clear();
     Scope scope;
     std::map<std::string, Ty> none;
     for (const Formal &f : l.formals) {
@@ -1506,6 +1513,7 @@ private:
   Program &prog;
   mlir::MLIRContext &ctx;
   FamilyDecl *curFamily = nullptr;
+  std::set<std::string> reportedUndeclared;
   bool failed = false;
 };
 
