@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Corpus tokenisation with an on-disk cache, the train/validation split and batching.
+#include "runtime/Data.h"
+
+#include "runtime/FileUtil.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <filesystem>
+#include <functional>
+
+namespace lrt {
+namespace {
+
+/// Cache file layout: magic "LLMPTOK1", u64 key length, key bytes, u64 count, i32 ids[count]
+/// (host byte order: the cache is local to the machine that wrote it).
+constexpr char kMagic[8] = {'L', 'L', 'M', 'P', 'T', 'O', 'K', '1'};
+
+std::optional<std::vector<int32_t>> readCache(const std::string &path, const std::string &key) {
+  auto bytes = readFile(path);
+  if (!bytes)
+    return std::nullopt;
+  const std::string &b = *bytes;
+  size_t pos = 0;
+  auto readU64 = [&](uint64_t &v) {
+    if (pos + 8 > b.size())
+      return false;
+    std::memcpy(&v, b.data() + pos, 8);
+    pos += 8;
+    return true;
+  };
+  if (b.size() < 8 || std::memcmp(b.data(), kMagic, 8) != 0)
+    return std::nullopt;
+  pos = 8;
+  uint64_t keyLen = 0, count = 0;
+  if (!readU64(keyLen) || pos + keyLen > b.size() || b.compare(pos, keyLen, key) != 0 ||
+      keyLen != key.size())
+    return std::nullopt;
+  pos += keyLen;
+  if (!readU64(count) || pos + count * 4 != b.size())
+    return std::nullopt;
+  std::vector<int32_t> ids(count);
+  std::memcpy(ids.data(), b.data() + pos, count * 4);
+  return ids;
+}
+
+Status writeCache(const std::string &path, const std::string &key,
+                  const std::vector<int32_t> &ids) {
+  std::string b(kMagic, 8);
+  auto appendU64 = [&](uint64_t v) { b.append(reinterpret_cast<const char *>(&v), 8); };
+  appendU64(key.size());
+  b += key;
+  appendU64(ids.size());
+  b.append(reinterpret_cast<const char *>(ids.data()), ids.size() * 4);
+  return writeFileAtomic(path, b).withContext("token cache");
+}
+
+} // namespace
+
+Expected<std::string> tokenCacheKey(const std::string &corpusPath, const std::string &format,
+                                    const Tokenizer &tok) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(corpusPath, ec);
+  if (ec)
+    return Status::error(StatusCode::NotFound,
+                         fmt::format("corpus '{}': {}", corpusPath, ec.message()));
+  auto mtime = std::filesystem::last_write_time(corpusPath, ec);
+  if (ec)
+    return Status::error(StatusCode::NotFound,
+                         fmt::format("corpus '{}': {}", corpusPath, ec.message()));
+  auto ticks = mtime.time_since_epoch().count();
+  size_t tokHash = std::hash<std::string>()(tok.serialized());
+  return fmt::format("size={};mtime={};format={};vocab={};tokenizer={:016x}", size, ticks, format,
+                     tok.vocabSize(), tokHash);
+}
+
+Expected<std::vector<int32_t>> tokenizeCached(const std::string &text, const Tokenizer &tok,
+                                              const std::string &cachePath,
+                                              const std::string &key, bool *fromCache) {
+  if (fromCache)
+    *fromCache = false;
+  if (!cachePath.empty()) {
+    if (auto ids = readCache(cachePath, key)) {
+      if (fromCache)
+        *fromCache = true;
+      return std::move(*ids);
+    }
+  }
+  // Line by line: no piece contains '\n' (training saw single lines), so this equals
+  // encoding the whole text, and keeps each SentencePiece call small.
+  std::vector<int32_t> newline = tok.encode("\n");
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    size_t lineEnd = end == std::string::npos ? text.size() : end;
+    if (lineEnd > pos) {
+      std::vector<int32_t> line = tok.encode(std::string_view(text).substr(pos, lineEnd - pos));
+      ids.insert(ids.end(), line.begin(), line.end());
+    }
+    if (end == std::string::npos)
+      break;
+    ids.insert(ids.end(), newline.begin(), newline.end());
+    pos = end + 1;
+  }
+  if (!cachePath.empty())
+    if (Status st = writeCache(cachePath, key, ids); !st)
+      return st;
+  return ids;
+}
+
+TokenSplit splitTokens(const std::vector<int32_t> &ids, double trainFraction) {
+  double f = trainFraction < 0 ? 0 : trainFraction > 1 ? 1 : trainFraction;
+  size_t n = static_cast<size_t>(f * double(ids.size()));
+  TokenSplit s;
+  s.train.assign(ids.begin(), ids.begin() + n);
+  s.val.assign(ids.begin() + n, ids.end());
+  return s;
+}
+
+Expected<TrainBatches> TrainBatches::create(std::vector<int32_t> tokens, int64_t batch,
+                                            int64_t seqLen, uint64_t seed) {
+  if (batch < 1 || seqLen < 1)
+    return Status::invalid(fmt::format("batch {} x {} must be positive", batch, seqLen));
+  int64_t windows = int64_t(tokens.size()) / (seqLen + 1);
+  if (windows < 1)
+    return Status::invalid(fmt::format(
+        "training split has {} tokens; need at least one window of seqLen + 1 = {}",
+        tokens.size(), seqLen + 1));
+  TrainBatches b;
+  b.tokens_ = std::move(tokens);
+  b.batch_ = batch;
+  b.seqLen_ = seqLen;
+  b.numWindows_ = windows;
+  b.rng_.seed(seed);
+  b.order_.resize(windows);
+  b.reshuffle();
+  return b;
+}
+
+void TrainBatches::reshuffle() {
+  for (int64_t i = 0; i < numWindows_; ++i)
+    order_[i] = i;
+  for (int64_t i = numWindows_ - 1; i > 0; --i) {
+    int64_t j = int64_t(rng_() % uint64_t(i + 1));
+    std::swap(order_[i], order_[j]);
+  }
+  cursor_ = 0;
+  ++epoch_;
+}
+
+int64_t TrainBatches::nextWindow() {
+  if (cursor_ == numWindows_)
+    reshuffle();
+  return order_[cursor_++];
+}
+
+void TrainBatches::next(int32_t *tokens, int32_t *targets) {
+  for (int64_t r = 0; r < batch_; ++r) {
+    const int32_t *w = tokens_.data() + nextWindow() * (seqLen_ + 1);
+    std::memcpy(tokens + r * seqLen_, w, seqLen_ * sizeof(int32_t));
+    std::memcpy(targets + r * seqLen_, w + 1, seqLen_ * sizeof(int32_t));
+  }
+}
+
+Expected<EvalBatches> makeEvalBatches(const std::vector<int32_t> &val, int64_t batch,
+                                      int64_t seqLen, int64_t numBatches) {
+  if (batch < 1 || seqLen < 1 || numBatches < 1)
+    return Status::invalid(fmt::format("eval batches {} of {} x {} must be positive", numBatches,
+                                       batch, seqLen));
+  int64_t windows = int64_t(val.size()) / (seqLen + 1);
+  if (windows < batch)
+    return Status::invalid(fmt::format(
+        "validation split has {} tokens ({} windows of {}); need at least batch = {} windows",
+        val.size(), windows, seqLen + 1, batch));
+  EvalBatches e;
+  e.batch = batch;
+  e.seqLen = seqLen;
+  e.numBatches = std::min(numBatches, windows / batch);
+  e.tokens.resize(e.numBatches * batch * seqLen);
+  e.targets.resize(e.tokens.size());
+  for (int64_t w = 0; w < e.numBatches * batch; ++w) {
+    const int32_t *src = val.data() + w * (seqLen + 1);
+    std::memcpy(e.tokens.data() + w * seqLen, src, seqLen * sizeof(int32_t));
+    std::memcpy(e.targets.data() + w * seqLen, src + 1, seqLen * sizeof(int32_t));
+  }
+  return e;
+}
+
+} // namespace lrt

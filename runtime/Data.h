@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Token data for training: the corpus tokenised once (cached in the run directory), a
+/// split by position into train and validation, shuffled training batches and a fixed set
+/// of validation batches.
+#pragma once
+
+#include "runtime/Status.h"
+#include "runtime/Tokenizer.h"
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lrt {
+
+/// Cache key of the tokenised corpus: corpus file size and mtime, format, vocabulary size
+/// and a hash of the tokenizer model. Errors: NotFound if `corpusPath` cannot be stat'ed.
+Expected<std::string> tokenCacheKey(const std::string &corpusPath, const std::string &format,
+                                    const Tokenizer &tok);
+
+/// Token ids (i32, each in [0, vocab)) of `text`, encoded line by line with the '\n' kept.
+/// If `cachePath` holds ids stored under the same `key` they are returned without encoding
+/// (`fromCache` set to true); otherwise the ids are computed and written there (atomically).
+/// An empty `cachePath` disables caching. Errors: IoError when the cache cannot be written.
+Expected<std::vector<int32_t>> tokenizeCached(const std::string &text, const Tokenizer &tok,
+                                              const std::string &cachePath,
+                                              const std::string &key, bool *fromCache = nullptr);
+
+/// The first `floor(trainFraction * n)` ids go to `train`, the rest to `val`.
+struct TokenSplit {
+  std::vector<int32_t> train, val;
+};
+TokenSplit splitTokens(const std::vector<int32_t> &ids, double trainFraction);
+
+/// Training batches from non-overlapping windows of `seqLen + 1` tokens: window `w` is
+/// `tokens[w*(T+1) .. (w+1)*(T+1))`; a batch row has tokens = window[:T] and
+/// targets = window[1:]. Window order is a Fisher-Yates shuffle per epoch drawn from one
+/// std::mt19937_64 seeded with `seed` (j = rng() % (i + 1), so the order is the same with
+/// any standard library). Batches run across epoch boundaries.
+class TrainBatches {
+public:
+  /// Errors: InvalidArgument if `batch` or `seqLen` < 1 or `tokens` holds no full window.
+  static Expected<TrainBatches> create(std::vector<int32_t> tokens, int64_t batch,
+                                       int64_t seqLen, uint64_t seed);
+
+  /// Fills the next batch. `tokens`, `targets`: i32[batch, seqLen], row-major.
+  void next(int32_t *tokens, int32_t *targets);
+  /// Index of the next window in the shuffled order (advances by one; used by next()).
+  int64_t nextWindow();
+  int64_t numWindows() const { return numWindows_; }
+  /// 0-based epoch of the next window.
+  int64_t epoch() const { return epoch_; }
+  int64_t batch() const { return batch_; }
+  int64_t seqLen() const { return seqLen_; }
+
+private:
+  TrainBatches() = default;
+  void reshuffle();
+  std::vector<int32_t> tokens_;
+  int64_t batch_ = 0, seqLen_ = 0, numWindows_ = 0;
+  std::mt19937_64 rng_;
+  std::vector<int64_t> order_;
+  int64_t cursor_ = 0, epoch_ = -1;
+};
+
+/// A fixed set of validation batches: windows 0, 1, 2, ... of `val` in order (same window
+/// layout as TrainBatches), `numBatches` batches of `batch` rows, fewer if `val` is short.
+struct EvalBatches {
+  int64_t numBatches = 0, batch = 0, seqLen = 0;
+  std::vector<int32_t> tokens, targets; ///< i32[numBatches, batch, seqLen]
+  const int32_t *tokensOf(int64_t b) const { return tokens.data() + b * batch * seqLen; }
+  const int32_t *targetsOf(int64_t b) const { return targets.data() + b * batch * seqLen; }
+};
+
+/// Errors: InvalidArgument if `val` has fewer than `batch` windows of `seqLen + 1` tokens
+/// (the message gives both sizes) or `numBatches` < 1.
+Expected<EvalBatches> makeEvalBatches(const std::vector<int32_t> &val, int64_t batch,
+                                      int64_t seqLen, int64_t numBatches);
+
+} // namespace lrt

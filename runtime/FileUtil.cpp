@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: Apache-2.0
+/// File helpers (std::filesystem + stdio).
+#include "runtime/FileUtil.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace lrt {
+
+Expected<std::string> readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error(StatusCode::NotFound,
+                         fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad())
+    return Status::ioError(fmt::format("cannot read '{}'", path));
+  return std::move(buf).str();
+}
+
+Status writeFileAtomic(const std::string &path, std::string_view data) {
+  std::string tmp = path + ".tmp";
+  std::FILE *f = std::fopen(tmp.c_str(), "wb");
+  if (!f)
+    return Status::ioError(fmt::format("cannot create '{}': {}", tmp, std::strerror(errno)));
+  size_t written = data.empty() ? 0 : std::fwrite(data.data(), 1, data.size(), f);
+  bool ok = written == data.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return Status::ioError(fmt::format("cannot write '{}' ({} bytes)", tmp, data.size()));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    return Status::ioError(fmt::format("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(err)));
+  }
+  return Status::ok();
+}
+
+Status makeDirs(const std::string &dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return Status::ioError(fmt::format("cannot create directory '{}': {}", dir, ec.message()));
+  return Status::ok();
+}
+
+} // namespace lrt

@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The pretrain loop: data preparation, parameter initialisation, the step loop with
+/// progress, metrics.jsonl, evaluation, checkpoint and samples.
+#include "runtime/Trainer.h"
+
+#include "runtime/Corpus.h"
+#include "runtime/Data.h"
+#include "runtime/FileUtil.h"
+#include "runtime/Generate.h"
+#include "runtime/Safetensors.h"
+#include "runtime/Schedule.h"
+#include "runtime/Tokenizer.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <unistd.h>
+
+namespace lrt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string runDirOf(const StagePlan &plan, const TrainOptions &opts) {
+  if (!opts.runDir.empty())
+    return opts.runDir;
+  return fmt::format("runs/{}/{}", plan.pipeline.empty() ? "main" : plan.pipeline,
+                     plan.stage.empty() ? "pretrain" : plan.stage);
+}
+
+/// "1h02m", "3m05s", "42s".
+std::string formatDuration(double s) {
+  if (!std::isfinite(s) || s < 0)
+    return "?";
+  int64_t t = int64_t(s + 0.5);
+  if (t >= 3600)
+    return fmt::format("{}h{:02}m", t / 3600, (t % 3600) / 60);
+  if (t >= 60)
+    return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+/// Checks what the trainer relies on before touching any buffer.
+Status validatePlan(const StagePlan &plan, const StepFunctions &fns, bool needLogits) {
+  if (!fns.trainStep || !fns.evalStep)
+    return Status::invalid("plan: missing train_step or eval_step function");
+  if (needLogits && !fns.logitsStep)
+    return Status::invalid("plan: samples requested but there is no logits_step function");
+  if (plan.batch < 1 || plan.seqLen < 1)
+    return Status::invalid(fmt::format("plan: batch {} x {} must be positive", plan.batch, plan.seqLen));
+  if (plan.numParams < 1 || plan.params.empty())
+    return Status::invalid(fmt::format("plan: model has {} parameters", plan.numParams));
+  if (plan.vocab != plan.tokenizer.vocabSize)
+    return Status::invalid(fmt::format("plan: model vocab {} differs from tokenizer '{}' vocab {}",
+                                       plan.vocab, plan.tokenizer.name, plan.tokenizer.vocabSize));
+  if (plan.tokenizer.kind != "bpe")
+    return Status::invalid(fmt::format("plan: unknown tokenizer kind '{}'; expected 'bpe'",
+                                       plan.tokenizer.kind));
+  return Status::ok();
+}
+
+/// Tokens, splits and batches of one stage.
+struct PreparedData {
+  Tokenizer tokenizer;
+  std::optional<TrainBatches> train;
+  EvalBatches eval;
+  int64_t corpusChars = 0, corpusTokens = 0, trainTokens = 0, valTokens = 0;
+  double tokenizerSeconds = 0;
+};
+
+Expected<PreparedData> prepareData(const StagePlan &plan, const TrainOptions &opts,
+                                   const std::string &runDir, bool report) {
+  std::FILE *out = opts.out;
+  std::string dataPath = opts.dataPath.empty() ? plan.data.path : opts.dataPath;
+  std::string format = plan.data.format.empty() ? "text" : plan.data.format;
+  auto t0 = Clock::now();
+  auto corpus = readCorpus(dataPath, format);
+  if (!corpus)
+    return corpus.status();
+  if (report && out)
+    fmt::print(out, "data: {} ({}): {} chars, {} {} ({:.2f}s)\n", dataPath, format,
+               corpus->numChars, corpus->numUnits, corpus->unitName, secondsSince(t0));
+
+  PreparedData d;
+  d.corpusChars = corpus->numChars;
+  TokenizerTrainOptions topts;
+  topts.vocabSize = plan.tokenizer.vocabSize;
+  topts.seed = plan.seed;
+  bool trained = false;
+  t0 = Clock::now();
+  auto tok = Tokenizer::loadOrTrain(runDir + "/tokenizer.model", corpus->text, topts, &trained);
+  if (!tok)
+    return tok.status();
+  if (tok->vocabSize() != plan.vocab)
+    return Status::invalid(fmt::format("tokenizer has {} pieces but the model vocab is {}",
+                                       tok->vocabSize(), plan.vocab));
+  d.tokenizerSeconds = trained ? secondsSince(t0) : 0;
+  if (report && out)
+    fmt::print(out, "tokenizer: {} BPE, {} pieces ({})\n", trained ? "trained" : "loaded",
+               tok->vocabSize(), trained ? fmt::format("{:.1f}s", d.tokenizerSeconds) : "cached");
+
+  auto key = tokenCacheKey(dataPath, format, *tok);
+  if (!key)
+    return key.status();
+  bool fromCache = false;
+  t0 = Clock::now();
+  auto ids = tokenizeCached(corpus->text, *tok, runDir + "/tokens.bin", *key, &fromCache);
+  if (!ids)
+    return ids.status();
+  d.corpusTokens = int64_t(ids->size());
+  TokenSplit split = splitTokens(*ids, plan.data.split);
+  d.trainTokens = int64_t(split.train.size());
+  d.valTokens = int64_t(split.val.size());
+  if (report && out)
+    fmt::print(out, "tokens: {} ({:.2f} chars/token; {}), train {} / val {}\n", d.corpusTokens,
+               double(d.corpusChars) / double(std::max<int64_t>(1, d.corpusTokens)),
+               fromCache ? "cached" : fmt::format("{:.1f}s", secondsSince(t0)), d.trainTokens,
+               d.valTokens);
+  auto train = TrainBatches::create(std::move(split.train), plan.batch, plan.seqLen, plan.seed);
+  if (!train)
+    return train.status();
+  auto eval = makeEvalBatches(split.val, plan.batch, plan.seqLen,
+                              std::max<int64_t>(1, plan.evalBatches));
+  if (!eval)
+    return eval.status();
+  d.tokenizer = tok.take();
+  d.train.emplace(train.take());
+  d.eval = eval.take();
+  return d;
+}
+
+/// Progress output: a redrawn bar on a terminal, plain lines otherwise.
+class Progress {
+public:
+  Progress(std::FILE *out, ProgressStyle style, int64_t steps, int64_t every)
+      : out_(out), steps_(steps), every_(every) {
+    if (!out_)
+      style = ProgressStyle::Quiet;
+    if (style == ProgressStyle::Auto)
+      style = isatty(fileno(out_)) ? ProgressStyle::Bar : ProgressStyle::Lines;
+    style_ = style;
+    if (every_ <= 0)
+      every_ = std::max<int64_t>(1, steps / 20);
+  }
+
+  void step(int64_t step, double loss, double lr, double tokPerSec, double elapsed) {
+    if (style_ == ProgressStyle::Lines && (step % every_ == 0 || step == 1 || step == steps_)) {
+      fmt::print(out_, "step {}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s\n", step, steps_, loss,
+                 lr, tokPerSec);
+      std::fflush(out_);
+    } else if (style_ == ProgressStyle::Bar) {
+      constexpr int kWidth = 24;
+      int filled = int(kWidth * step / std::max<int64_t>(1, steps_));
+      double eta = elapsed / double(step) * double(steps_ - step);
+      fmt::print(out_, "\r\033[K[{}{}] {}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s | ETA {}",
+                 std::string(filled, '#'), std::string(kWidth - filled, '.'), step, steps_, loss,
+                 lr, tokPerSec, formatDuration(eta));
+      std::fflush(out_);
+      barOpen_ = true;
+    }
+  }
+
+  /// A line that must stay (eval results, messages).
+  void line(const std::string &text) {
+    if (style_ == ProgressStyle::Quiet)
+      return;
+    if (barOpen_)
+      fmt::print(out_, "\r\033[K");
+    fmt::print(out_, "{}\n", text);
+    std::fflush(out_);
+    barOpen_ = false;
+  }
+
+  void finish() {
+    if (barOpen_)
+      fmt::print(out_, "\n");
+    barOpen_ = false;
+  }
+
+private:
+  std::FILE *out_;
+  ProgressStyle style_;
+  int64_t steps_, every_;
+  bool barOpen_ = false;
+};
+
+/// Mean eval loss over all validation batches.
+double evaluate(const StepFunctions &fns, std::vector<float> &params, const EvalBatches &eval) {
+  std::vector<int32_t> tokens(eval.batch * eval.seqLen), targets(tokens.size());
+  std::vector<float> metrics(kNumMetrics, 0.0f);
+  auto p = viewOf(params.data(), {int64_t(params.size())});
+  auto tk = viewOf(tokens.data(), {eval.batch, eval.seqLen});
+  auto tg = viewOf(targets.data(), {eval.batch, eval.seqLen});
+  auto mt = viewOf(metrics.data(), {int64_t(kNumMetrics)});
+  double sum = 0;
+  for (int64_t b = 0; b < eval.numBatches; ++b) {
+    std::copy_n(eval.tokensOf(b), tokens.size(), tokens.begin());
+    std::copy_n(eval.targetsOf(b), targets.size(), targets.begin());
+    fns.evalStep(&p, &tk, &tg, &mt);
+    sum += metrics[kMetricLoss];
+  }
+  return sum / double(eval.numBatches);
+}
+
+std::vector<TensorRef> paramTensors(const StagePlan &plan, const std::vector<float> &buf,
+                                    const std::string &prefix) {
+  std::vector<TensorRef> out;
+  for (const ParamInfo &p : plan.params)
+    out.push_back({prefix + p.name, DType::F32, p.shape, buf.data() + p.offset});
+  return out;
+}
+
+std::vector<std::string> defaultPrompts() {
+  return {"In the beginning", "And it came to pass", "The LORD is", "Blessed are the"};
+}
+
+} // namespace
+
+Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &params) {
+  params.assign(size_t(std::max<int64_t>(0, plan.numParams)), 0.0f);
+  std::mt19937_64 rng(seed);
+  for (const ParamInfo &p : plan.params) {
+    int64_t numel = 1;
+    for (int64_t d : p.shape)
+      numel *= d;
+    if (numel != p.numel || p.offset < 0 || p.offset + p.numel > plan.numParams)
+      return Status::invalid(fmt::format(
+          "plan: param '{}' (offset {}, numel {}, shape numel {}) does not fit numParams {}",
+          p.name, p.offset, p.numel, numel, plan.numParams));
+    float *dst = params.data() + p.offset;
+    switch (p.init) {
+    case InitKind::Zeros:
+      std::fill_n(dst, p.numel, 0.0f);
+      break;
+    case InitKind::Ones:
+      std::fill_n(dst, p.numel, 1.0f);
+      break;
+    case InitKind::Normal:
+      // Box-Muller on our own uniforms: std::normal_distribution differs between stdlibs.
+      for (int64_t i = 0; i < p.numel; i += 2) {
+        double u1 = 1.0 - uniform01(rng), u2 = uniform01(rng);
+        double r = std::sqrt(-2.0 * std::log(u1));
+        dst[i] = float(p.mean + p.std * r * std::cos(2 * M_PI * u2));
+        if (i + 1 < p.numel)
+          dst[i + 1] = float(p.mean + p.std * r * std::sin(2 * M_PI * u2));
+      }
+      break;
+    }
+  }
+  return Status::ok();
+}
+
+Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts) {
+  try {
+    if (Status st = validatePlan(plan, fns, opts.numSamples > 0); !st)
+      return st;
+    const std::string runDir = runDirOf(plan, opts);
+    if (Status st = makeDirs(runDir + "/checkpoint"); !st)
+      return st;
+    std::FILE *out = opts.out;
+    const bool quiet = opts.progress == ProgressStyle::Quiet || !out;
+    const int64_t steps = opts.steps > 0 ? opts.steps : plan.steps;
+    if (steps < 1)
+      return Status::invalid(fmt::format("plan: steps {} must be positive", steps));
+
+    if (!quiet)
+      fmt::print(out, "stage {}.{}: model '{}', {} params, batch {} x {}, {} steps -> {}\n",
+                 plan.pipeline, plan.stage, plan.model, plan.numParams, plan.batch, plan.seqLen,
+                 steps, runDir);
+    auto data = prepareData(plan, opts, runDir, !quiet);
+    if (!data)
+      return data.status();
+    TrainBatches &train = *data->train;
+
+    std::vector<float> params, grads(plan.numParams, 0.0f), m(plan.numParams, 0.0f),
+        v(plan.numParams, 0.0f);
+    if (Status st = initParams(plan, plan.seed, params); !st)
+      return st;
+    const int64_t B = plan.batch, T = plan.seqLen;
+    std::vector<int32_t> tokens(B * T), targets(B * T);
+    std::vector<float> hyper(kNumHyper, 0.0f), metrics(kNumMetrics, 0.0f);
+    auto pP = viewOf(params.data(), {plan.numParams});
+    auto pG = viewOf(grads.data(), {plan.numParams});
+    auto pM = viewOf(m.data(), {plan.numParams});
+    auto pV = viewOf(v.data(), {plan.numParams});
+    auto pTok = viewOf(tokens.data(), {B, T});
+    auto pTgt = viewOf(targets.data(), {B, T});
+    auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
+    auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
+
+    std::ofstream metricsFile(runDir + "/metrics.jsonl", std::ios::trunc);
+    if (!metricsFile)
+      return Status::ioError(fmt::format("cannot create '{}/metrics.jsonl'", runDir));
+    auto writeRow = [&](const nlohmann::ordered_json &row) {
+      metricsFile << row.dump() << '\n';
+      metricsFile.flush();
+    };
+
+    Progress progress(out, opts.progress, steps, opts.logEvery);
+    TrainResult result;
+    auto loopStart = Clock::now();
+    double trainSeconds = 0;
+    auto runEval = [&](int64_t step) {
+      double valLoss = evaluate(fns, params, data->eval);
+      writeRow({{"step", step}, {"val_loss", valLoss}, {"elapsed_s", secondsSince(loopStart)}});
+      progress.line(fmt::format("eval step {}/{} | val_loss {:.4f} ({} batches)", step, steps,
+                                valLoss, data->eval.numBatches));
+      if (step == 0)
+        result.firstValLoss = valLoss;
+      result.lastValLoss = valLoss;
+    };
+    runEval(0);
+
+    int64_t lastEvalStep = 0;
+    for (int64_t step = 1; step <= steps; ++step) {
+      double lr = learningRate(step - 1, plan.lr, plan.minLr, plan.warmup, steps);
+      hyper[kHyperLr] = float(lr);
+      hyper[kHyperBeta1] = float(plan.beta1);
+      hyper[kHyperBeta2] = float(plan.beta2);
+      hyper[kHyperEps] = float(plan.eps);
+      hyper[kHyperWeightDecay] = float(plan.weightDecay);
+      hyper[kHyperGradClip] = float(plan.gradClip);
+      hyper[kHyperStep] = float(step);
+      train.next(tokens.data(), targets.data());
+      auto t0 = Clock::now();
+      fns.trainStep(&pP, &pG, &pM, &pV, &pTok, &pTgt, &pHyper, &pMetrics);
+      double dt = secondsSince(t0);
+      trainSeconds += dt;
+      double loss = metrics[kMetricLoss], gradNorm = metrics[kMetricGradNorm];
+      double tokPerSec = double(B * T) / std::max(dt, 1e-9);
+      writeRow({{"step", step},
+                {"loss", loss},
+                {"lr", lr},
+                {"grad_norm", gradNorm},
+                {"tokens_per_s", tokPerSec},
+                {"elapsed_s", secondsSince(loopStart)}});
+      if (!std::isfinite(loss)) {
+        progress.finish();
+        return Status::internal(fmt::format("loss is not finite at step {} (lr {:.3e}, grad_norm {})",
+                                            step, lr, gradNorm));
+      }
+      if (step == 1)
+        result.firstLoss = loss;
+      result.lastLoss = loss;
+      double meanTokPerSec = double(step * B * T) / std::max(trainSeconds, 1e-9);
+      progress.step(step, loss, lr, meanTokPerSec, secondsSince(loopStart));
+      if (plan.evalEvery > 0 && step % plan.evalEvery == 0 && step != steps) {
+        runEval(step);
+        lastEvalStep = step;
+      }
+    }
+    if (lastEvalStep != steps)
+      runEval(steps);
+    progress.finish();
+    result.steps = steps;
+    result.elapsedSeconds = secondsSince(loopStart);
+    result.tokensPerSecond = double(steps * B * T) / std::max(trainSeconds, 1e-9);
+    result.corpusChars = data->corpusChars;
+    result.corpusTokens = data->corpusTokens;
+    result.trainTokens = data->trainTokens;
+    result.valTokens = data->valTokens;
+    result.tokenizerSeconds = data->tokenizerSeconds;
+
+    // Checkpoint: parameters by name + the tokenizer next to them.
+    std::map<std::string, std::string> meta = {
+        {"format", "pt"},           {"pipeline", plan.pipeline},
+        {"stage", plan.stage},      {"model", plan.model},
+        {"step", std::to_string(steps)}, {"vocab", std::to_string(plan.vocab)},
+        {"context", std::to_string(plan.context)}, {"dim", std::to_string(plan.dim)},
+        {"layers", std::to_string(plan.layers)},   {"seed", std::to_string(plan.seed)}};
+    std::string ckpt = runDir + "/checkpoint/model.safetensors";
+    if (Status st = writeSafetensors(ckpt, paramTensors(plan, params, ""), meta); !st)
+      return st;
+    if (Status st = data->tokenizer.save(runDir + "/checkpoint/tokenizer.model"); !st)
+      return st;
+    progress.line(fmt::format("checkpoint: {}", ckpt));
+
+    // Samples.
+    if (opts.numSamples > 0) {
+      std::vector<std::string> prompts = opts.prompts.empty() ? defaultPrompts() : opts.prompts;
+      std::mt19937_64 rng(plan.seed ^ 0x5eed5a3b1e5ull);
+      LogitsModel model{fns.logitsStep, params.data(), plan.numParams,
+                        plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
+      std::string all;
+      for (int64_t i = 0; i < opts.numSamples; ++i) {
+        const std::string &prompt = prompts[i % prompts.size()];
+        auto ids = generate(model, data->tokenizer.encode(prompt), opts.sampleTokens,
+                            opts.temperature, opts.topK, rng);
+        if (!ids)
+          return ids.status();
+        std::string text = data->tokenizer.decode(*ids);
+        result.samples.push_back(text);
+        all += fmt::format("--- sample {} (prompt \"{}\") ---\n{}\n", i + 1, prompt, text);
+      }
+      if (Status st = writeFileAtomic(runDir + "/samples.txt", all); !st)
+        return st;
+      progress.line(all + fmt::format("samples: {}/samples.txt", runDir));
+    }
+
+    double ratio = result.lastValLoss / result.firstValLoss;
+    progress.line(fmt::format("val_loss: first {:.4f} -> last {:.4f} (ratio {:.3f})",
+                              result.firstValLoss, result.lastValLoss, ratio));
+    progress.line(fmt::format("done: {} params, {} steps, {} tokens in {}, {:.0f} tok/s, "
+                              "train loss {:.4f} -> {:.4f}",
+                              plan.numParams, steps, steps * B * T,
+                              formatDuration(result.elapsedSeconds), result.tokensPerSecond,
+                              result.firstLoss, result.lastLoss));
+    if (opts.result)
+      *opts.result = std::move(result);
+    return Status::ok();
+  } catch (const std::exception &e) {
+    return Status::internal(fmt::format("runPretrain: {}", e.what()));
+  }
+}
+
+Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std::string &outPath,
+                     const TrainOptions &opts) {
+  try {
+    if (Status st = validatePlan(plan, fns, false); !st)
+      return st;
+    const std::string runDir = runDirOf(plan, opts);
+    if (Status st = makeDirs(runDir); !st)
+      return st;
+    bool report = opts.out && opts.progress != ProgressStyle::Quiet;
+    auto data = prepareData(plan, opts, runDir, report);
+    if (!data)
+      return data.status();
+    std::vector<float> init;
+    if (Status st = initParams(plan, plan.seed, init); !st)
+      return st;
+    std::vector<float> params = init, grads(plan.numParams, 0.0f), m(plan.numParams, 0.0f),
+                       v(plan.numParams, 0.0f);
+    const int64_t B = plan.batch, T = plan.seqLen;
+    std::vector<int32_t> tokens(B * T), targets(B * T);
+    data->train->next(tokens.data(), targets.data());
+    std::vector<float> hyper(kNumHyper, 0.0f), metrics(kNumMetrics, 0.0f);
+    hyper[kHyperLr] = 0.0f;
+    hyper[kHyperBeta1] = float(plan.beta1);
+    hyper[kHyperBeta2] = float(plan.beta2);
+    hyper[kHyperEps] = float(plan.eps);
+    hyper[kHyperWeightDecay] = 0.0f;
+    hyper[kHyperGradClip] = float(plan.gradClip);
+    hyper[kHyperStep] = 1.0f;
+    auto pP = viewOf(params.data(), {plan.numParams});
+    auto pG = viewOf(grads.data(), {plan.numParams});
+    auto pM = viewOf(m.data(), {plan.numParams});
+    auto pV = viewOf(v.data(), {plan.numParams});
+    auto pTok = viewOf(tokens.data(), {B, T});
+    auto pTgt = viewOf(targets.data(), {B, T});
+    auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
+    auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
+    fns.trainStep(&pP, &pG, &pM, &pV, &pTok, &pTgt, &pHyper, &pMetrics);
+    float loss = metrics[kMetricLoss];
+
+    std::vector<TensorRef> tensors = paramTensors(plan, init, "");
+    std::vector<TensorRef> gradTensors = paramTensors(plan, grads, "grad.");
+    tensors.insert(tensors.end(), gradTensors.begin(), gradTensors.end());
+    tensors.push_back({"tokens", DType::I32, {B, T}, tokens.data()});
+    tensors.push_back({"targets", DType::I32, {B, T}, targets.data()});
+    tensors.push_back({"loss", DType::F32, {1}, &loss});
+    std::map<std::string, std::string> meta = {{"pipeline", plan.pipeline},
+                                               {"stage", plan.stage},
+                                               {"seed", std::to_string(plan.seed)},
+                                               {"grad_norm", fmt::format("{}", metrics[kMetricGradNorm])}};
+    if (Status st = writeSafetensors(outPath, tensors, meta); !st)
+      return st;
+    if (report)
+      fmt::print(opts.out, "gradients: {} (loss {:.6f}, grad_norm {:.6f})\n", outPath, loss,
+                 metrics[kMetricGradNorm]);
+    return Status::ok();
+  } catch (const std::exception &e) {
+    return Status::internal(fmt::format("dumpGradients: {}", e.what()));
+  }
+}
+
+} // namespace lrt

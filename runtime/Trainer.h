@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The host side of a `pretrain` stage: reads and tokenises the corpus, initialises the
+/// parameters, runs the compiled train/eval steps with the learning-rate schedule, reports
+/// progress, and writes metrics, a safetensors checkpoint and text samples to the run
+/// directory. See docs/runtime.md for the run directory layout and metrics.jsonl fields.
+#pragma once
+
+#include "runtime/Plan.h"
+#include "runtime/Status.h"
+#include "runtime/StepABI.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace lrt {
+
+/// How progress is shown.
+enum class ProgressStyle {
+  Auto,  ///< Bar if `out` is a terminal (isatty), else Lines
+  Bar,   ///< one updating line: step/steps, loss, lr, tok/s, ETA
+  Lines, ///< "step 100/1000 | loss 4.21 | lr 2.9e-03 | 12345 tok/s" every `logEvery` steps
+  Quiet, ///< nothing but errors' absence; files are still written
+};
+
+/// What a finished run measured (filled when TrainOptions::result is set).
+struct TrainResult {
+  int64_t steps = 0;
+  double firstLoss = 0, lastLoss = 0;       ///< training loss of the first and last step
+  double firstValLoss = 0, lastValLoss = 0; ///< before step 1, and after the last step
+  double tokensPerSecond = 0;               ///< mean over the run (train steps only)
+  double elapsedSeconds = 0;                ///< wall time of the training loop
+  int64_t corpusChars = 0, corpusTokens = 0, trainTokens = 0, valTokens = 0;
+  double tokenizerSeconds = 0;              ///< training time, 0 when loaded
+  std::vector<std::string> samples;
+};
+
+/// Options of runPretrain and dumpGradients that are not part of the plan.
+struct TrainOptions {
+  std::string runDir;   ///< "" -> "runs/<pipeline>/<stage>" (relative to the cwd)
+  std::string dataPath; ///< "" -> plan.data.path; the driver passes it resolved
+  int64_t steps = 0;    ///< > 0 overrides plan.steps (the schedule uses the override)
+  int64_t numSamples = 3;
+  int64_t sampleTokens = 64;         ///< new tokens per sample
+  std::vector<std::string> prompts;  ///< cycled over samples; empty -> built-in prompts
+  double temperature = 0.8;
+  int64_t topK = 40;
+  std::FILE *out = stdout; ///< progress and the report
+  ProgressStyle progress = ProgressStyle::Auto;
+  int64_t logEvery = 0;    ///< Lines style: every N steps; 0 -> about 20 lines per run
+  TrainResult *result = nullptr; ///< optional: receives the measurements
+};
+
+/// Runs the stage to completion.
+///
+/// 1. Reads the corpus (`plan.data`), trains or reloads `<run>/tokenizer.model`
+///    (plan.tokenizer.vocabSize pieces, which must equal plan.vocab), tokenises the corpus
+///    (cached in `<run>/tokens.bin`) and splits it by position (plan.data.split).
+/// 2. Initialises the flat fp32 parameters from plan.seed (Normal/Ones/Zeros per ParamInfo)
+///    and zeroes the AdamW moments.
+/// 3. For step = 1..steps: lr = learningRate(step - 1, ...), fns.trainStep on the next
+///    shuffled batch, one metrics.jsonl row; evaluates plan.evalBatches validation batches
+///    before step 1, every plan.evalEvery steps and after the last step.
+/// 4. Writes `<run>/checkpoint/model.safetensors` (+ tokenizer.model), generates
+///    `opts.numSamples` samples with fns.logitsStep into `<run>/samples.txt`, and prints
+///    the first/last validation loss, their ratio and a summary line.
+///
+/// Errors: InvalidArgument for an inconsistent plan (param offsets/sizes vs numParams,
+/// non-positive shapes, vocab mismatch, missing step functions) or too little data;
+/// NotFound/IoError for files; Internal if a loss is not finite (the step is named).
+Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts);
+
+/// Writes one safetensors file to `outPath` for checking gradients against a reference:
+/// every parameter (by name, initialised from plan.seed), "grad.<name>" for each gradient
+/// of the first training batch (from one fns.trainStep with lr = 0 and weight decay 0, so
+/// the parameters are unchanged), "tokens" and "targets" (I32 [batch, seqLen]) and "loss"
+/// (F32 [1]). Uses the run directory of `opts` for the tokenizer and the token cache.
+/// Errors: as runPretrain.
+Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std::string &outPath,
+                     const TrainOptions &opts);
+
+/// Fills `params` (fp32[plan.numParams]) as the trainer does: for each ParamInfo in order,
+/// Normal draws N(mean, std) by Box-Muller from one std::mt19937_64 seeded with `seed`,
+/// Ones/Zeros fill. Errors: InvalidArgument if a param lies outside [0, numParams) or its
+/// numel disagrees with its shape.
+Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &params);
+
+} // namespace lrt

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Tests for runtime/Trainer with a hand-written implementation of the step ABI: a bigram
+/// softmax-regression model (logits[t] = W[token[t]] + b) with analytic gradients and
+/// AdamW, so the loop, metrics, checkpoint, samples and gradient dump are checked without
+/// the compiler.
+#include "runtime/Trainer.h"
+
+#include "runtime/Safetensors.h"
+#include "TestUtil.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+namespace lrt {
+namespace {
+
+constexpr int64_t kVocab = 320;
+
+/// Loss of the bigram model over tokens/targets i32[B, T]; adds dLoss/dParams to `grads`
+/// when non-null. params: W f32[V, V] at 0, b f32[V] at V*V.
+double bigramLoss(const float *params, const int32_t *tokens, const int32_t *targets, int64_t N,
+                  float *grads) {
+  const int64_t V = kVocab;
+  const float *W = params, *b = params + V * V;
+  std::vector<double> row(V);
+  double loss = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    double maxv = -1e30;
+    for (int64_t v = 0; v < V; ++v)
+      maxv = std::max(maxv, row[v] = double(W[tokens[i] * V + v]) + b[v]);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v)
+      sum += std::exp(row[v] - maxv);
+    loss += std::log(sum) + maxv - row[targets[i]];
+    if (!grads)
+      continue;
+    for (int64_t v = 0; v < V; ++v) {
+      double p = std::exp(row[v] - maxv) / sum - (v == targets[i] ? 1.0 : 0.0);
+      grads[tokens[i] * V + v] += float(p / double(N));
+      grads[V * V + v] += float(p / double(N));
+    }
+  }
+  return loss / double(N);
+}
+
+void bigramTrain(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float, 1> *m,
+                 MemRef<float, 1> *v, MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
+                 MemRef<float, 1> *hyper, MemRef<float, 1> *metrics) {
+  const int64_t P = params->sizes[0], N = tokens->sizes[0] * tokens->sizes[1];
+  float *p = params->aligned, *g = grads->aligned, *h = hyper->aligned;
+  std::fill_n(g, P, 0.0f);
+  double loss = bigramLoss(p, tokens->aligned, targets->aligned, N, g);
+  double norm = 0;
+  for (int64_t i = 0; i < P; ++i)
+    norm += double(g[i]) * g[i];
+  norm = std::sqrt(norm);
+  double clip = h[kHyperGradClip];
+  double scale = (clip > 0 && norm > clip) ? clip / norm : 1.0;
+  double lr = h[kHyperLr], b1 = h[kHyperBeta1], b2 = h[kHyperBeta2], eps = h[kHyperEps];
+  double wd = h[kHyperWeightDecay], t = h[kHyperStep];
+  for (int64_t i = 0; i < P; ++i) {
+    double gi = g[i] * scale;
+    m->aligned[i] = float(b1 * m->aligned[i] + (1 - b1) * gi);
+    v->aligned[i] = float(b2 * v->aligned[i] + (1 - b2) * gi * gi);
+    double mhat = m->aligned[i] / (1 - std::pow(b1, t));
+    double vhat = v->aligned[i] / (1 - std::pow(b2, t));
+    if (i < kVocab * kVocab) // W decays, b does not
+      p[i] -= float(lr * wd * p[i]);
+    p[i] -= float(lr * mhat / (std::sqrt(vhat) + eps));
+  }
+  metrics->aligned[kMetricLoss] = float(loss);
+  metrics->aligned[kMetricGradNorm] = float(norm);
+}
+
+void bigramEval(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
+                MemRef<int32_t, 2> *targets, MemRef<float, 1> *metrics) {
+  int64_t N = tokens->sizes[0] * tokens->sizes[1];
+  metrics->aligned[kMetricLoss] =
+      float(bigramLoss(params->aligned, tokens->aligned, targets->aligned, N, nullptr));
+}
+
+void bigramLogits(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
+                  MemRef<float, 3> *logits) {
+  const int64_t V = kVocab, C = tokens->sizes[1];
+  const float *W = params->aligned, *b = params->aligned + V * V;
+  for (int64_t t = 0; t < C; ++t)
+    for (int64_t v = 0; v < V; ++v)
+      logits->aligned[t * V + v] = W[tokens->aligned[t] * V + v] + b[v];
+}
+
+StepFunctions bigramFns() { return {bigramTrain, bigramEval, bigramLogits}; }
+
+/// A plan for the bigram model on `corpusPath`.
+StagePlan bigramPlan(const std::string &corpusPath) {
+  StagePlan plan;
+  plan.pipeline = "main";
+  plan.stage = "pretrain";
+  plan.model = "bigram";
+  plan.params = {{"bigram.w", {kVocab, kVocab}, 0, kVocab * kVocab, InitKind::Normal, 0.0f, 0.02f, true},
+                 {"bigram.b", {kVocab}, kVocab * kVocab, kVocab, InitKind::Zeros, 0.0f, 0.0f, false}};
+  plan.numParams = kVocab * kVocab + kVocab;
+  plan.vocab = kVocab;
+  plan.context = 16;
+  plan.dim = kVocab;
+  plan.layers = 0;
+  plan.batch = 4;
+  plan.seqLen = 16;
+  plan.steps = 60;
+  plan.evalEvery = 20;
+  plan.evalBatches = 2;
+  plan.warmup = 5;
+  plan.lr = 0.05;
+  plan.minLr = 0.005;
+  plan.weightDecay = 0.01;
+  plan.seed = 1234;
+  plan.data = {"text", corpusPath, "text", 0.9};
+  plan.tokenizer = {"tok", "bpe", kVocab};
+  return plan;
+}
+
+struct RunFixture {
+  std::string dir, corpus, runDir;
+  explicit RunFixture(std::string d) : dir(std::move(d)) {
+    corpus = dir + "/corpus.txt";
+    runDir = dir + "/run";
+    std::ofstream(corpus) << test::englishText(600);
+  }
+};
+
+std::vector<nlohmann::json> readJsonl(const std::string &path) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+std::string readAll(std::FILE *f) {
+  std::rewind(f);
+  std::string s;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    s.append(buf, n);
+  return s;
+}
+
+// Tests a full run: the loss falls, metrics.jsonl has one row per step plus the eval rows,
+// the progress lines and report are printed, the checkpoint reads back, samples exist.
+TEST(TrainerTest, RunWritesEverything) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  TrainResult result;
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.numSamples = 3;
+  opts.sampleTokens = 20;
+  opts.progress = ProgressStyle::Lines;
+  opts.logEvery = 10;
+  std::FILE *log = std::tmpfile();
+  opts.out = log;
+  opts.result = &result;
+  Status st = runPretrain(plan, bigramFns(), opts);
+  std::string printed = readAll(log);
+  std::fclose(log);
+  ASSERT_TRUE(st) << st.message() << "\n" << printed;
+
+  EXPECT_EQ(result.steps, 60);
+  EXPECT_LT(result.lastValLoss, 0.8 * result.firstValLoss)
+      << result.firstValLoss << " -> " << result.lastValLoss;
+  EXPECT_NEAR(result.firstValLoss, std::log(double(kVocab)), 0.1);
+  EXPECT_LT(result.lastLoss, result.firstLoss);
+  EXPECT_GT(result.corpusTokens, 0);
+  EXPECT_GT(result.tokensPerSecond, 0);
+
+  auto rows = readJsonl(fx.runDir + "/metrics.jsonl");
+  int stepRows = 0, evalRows = 0;
+  for (const auto &r : rows) {
+    if (r.contains("loss")) {
+      ++stepRows;
+      EXPECT_EQ(r["step"].get<int64_t>(), stepRows);
+      for (const char *k : {"lr", "grad_norm", "tokens_per_s", "elapsed_s"})
+        EXPECT_TRUE(r.contains(k)) << k;
+    } else {
+      ++evalRows;
+      EXPECT_TRUE(r.contains("val_loss"));
+    }
+  }
+  EXPECT_EQ(stepRows, 60);
+  EXPECT_EQ(evalRows, 4); // steps 0, 20, 40, 60
+
+  EXPECT_NE(printed.find("step 10/60 | loss "), std::string::npos) << printed;
+  EXPECT_NE(printed.find("step 60/60 | loss "), std::string::npos);
+  EXPECT_NE(printed.find("val_loss: first"), std::string::npos);
+  EXPECT_NE(printed.find("ratio"), std::string::npos);
+  EXPECT_NE(printed.find("tok/s"), std::string::npos);
+
+  auto ckpt = readSafetensors(fx.runDir + "/checkpoint/model.safetensors");
+  ASSERT_TRUE(ckpt) << ckpt.status().message();
+  ASSERT_EQ(ckpt->tensors.size(), 2u);
+  const Tensor *w = ckpt->find("bigram.w");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->dtype, DType::F32);
+  EXPECT_EQ(w->shape, (std::vector<int64_t>{kVocab, kVocab}));
+  EXPECT_EQ(ckpt->find("bigram.b")->shape, std::vector<int64_t>{kVocab});
+  EXPECT_EQ(ckpt->metadata.at("step"), "60");
+  EXPECT_EQ(ckpt->metadata.at("stage"), "pretrain");
+  EXPECT_TRUE(std::filesystem::exists(fx.runDir + "/checkpoint/tokenizer.model"));
+  EXPECT_TRUE(std::filesystem::exists(fx.runDir + "/tokenizer.model"));
+
+  ASSERT_EQ(result.samples.size(), 3u);
+  EXPECT_EQ(result.samples[0].rfind("In the beginning", 0), 0u) << result.samples[0];
+  EXPECT_GT(result.samples[0].size(), std::string("In the beginning").size());
+  std::ifstream samples(fx.runDir + "/samples.txt");
+  std::string sampleText((std::istreambuf_iterator<char>(samples)), {});
+  EXPECT_NE(sampleText.find("--- sample 3"), std::string::npos);
+}
+
+// Tests that a second run in the same directory reuses the tokenizer and token cache and
+// reproduces the losses exactly, and that a steps override shortens the run.
+TEST(TrainerTest, DeterministicRerun) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.numSamples = 1;
+  opts.sampleTokens = 5;
+  opts.steps = 12;
+  opts.progress = ProgressStyle::Quiet;
+  TrainResult a, b;
+  opts.result = &a;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  auto rowsA = readJsonl(fx.runDir + "/metrics.jsonl");
+  opts.result = &b;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  auto rowsB = readJsonl(fx.runDir + "/metrics.jsonl");
+  EXPECT_EQ(b.tokenizerSeconds, 0.0) << "tokenizer reloaded";
+  ASSERT_EQ(rowsA.size(), rowsB.size());
+  EXPECT_EQ(a.steps, 12);
+  for (size_t i = 0; i < rowsA.size(); ++i) {
+    if (rowsA[i].contains("loss"))
+      EXPECT_EQ(rowsA[i]["loss"], rowsB[i]["loss"]) << "row " << i;
+  }
+  EXPECT_EQ(a.samples, b.samples);
+}
+
+// Tests that inconsistent plans are rejected with the numbers in the message.
+TEST(TrainerTest, PlanErrors) {
+  RunFixture fx(test::freshDir());
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.progress = ProgressStyle::Quiet;
+  StagePlan plan = bigramPlan(fx.corpus);
+  plan.tokenizer.vocabSize = 300;
+  Status st = runPretrain(plan, bigramFns(), opts);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("model vocab 320 differs from tokenizer 'tok' vocab 300"),
+            std::string::npos)
+      << st.message();
+  plan = bigramPlan(fx.corpus);
+  plan.params[1].offset = plan.numParams - 1;
+  st = runPretrain(plan, bigramFns(), opts);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("'bigram.b'"), std::string::npos) << st.message();
+  plan = bigramPlan(fx.dir + "/missing.txt");
+  EXPECT_EQ(runPretrain(plan, bigramFns(), opts).code(), StatusCode::NotFound);
+  EXPECT_FALSE(runPretrain(bigramPlan(fx.corpus), StepFunctions{}, opts));
+}
+
+// Tests the gradient dump: initial params, analytic gradients of the first batch, tokens,
+// targets and loss, with the parameters untouched by the lr = 0 step.
+TEST(TrainerTest, DumpGradients) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.progress = ProgressStyle::Quiet;
+  std::string out = fx.dir + "/grads.safetensors";
+  Status st = dumpGradients(plan, bigramFns(), out, opts);
+  ASSERT_TRUE(st) << st.message();
+  auto f = readSafetensors(out);
+  ASSERT_TRUE(f) << f.status().message();
+  for (const char *name : {"bigram.w", "bigram.b", "grad.bigram.w", "grad.bigram.b", "tokens",
+                           "targets", "loss"})
+    EXPECT_NE(f->find(name), nullptr) << name;
+  std::vector<float> init;
+  ASSERT_TRUE(initParams(plan, plan.seed, init));
+  std::vector<float> w = f->find("bigram.w")->as<float>();
+  EXPECT_TRUE(std::equal(w.begin(), w.end(), init.begin()));
+  const Tensor *tokens = f->find("tokens"), *targets = f->find("targets");
+  EXPECT_EQ(tokens->dtype, DType::I32);
+  EXPECT_EQ(tokens->shape, (std::vector<int64_t>{4, 16}));
+  auto tk = tokens->as<int32_t>(), tg = targets->as<int32_t>();
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t + 1 < 16; ++t)
+      EXPECT_EQ(tg[r * 16 + t], tk[r * 16 + t + 1]);
+  // Recompute the loss and the gradient independently.
+  std::vector<float> grads(plan.numParams, 0.0f);
+  double loss = bigramLoss(init.data(), tk.data(), tg.data(), 64, grads.data());
+  EXPECT_EQ(f->find("loss")->shape, std::vector<int64_t>{1});
+  EXPECT_NEAR(f->find("loss")->as<float>()[0], loss, 1e-5);
+  auto gb = f->find("grad.bigram.b")->as<float>();
+  for (int64_t v = 0; v < kVocab; ++v)
+    EXPECT_NEAR(gb[v], grads[kVocab * kVocab + v], 1e-7);
+}
+
+// Tests parameter initialisation: Normal statistics, Ones/Zeros, the same seed twice.
+TEST(TrainerTest, InitParams) {
+  StagePlan plan;
+  plan.params = {{"a", {100, 100}, 0, 10000, InitKind::Normal, 0.5f, 0.1f, true},
+                 {"b", {3}, 10000, 3, InitKind::Ones},
+                 {"c", {2}, 10003, 2, InitKind::Zeros}};
+  plan.numParams = 10005;
+  std::vector<float> p, q;
+  ASSERT_TRUE(initParams(plan, 7, p));
+  ASSERT_TRUE(initParams(plan, 7, q));
+  EXPECT_EQ(p, q);
+  double mean = 0, sq = 0;
+  for (int i = 0; i < 10000; ++i) {
+    mean += p[i];
+    sq += double(p[i]) * p[i];
+  }
+  mean /= 10000;
+  double stdev = std::sqrt(sq / 10000 - mean * mean);
+  EXPECT_NEAR(mean, 0.5, 0.01);
+  EXPECT_NEAR(stdev, 0.1, 0.01);
+  EXPECT_EQ(p[10000], 1.0f);
+  EXPECT_EQ(p[10004], 0.0f);
+  ASSERT_TRUE(initParams(plan, 8, q));
+  EXPECT_NE(p, q);
+  plan.params[2].numel = 5;
+  EXPECT_FALSE(initParams(plan, 7, p));
+}
+
+} // namespace
+} // namespace lrt
