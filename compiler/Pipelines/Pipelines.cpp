@@ -62,6 +62,13 @@ void registerLLMPPasses() {
     registerLLMPTransformsPasses();
     registerLLMPToLinalgPasses();
     registerLinalgToLRTPasses();
+    // One pipeline per phase, e.g. `llmp-opt --llmp-grad-phase`.
+    PassPipelineRegistration<>("llmp-grad-phase", "llmp -> grad (autodiff, step functions)",
+                               buildGradPhase);
+    PassPipelineRegistration<>("llmp-linalg-phase", "grad -> linalg on tensors, fused",
+                               buildLinalgPhase);
+    PassPipelineRegistration<>("llmp-llvm-phase", "linalg -> LLVM dialect with BLAS calls",
+                               buildLLVMPhase);
   });
 }
 

@@ -15,7 +15,8 @@ namespace mlir::llmp {
 /// ...) and LLVM IR translation the pipelines and the JIT need.
 void registerLLMPDialects(mlir::DialectRegistry &registry);
 
-/// Registers the llmp passes and the upstream passes (idempotent, thread-safe).
+/// Registers the llmp passes, the upstream passes and the phase pipelines
+/// `llmp-grad-phase`, `llmp-linalg-phase`, `llmp-llvm-phase` (idempotent, thread-safe).
 void registerLLMPPasses();
 
 /// llmp -> grad: autodiff, step functions, canonicalisation.
