@@ -156,6 +156,12 @@ public:
                  lr, tokPerSec);
       std::fflush(out_);
     } else if (style_ == ProgressStyle::Bar) {
+      // Redraw at most ~10 times a second: fast steps would otherwise spend their time in
+      // terminal output.
+      auto now = Clock::now();
+      if (step != steps_ && step != 1 && now - lastDraw_ < std::chrono::milliseconds(100))
+        return;
+      lastDraw_ = now;
       constexpr int kWidth = 24;
       int filled = int(kWidth * step / std::max<int64_t>(1, steps_));
       double eta = elapsed / double(step) * double(steps_ - step);
@@ -189,6 +195,7 @@ private:
   ProgressStyle style_;
   int64_t steps_, every_;
   bool barOpen_ = false;
+  Clock::time_point lastDraw_;
 };
 
 /// Mean eval loss over all validation batches.
