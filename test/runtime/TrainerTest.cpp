@@ -248,6 +248,28 @@ TEST(TrainerTest, DeterministicRerun) {
   EXPECT_EQ(a.samples, b.samples);
 }
 
+// Tests the terminal style: one line redrawn with carriage returns, with ETA and tok/s.
+TEST(TrainerTest, ProgressBar) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.numSamples = 0;
+  opts.steps = 5;
+  opts.progress = ProgressStyle::Bar;
+  std::FILE *log = std::tmpfile();
+  opts.out = log;
+  Status st = runPretrain(plan, bigramFns(), opts);
+  std::string printed = readAll(log);
+  std::fclose(log);
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_NE(printed.find("\r\033[K[#"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("5/5 | loss "), std::string::npos) << printed;
+  EXPECT_NE(printed.find("| ETA "), std::string::npos);
+  EXPECT_EQ(printed.find("step 5/5 | loss"), std::string::npos) << "no plain lines on a bar";
+  EXPECT_FALSE(std::filesystem::exists(fx.runDir + "/samples.txt"));
+}
+
 // Tests that inconsistent plans are rejected with the numbers in the message.
 TEST(TrainerTest, PlanErrors) {
   RunFixture fx(test::freshDir());
