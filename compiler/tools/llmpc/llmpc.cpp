@@ -3,6 +3,9 @@
 ///
 ///   llmpc check FILE                     parse + check; prints an "ok: ..." summary
 ///   llmpc emit  FILE [--stage NAME] --compile-to=ast|llmp|grad|linalg|llvm
+///   llmpc run   FILE [--stage NAME] [--run-dir DIR] [--steps N] [--samples N]
+///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
+///                                                         batch, for reference tests)
 ///
 /// Each subcommand is one `run*` function over the shared helpers `loadAndCheck` (read,
 /// parse, import, Sema) and `llmp::emitStage` (compiler/Frontend); a new subcommand such
@@ -15,18 +18,21 @@
 #include "lang/Loader.h"
 #include "lang/Sema.h"
 
-#if __has_include("compiler/Pipelines/Pipelines.h") && defined(LLMP_HAVE_PIPELINES)
 #include "compiler/Pipelines/Pipelines.h"
-#define LLMPC_HAVE_PIPELINES 1
-#endif
+#include "compiler/Target/CPU/JIT.h"
+#include "runtime/Trainer.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
@@ -39,7 +45,7 @@ using namespace llmp;
 namespace {
 
 cl::OptionCategory category("llmpc options");
-cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit>"), cl::Required,
+cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|grads>"), cl::Required,
                              cl::cat(category));
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.llmp>"), cl::Required,
                                cl::cat(category));
@@ -49,12 +55,27 @@ cl::opt<std::string> stdlibDir("stdlib", cl::desc("folder that `import std.*` re
                                cl::value_desc("dir"), cl::cat(category));
 cl::opt<std::string> outputFile("o", cl::desc("output file"), cl::value_desc("file"),
                                 cl::init("-"), cl::cat(category));
+cl::opt<std::string> runDir("run-dir",
+                            cl::desc("run directory (run, grads; default runs/<pipeline>/<stage>)"),
+                            cl::value_desc("dir"), cl::cat(category));
+cl::opt<int64_t> stepsOverride("steps", cl::desc("train this many steps instead of the stage's"),
+                               cl::value_desc("n"), cl::init(0), cl::cat(category));
+cl::opt<int64_t> numSamples("samples", cl::desc("texts to sample after training (run)"),
+                            cl::value_desc("n"), cl::init(3), cl::cat(category));
+enum class Progress { Auto, Bar, Lines, Quiet };
+cl::opt<Progress> progressStyle(
+    "progress", cl::desc("how training progress is shown (run)"), cl::init(Progress::Auto),
+    cl::values(clEnumValN(Progress::Auto, "auto", "a bar on a terminal, else plain lines"),
+               clEnumValN(Progress::Bar, "bar", "one updating line"),
+               clEnumValN(Progress::Lines, "lines", "plain lines"),
+               clEnumValN(Progress::Quiet, "quiet", "nothing")),
+    cl::cat(category));
 cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("check `expected-error {{...}}` comments against the diagnostics"),
     cl::cat(category));
 
-enum class Phase { AST, LLMP, Grad, Linalg, LLVM };
+using mlir::llmp::Phase;
 cl::opt<Phase> compileTo(
     "compile-to", cl::desc("phase to stop after (emit)"), cl::init(Phase::LLMP),
     cl::values(clEnumValN(Phase::AST, "ast", "the checked AST, with locations"),
@@ -98,9 +119,7 @@ private:
   static mlir::DialectRegistry makeRegistry() {
     mlir::DialectRegistry registry;
     registerFrontendDialects(registry);
-#ifdef LLMPC_HAVE_PIPELINES
     mlir::llmp::registerLLMPDialects(registry);
-#endif
     return registry;
   }
 
@@ -209,18 +228,8 @@ int runEmit(Session &s) {
   auto module = emitStage(s.ctx, *program, *stage, plan);
   if (mlir::failed(module))
     return s.finish(false);
-  if (compileTo != Phase::LLMP) {
-#ifdef LLMPC_HAVE_PIPELINES
-    mlir::llmp::Phase target = compileTo == Phase::Grad     ? mlir::llmp::Phase::Grad
-                               : compileTo == Phase::Linalg ? mlir::llmp::Phase::Linalg
-                                                            : mlir::llmp::Phase::LLVM;
-    if (mlir::failed(mlir::llmp::lowerToPhase(**module, target)))
-      return s.finish(false);
-#else
-    return toolError("--compile-to=grad|linalg|llvm needs compiler/Pipelines, which this "
-                     "llmpc was built without");
-#endif
-  }
+  if (compileTo != Phase::LLMP && mlir::failed(mlir::llmp::lowerToPhase(**module, compileTo)))
+    return s.finish(false);
   if (!verifyDiagnostics)
     // Locations inline (`loc("llama.llmp":24:11)`): each op names the .llmp expression
     // it came from.
@@ -228,6 +237,164 @@ int runEmit(Session &s) {
                      mlir::OpPrintingFlags().enableDebugInfo(true, false).useLocalScope());
   output->keep();
   return s.finish(true);
+}
+
+/// A stage compiled to native code, with the plan the runtime needs.
+struct CompiledStage {
+  lrt::StagePlan plan;
+  std::unique_ptr<mlir::llmp::JitModule> jit;
+};
+
+/// Loads, checks, emits and JIT-compiles the selected stage. Returns null after reporting;
+/// `status` then holds the exit status.
+std::unique_ptr<CompiledStage> compileStage(Session &s, int &status) {
+  auto program = loadAndCheck(s, inputFile, status);
+  if (!program)
+    return nullptr;
+  std::optional<std::string> stage = pickStage(*program);
+  if (!stage) {
+    status = toolError("'" + inputFile + "' declares no stage to run");
+    return nullptr;
+  }
+  auto compiled = std::make_unique<CompiledStage>();
+  auto module = emitStage(s.ctx, *program, *stage, compiled->plan);
+  if (mlir::failed(module) ||
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
+    status = s.finish(false);
+    return nullptr;
+  }
+  auto jit = mlir::llmp::JitModule::create(**module);
+  if (!jit) {
+    status = toolError("compiling stage '" + *stage + "': " + llvm::toString(jit.takeError()));
+    return nullptr;
+  }
+  compiled->jit = std::move(*jit);
+  // A relative dataset path is relative to the .llmp file that names it.
+  lrt::DatasetSpec &data = compiled->plan.data;
+  if (!data.path.empty() && llvm::sys::path::is_relative(data.path)) {
+    llvm::SmallString<256> resolved(llvm::sys::path::parent_path(inputFile));
+    llvm::sys::path::append(resolved, data.path);
+    data.path = std::string(resolved);
+  }
+  status = 0;
+  return compiled;
+}
+
+/// The run directory: --run-dir, else runs/<pipeline>/<stage>.
+std::string runDirectory(const lrt::StagePlan &plan) {
+  if (!runDir.empty())
+    return runDir;
+  llvm::SmallString<128> dir("runs");
+  llvm::sys::path::append(dir, plan.pipeline.empty() ? "main" : plan.pipeline, plan.stage);
+  return std::string(dir);
+}
+
+/// Writes `plan` as JSON (what `check` computed: layout, shapes, configuration) to `path`.
+bool writePlanJson(const lrt::StagePlan &plan, llvm::StringRef path) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return false;
+  llvm::json::OStream j(os, 2);
+  j.object([&] {
+    j.attribute("pipeline", plan.pipeline);
+    j.attribute("stage", plan.stage);
+    j.attribute("model", plan.model);
+    j.attribute("num_params", plan.numParams);
+    j.attribute("vocab", plan.vocab);
+    j.attribute("context", plan.context);
+    j.attribute("dim", plan.dim);
+    j.attribute("layers", plan.layers);
+    j.attribute("batch", plan.batch);
+    j.attribute("seq_len", plan.seqLen);
+    j.attribute("steps", stepsOverride > 0 ? int64_t(stepsOverride) : plan.steps);
+    j.attribute("eval_every", plan.evalEvery);
+    j.attribute("warmup", plan.warmup);
+    j.attribute("lr", plan.lr);
+    j.attribute("min_lr", plan.minLr);
+    j.attribute("betas", llvm::json::Array{plan.beta1, plan.beta2});
+    j.attribute("eps", plan.eps);
+    j.attribute("weight_decay", plan.weightDecay);
+    j.attribute("grad_clip", plan.gradClip);
+    j.attribute("seed", int64_t(plan.seed));
+    j.attribute("data", llvm::json::Object{{"name", plan.data.name},
+                                           {"path", plan.data.path},
+                                           {"format", plan.data.format},
+                                           {"split", plan.data.split}});
+    j.attribute("tokenizer", llvm::json::Object{{"name", plan.tokenizer.name},
+                                                {"kind", plan.tokenizer.kind},
+                                                {"vocab", plan.tokenizer.vocabSize}});
+    j.attributeArray("params", [&] {
+      for (const lrt::ParamInfo &p : plan.params) {
+        const char *init = p.init == lrt::InitKind::Normal ? "normal"
+                           : p.init == lrt::InitKind::Ones ? "ones"
+                                                           : "zeros";
+        j.object([&] {
+          j.attribute("name", p.name);
+          j.attribute("shape", llvm::json::Array(p.shape));
+          j.attribute("offset", p.offset);
+          j.attribute("numel", p.numel);
+          j.attribute("init", init);
+          j.attribute("decay", p.decay);
+        });
+      }
+    });
+  });
+  os << "\n";
+  return !os.has_error();
+}
+
+/// The runtime options shared by `run` and `grads`.
+lrt::TrainOptions trainOptions(const lrt::StagePlan &plan) {
+  lrt::TrainOptions opts;
+  opts.runDir = runDirectory(plan);
+  opts.dataPath = plan.data.path;
+  opts.steps = stepsOverride;
+  opts.numSamples = numSamples;
+  switch (progressStyle) {
+  case Progress::Auto: opts.progress = lrt::ProgressStyle::Auto; break;
+  case Progress::Bar: opts.progress = lrt::ProgressStyle::Bar; break;
+  case Progress::Lines: opts.progress = lrt::ProgressStyle::Lines; break;
+  case Progress::Quiet: opts.progress = lrt::ProgressStyle::Quiet; break;
+  }
+  return opts;
+}
+
+/// `llmpc run FILE`: compile the stage and train it.
+int runRun(Session &s) {
+  int status = 0;
+  auto compiled = compileStage(s, status);
+  if (!compiled)
+    return status;
+  lrt::TrainOptions opts = trainOptions(compiled->plan);
+  if (std::error_code ec = llvm::sys::fs::create_directories(opts.runDir))
+    return toolError("cannot create run directory '" + opts.runDir + "': " + ec.message());
+  std::string planPath = opts.runDir + "/plan.json";
+  if (!writePlanJson(compiled->plan, planPath))
+    return toolError("cannot write '" + planPath + "'");
+  lrt::Status result =
+      lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
+  if (!result.isOk())
+    return toolError(result.message());
+  return 0;
+}
+
+/// `llmpc grads FILE -o OUT`: loss and gradients of the first batch, for reference tests.
+int runGrads(Session &s) {
+  if (outputFile == "-")
+    return toolError("'grads' writes a safetensors file; give it with -o FILE");
+  int status = 0;
+  auto compiled = compileStage(s, status);
+  if (!compiled)
+    return status;
+  lrt::TrainOptions opts = trainOptions(compiled->plan);
+  if (std::error_code ec = llvm::sys::fs::create_directories(opts.runDir))
+    return toolError("cannot create run directory '" + opts.runDir + "': " + ec.message());
+  lrt::Status result = lrt::dumpGradients(compiled->plan, compiled->jit->stepFunctions(),
+                                          outputFile, opts);
+  if (!result.isOk())
+    return toolError(result.message());
+  return 0;
 }
 
 } // namespace
@@ -241,5 +408,10 @@ int main(int argc, char **argv) {
     return runCheck(session);
   if (command == "emit")
     return runEmit(session);
-  return toolError("unknown command '" + command + "'; expected 'check' or 'emit'");
+  if (command == "run")
+    return runRun(session);
+  if (command == "grads")
+    return runGrads(session);
+  return toolError("unknown command '" + command +
+                   "'; expected 'check', 'emit', 'run' or 'grads'");
 }
