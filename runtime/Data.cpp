@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <sstream>
 
 namespace lrt {
 namespace {
@@ -155,6 +156,38 @@ int64_t TrainBatches::nextWindow() {
   if (cursor_ == numWindows_)
     reshuffle();
   return order_[cursor_++];
+}
+
+TrainBatches::State TrainBatches::state() const {
+  std::ostringstream os;
+  os << rng_;
+  return State{os.str(), order_, cursor_, epoch_};
+}
+
+Status TrainBatches::restore(const State &s) {
+  if (int64_t(s.order.size()) != numWindows_)
+    return Status::invalid(fmt::format("data state: window order has {} entries, expected {}",
+                                       s.order.size(), numWindows_));
+  std::vector<char> seen(size_t(numWindows_), 0);
+  for (int64_t w : s.order) {
+    if (w < 0 || w >= numWindows_ || seen[size_t(w)])
+      return Status::invalid(fmt::format(
+          "data state: window order is not a permutation of [0, {}) (entry {})", numWindows_, w));
+    seen[size_t(w)] = 1;
+  }
+  if (s.cursor < 0 || s.cursor > numWindows_ || s.epoch < 0)
+    return Status::invalid(fmt::format("data state: cursor {} of {} windows, epoch {}", s.cursor,
+                                       numWindows_, s.epoch));
+  std::istringstream is(s.rng);
+  std::mt19937_64 rng;
+  is >> rng;
+  if (is.fail())
+    return Status::invalid("data state: shuffle RNG state does not parse");
+  rng_ = rng;
+  order_ = s.order;
+  cursor_ = s.cursor;
+  epoch_ = s.epoch;
+  return Status::ok();
 }
 
 void TrainBatches::next(int32_t *tokens, int32_t *targets) {

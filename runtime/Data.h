@@ -51,6 +51,20 @@ public:
   int64_t numWindows() const { return numWindows_; }
   /// 0-based epoch of the next window.
   int64_t epoch() const { return epoch_; }
+
+  /// Everything that decides the batches still to come, for checkpoints: the shuffle RNG
+  /// (its standard text form, `os << rng`), the current epoch's window order, the cursor
+  /// into it (windows of this epoch already used) and the epoch.
+  struct State {
+    std::string rng;
+    std::vector<int64_t> order;
+    int64_t cursor = 0, epoch = 0;
+  };
+  State state() const;
+  /// Continues from `s`, so next() then returns what it would have after state() was taken.
+  /// Errors: InvalidArgument if `s.order` is not a permutation of [0, numWindows()), the
+  /// cursor is outside [0, numWindows()] or the RNG text does not parse.
+  Status restore(const State &s);
   int64_t batch() const { return batch_; }
   int64_t seqLen() const { return seqLen_; }
 

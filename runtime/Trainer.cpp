@@ -3,6 +3,7 @@
 /// progress, metrics.jsonl, evaluation, checkpoint and samples.
 #include "runtime/Trainer.h"
 
+#include "runtime/Checkpoint.h"
 #include "runtime/Corpus.h"
 #include "runtime/Data.h"
 #include "runtime/FileUtil.h"
@@ -16,7 +17,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
+#include <cstring>
 #include <unistd.h>
 
 namespace lrt {
@@ -198,6 +199,70 @@ private:
   Clock::time_point lastDraw_;
 };
 
+/// metrics.jsonl, with its length and crc32 tracked so a checkpoint can record exactly
+/// which rows it covers.
+class MetricsFile {
+public:
+  ~MetricsFile() {
+    if (f_)
+      std::fclose(f_);
+  }
+  /// Creates the file, or with `resume` checks its first resume->metricsBytes bytes against
+  /// the checkpoint's crc32 and cuts the rest (rows of steps after the checkpoint).
+  Status open(const std::string &path, const TrainState *resume) {
+    path_ = path;
+    if (!resume) {
+      f_ = std::fopen(path.c_str(), "wb");
+      if (!f_)
+        return Status::ioError(fmt::format("cannot create '{}': {}", path, std::strerror(errno)));
+      return Status::ok();
+    }
+    auto text = readFile(path);
+    if (!text)
+      return text.status().withContext("resume");
+    if (int64_t(text->size()) < resume->metricsBytes)
+      return Status::invalid(fmt::format("resume: '{}' has {} bytes, the checkpoint of step {} "
+                                         "covers {}",
+                                         path, text->size(), resume->step, resume->metricsBytes));
+    bytes_ = resume->metricsBytes;
+    crc_ = crc32(text->data(), size_t(bytes_));
+    if (crc_ != resume->metricsCrc)
+      return Status::invalid(fmt::format("resume: the first {} bytes of '{}' differ from those "
+                                         "the checkpoint of step {} recorded (crc32 {:08x}, "
+                                         "expected {:08x})",
+                                         bytes_, path, resume->step, crc_, resume->metricsCrc));
+    if (::truncate(path.c_str(), bytes_) != 0)
+      return Status::ioError(fmt::format("cannot truncate '{}': {}", path, std::strerror(errno)));
+    f_ = std::fopen(path.c_str(), "ab");
+    if (!f_)
+      return Status::ioError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+    return Status::ok();
+  }
+  void write(const nlohmann::ordered_json &row) {
+    std::string line = row.dump() + "\n";
+    if (std::fwrite(line.data(), 1, line.size(), f_) != line.size())
+      failed_ = true;
+    failed_ = std::fflush(f_) != 0 || failed_;
+    bytes_ += int64_t(line.size());
+    crc_ = crc32(line.data(), line.size(), crc_);
+  }
+  /// Makes the rows so far durable (before a checkpoint refers to them).
+  Status sync() {
+    if (failed_ || std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0)
+      return Status::ioError(fmt::format("cannot write '{}'", path_));
+    return Status::ok();
+  }
+  int64_t bytes() const { return bytes_; }
+  uint32_t crc() const { return crc_; }
+
+private:
+  std::string path_;
+  std::FILE *f_ = nullptr;
+  int64_t bytes_ = 0;
+  uint32_t crc_ = 0;
+  bool failed_ = false;
+};
+
 /// Mean eval loss over all validation batches.
 double evaluate(const StepFunctions &fns, std::vector<float> &params, const EvalBatches &eval) {
   std::vector<int32_t> tokens(eval.batch * eval.seqLen), targets(tokens.size());
@@ -290,6 +355,50 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
         v(plan.numParams, 0.0f);
     if (Status st = initParams(plan, plan.seed, params); !st)
       return st;
+
+    // Checkpoint metadata of model.safetensors (the same in step-<N>/ and the final file).
+    auto modelMeta = [&](int64_t step) {
+      return std::map<std::string, std::string>{
+          {"format", "pt"},           {"pipeline", plan.pipeline},
+          {"stage", plan.stage},      {"model", plan.model},
+          {"step", std::to_string(step)}, {"vocab", std::to_string(plan.vocab)},
+          {"context", std::to_string(plan.context)}, {"dim", std::to_string(plan.dim)},
+          {"layers", std::to_string(plan.layers)},   {"seed", std::to_string(plan.seed)}};
+    };
+    const std::string ckptDir = runDir + "/checkpoint";
+    std::optional<TrainState> resumed;
+    if (opts.resume) {
+      auto loaded = loadLatestCheckpoint(ckptDir, plan);
+      if (!loaded)
+        return loaded.status().withContext("resume");
+      for (const std::string &why : loaded->rejected)
+        if (!quiet)
+          fmt::print(out, "checkpoint: skipping a newer checkpoint: {}\n", why);
+      TrainState &s = loaded->state;
+      if (s.steps != steps)
+        return Status::invalid(fmt::format(
+            "resume: '{}' is from a run of {} steps, this run has {} (the schedule depends on it)",
+            loaded->path, s.steps, steps));
+      if (Status st = train.restore(s.data); !st)
+        return st.withContext(fmt::format("resume: '{}'", loaded->path));
+      params = std::move(s.params);
+      m = std::move(s.m);
+      v = std::move(s.v);
+      if (!quiet)
+        fmt::print(out, "resume: from {} (step {}/{}, epoch {})\n", loaded->path, s.step, steps,
+                   s.data.epoch);
+      resumed = std::move(s);
+      if (Status st = removeCheckpointsAfter(ckptDir, resumed->step); !st)
+        return st;
+    } else if (std::vector<int64_t> old = listCheckpoints(ckptDir); !old.empty()) {
+      if (!quiet)
+        fmt::print(out, "checkpoint: removing {} checkpoint(s) of an earlier run in {} "
+                        "(--resume continues one)\n",
+                   old.size(), ckptDir);
+      if (Status st = removeCheckpointsAfter(ckptDir, -1); !st)
+        return st;
+    }
+
     const int64_t B = plan.batch, T = plan.seqLen;
     std::vector<int32_t> tokens(B * T), targets(B * T);
     std::vector<float> hyper(kNumHyper, 0.0f), metrics(kNumMetrics, 0.0f);
@@ -302,31 +411,58 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
     auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
     auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
 
-    std::ofstream metricsFile(runDir + "/metrics.jsonl", std::ios::trunc);
-    if (!metricsFile)
-      return Status::ioError(fmt::format("cannot create '{}/metrics.jsonl'", runDir));
-    auto writeRow = [&](const nlohmann::ordered_json &row) {
-      metricsFile << row.dump() << '\n';
-      metricsFile.flush();
-    };
+    MetricsFile metricsFile;
+    if (Status st = metricsFile.open(runDir + "/metrics.jsonl", resumed ? &*resumed : nullptr); !st)
+      return st;
+    auto writeRow = [&](const nlohmann::ordered_json &row) { metricsFile.write(row); };
 
     Progress progress(out, opts.progress, steps, opts.logEvery);
     TrainResult result;
+    const int64_t firstStep = resumed ? resumed->step + 1 : 1;
+    const double elapsedBefore = resumed ? resumed->elapsedSeconds : 0;
     auto loopStart = Clock::now();
-    double trainSeconds = 0;
+    auto elapsed = [&] { return elapsedBefore + secondsSince(loopStart); };
+    double trainSeconds = resumed ? resumed->trainSeconds : 0;
+    if (resumed) {
+      result.firstLoss = resumed->firstLoss;
+      result.lastLoss = resumed->lastLoss;
+      result.firstValLoss = resumed->firstValLoss;
+      result.lastValLoss = resumed->lastValLoss;
+    }
     auto runEval = [&](int64_t step) {
       double valLoss = evaluate(fns, params, data->eval);
-      writeRow({{"step", step}, {"val_loss", valLoss}, {"elapsed_s", secondsSince(loopStart)}});
+      writeRow({{"step", step}, {"val_loss", valLoss}, {"elapsed_s", elapsed()}});
       progress.line(fmt::format("eval step {}/{} | val_loss {:.4f} ({} batches)", step, steps,
                                 valLoss, data->eval.numBatches));
       if (step == 0)
         result.firstValLoss = valLoss;
       result.lastValLoss = valLoss;
     };
-    runEval(0);
+    auto saveCheckpoint = [&](int64_t step) -> Status {
+      if (Status st = metricsFile.sync(); !st)
+        return st;
+      TrainState s;
+      s.step = step;
+      s.steps = steps;
+      s.params = params;
+      s.m = m;
+      s.v = v;
+      s.data = train.state();
+      s.metricsBytes = metricsFile.bytes();
+      s.metricsCrc = metricsFile.crc();
+      s.elapsedSeconds = elapsed();
+      s.trainSeconds = trainSeconds;
+      s.firstLoss = result.firstLoss;
+      s.lastLoss = result.lastLoss;
+      s.firstValLoss = result.firstValLoss;
+      s.lastValLoss = result.lastValLoss;
+      return writeCheckpoint(ckptDir, plan, s, opts.keepCheckpoints, modelMeta(step));
+    };
+    const int64_t ckptEvery = opts.checkpointEvery > 0 ? opts.checkpointEvery : plan.evalEvery;
+    if (!resumed)
+      runEval(0);
 
-    int64_t lastEvalStep = 0;
-    for (int64_t step = 1; step <= steps; ++step) {
+    for (int64_t step = firstStep; step <= steps; ++step) {
       double lr = learningRate(step - 1, plan.lr, plan.minLr, plan.warmup, steps);
       hyper[kHyperLr] = float(lr);
       hyper[kHyperBeta1] = float(plan.beta1);
@@ -347,7 +483,7 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
                 {"lr", lr},
                 {"grad_norm", gradNorm},
                 {"tokens_per_s", tokPerSec},
-                {"elapsed_s", secondsSince(loopStart)}});
+                {"elapsed_s", elapsed()}});
       if (!std::isfinite(loss)) {
         progress.finish();
         return Status::internal(fmt::format("loss is not finite at step {} (lr {:.3e}, grad_norm {})",
@@ -357,17 +493,18 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
         result.firstLoss = loss;
       result.lastLoss = loss;
       double meanTokPerSec = double(step * B * T) / std::max(trainSeconds, 1e-9);
-      progress.step(step, loss, lr, meanTokPerSec, secondsSince(loopStart));
-      if (plan.evalEvery > 0 && step % plan.evalEvery == 0 && step != steps) {
+      progress.step(step, loss, lr, meanTokPerSec, elapsed());
+      if ((plan.evalEvery > 0 && step % plan.evalEvery == 0) || step == steps)
         runEval(step);
-        lastEvalStep = step;
-      }
+      if ((ckptEvery > 0 && step % ckptEvery == 0) || step == steps)
+        if (Status st = saveCheckpoint(step); !st) {
+          progress.finish();
+          return st;
+        }
     }
-    if (lastEvalStep != steps)
-      runEval(steps);
     progress.finish();
     result.steps = steps;
-    result.elapsedSeconds = secondsSince(loopStart);
+    result.elapsedSeconds = elapsed();
     result.tokensPerSecond = double(steps * B * T) / std::max(trainSeconds, 1e-9);
     result.corpusChars = data->corpusChars;
     result.corpusTokens = data->corpusTokens;
@@ -375,15 +512,12 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
     result.valTokens = data->valTokens;
     result.tokenizerSeconds = data->tokenizerSeconds;
 
-    // Checkpoint: parameters by name + the tokenizer next to them.
-    std::map<std::string, std::string> meta = {
-        {"format", "pt"},           {"pipeline", plan.pipeline},
-        {"stage", plan.stage},      {"model", plan.model},
-        {"step", std::to_string(steps)}, {"vocab", std::to_string(plan.vocab)},
-        {"context", std::to_string(plan.context)}, {"dim", std::to_string(plan.dim)},
-        {"layers", std::to_string(plan.layers)},   {"seed", std::to_string(plan.seed)}};
+    // The final model: parameters by name + the tokenizer next to them.
     std::string ckpt = runDir + "/checkpoint/model.safetensors";
-    if (Status st = writeSafetensors(ckpt, paramTensors(plan, params, ""), meta); !st)
+    auto modelBytes = serializeSafetensors(paramTensors(plan, params, ""), modelMeta(steps));
+    if (!modelBytes)
+      return modelBytes.status();
+    if (Status st = writeFileDurable(ckpt, *modelBytes); !st)
       return st;
     if (Status st = data->tokenizer.save(runDir + "/checkpoint/tokenizer.model"); !st)
       return st;

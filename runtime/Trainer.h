@@ -50,6 +50,12 @@ struct TrainOptions {
   ProgressStyle progress = ProgressStyle::Auto;
   int64_t logEvery = 0;    ///< Lines style: every N steps; 0 -> about 20 lines per run
   TrainResult *result = nullptr; ///< optional: receives the measurements
+  /// Continue from the newest valid checkpoint in `<run>/checkpoint/` (see runPretrain).
+  bool resume = false;
+  /// Write a checkpoint every N steps and after the last; 0 -> after every evaluation
+  /// (plan.evalEvery) and after the last step.
+  int64_t checkpointEvery = 0;
+  int64_t keepCheckpoints = 3; ///< newest checkpoints kept; < 1 keeps all
 };
 
 /// Runs the stage to completion.
@@ -62,6 +68,14 @@ struct TrainOptions {
 /// 3. For step = 1..steps: lr = learningRate(step - 1, ...), fns.trainStep on the next
 ///    shuffled batch, one metrics.jsonl row; evaluates plan.evalBatches validation batches
 ///    before step 1, every plan.evalEvery steps and after the last step.
+///    After a step's rows (and any evaluation at that step), every opts.checkpointEvery
+///    steps and after the last step, writes `<run>/checkpoint/step-<N>/` (Checkpoint.h:
+///    weights, AdamW state, data order/cursor/RNG, metrics offset) and keeps the newest
+///    opts.keepCheckpoints. A fresh run deletes the checkpoints of an earlier run there.
+///    With opts.resume, continues instead from the newest checkpoint that verifies
+///    (printing why newer ones were skipped), truncates metrics.jsonl to what it held at
+///    that step, deletes newer checkpoints, and runs the remaining steps, so every file
+///    ends as in an uninterrupted run (except timing fields).
 /// 4. Writes `<run>/checkpoint/model.safetensors` (+ tokenizer.model), generates
 ///    `opts.numSamples` samples with fns.logitsStep into `<run>/samples.txt`, and prints
 ///    the first/last validation loss, their ratio and a summary line.
@@ -69,6 +83,9 @@ struct TrainOptions {
 /// Errors: InvalidArgument for an inconsistent plan (param offsets/sizes vs numParams,
 /// non-positive shapes, vocab mismatch, missing step functions) or too little data;
 /// NotFound/IoError for files; Internal if a loss is not finite (the step is named).
+/// Resume: NotFound if there is no checkpoint; InvalidArgument if none verifies (each
+/// problem listed), if it was written for another plan or step count, or if metrics.jsonl
+/// is shorter than or differs from what the checkpoint recorded.
 Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts);
 
 /// Writes one safetensors file to `outPath` for checking gradients against a reference:

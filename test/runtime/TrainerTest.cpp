@@ -5,6 +5,8 @@
 /// the compiler.
 #include "runtime/Trainer.h"
 
+#include "runtime/Checkpoint.h"
+#include "runtime/FileUtil.h"
 #include "runtime/Safetensors.h"
 #include "TestUtil.h"
 
@@ -12,7 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+
+namespace fs = std::filesystem;
 
 namespace lrt {
 namespace {
@@ -246,6 +251,104 @@ TEST(TrainerTest, DeterministicRerun) {
       EXPECT_EQ(rowsA[i]["loss"], rowsB[i]["loss"]) << "row " << i;
   }
   EXPECT_EQ(a.samples, b.samples);
+}
+
+/// metrics.jsonl rows without the timing fields.
+std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> rows) {
+  for (auto &r : rows) {
+    r.erase("elapsed_s");
+    r.erase("tokens_per_s");
+  }
+  return rows;
+}
+
+// Tests exact resume across an epoch boundary: a run stopped after a checkpoint (rows
+// and checkpoints after it lost or half-written) and resumed ends with the same weights,
+// AdamW state, metrics and samples as an uninterrupted one; a damaged newest checkpoint
+// is skipped with a message; a fresh run removes old checkpoints.
+TEST(TrainerTest, ResumeIsExact) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  plan.batch = 64; // 60 steps of 64 rows use 3840 windows: more than an epoch
+  TrainOptions opts;
+  opts.numSamples = 2;
+  opts.sampleTokens = 8;
+  opts.progress = ProgressStyle::Quiet;
+  opts.checkpointEvery = 7;
+  opts.keepCheckpoints = 0;
+  TrainResult full, resumed;
+  opts.runDir = fx.dir + "/full";
+  opts.result = &full;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  auto last = readCheckpoint(checkpointPath(opts.runDir + "/checkpoint", 60), plan);
+  ASSERT_TRUE(last) << last.status().message();
+  EXPECT_GE(last->data.epoch, 1) << "the run must cross an epoch boundary";
+
+  // The "crashed" run: the same run with everything after step 35 lost except a
+  // half-written row and a truncated checkpoint of step 42.
+  std::string run = fx.dir + "/crashed";
+  opts.runDir = run;
+  opts.result = nullptr;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  std::string ckpt = run + "/checkpoint";
+  ASSERT_TRUE(removeCheckpointsAfter(ckpt, 42));
+  fs::resize_file(checkpointPath(ckpt, 42) + "/optimizer.safetensors", 100);
+  auto s35 = readCheckpoint(checkpointPath(ckpt, 35), plan);
+  ASSERT_TRUE(s35);
+  fs::resize_file(run + "/metrics.jsonl", s35->metricsBytes + 30);
+  fs::remove(ckpt + "/model.safetensors");
+
+  opts.resume = true;
+  opts.result = &resumed;
+  opts.progress = ProgressStyle::Lines;
+  std::FILE *log = std::tmpfile();
+  opts.out = log;
+  Status st = runPretrain(plan, bigramFns(), opts);
+  std::string printed = readAll(log);
+  std::fclose(log);
+  ASSERT_TRUE(st) << st.message() << printed;
+  EXPECT_NE(printed.find("checkpoint: skipping a newer checkpoint: '" + checkpointPath(ckpt, 42) +
+                         "/optimizer.safetensors' is truncated or resized: 100 bytes"),
+            std::string::npos)
+      << printed;
+  EXPECT_NE(printed.find("resume: from " + checkpointPath(ckpt, 35) + " (step 35/60"),
+            std::string::npos)
+      << printed;
+
+  for (const char *file : {"model.safetensors", "optimizer.safetensors", "data.safetensors"})
+    EXPECT_EQ(*readFile(checkpointPath(ckpt, 60) + "/" + file),
+              *readFile(checkpointPath(fx.dir + "/full/checkpoint", 60) + "/" + file))
+        << file;
+  EXPECT_EQ(*readFile(ckpt + "/model.safetensors"),
+            *readFile(fx.dir + "/full/checkpoint/model.safetensors"));
+  auto rowsFull = untimed(readJsonl(fx.dir + "/full/metrics.jsonl"));
+  auto rowsResumed = untimed(readJsonl(run + "/metrics.jsonl"));
+  ASSERT_EQ(rowsFull.size(), rowsResumed.size());
+  for (size_t i = 0; i < rowsFull.size(); ++i)
+    EXPECT_EQ(rowsFull[i], rowsResumed[i]) << "row " << i;
+  EXPECT_EQ(full.samples, resumed.samples);
+  EXPECT_EQ(full.firstLoss, resumed.firstLoss);
+  EXPECT_EQ(full.firstValLoss, resumed.firstValLoss);
+  EXPECT_EQ(full.lastValLoss, resumed.lastValLoss);
+
+  // Resuming with another step count is refused; a fresh run clears the checkpoints.
+  opts.steps = 70;
+  opts.out = nullptr;
+  st = runPretrain(plan, bigramFns(), opts);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("is from a run of 60 steps, this run has 70"), std::string::npos)
+      << st.message();
+  opts.resume = false;
+  opts.steps = 3;
+  opts.checkpointEvery = 0;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  EXPECT_EQ(listCheckpoints(ckpt), std::vector<int64_t>{3});
+  opts.resume = true;
+  opts.runDir = fx.dir + "/empty";
+  st = runPretrain(plan, bigramFns(), opts);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.code(), StatusCode::NotFound);
+  EXPECT_NE(st.message().find("resume: no checkpoint in"), std::string::npos) << st.message();
 }
 
 // Tests the terminal style: one line redrawn with carriage returns, with ETA and tok/s.

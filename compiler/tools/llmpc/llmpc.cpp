@@ -4,6 +4,7 @@
 ///   llmpc check FILE                     parse + check; prints an "ok: ..." summary
 ///   llmpc emit  FILE [--stage NAME] --compile-to=ast|llmp|grad|linalg|llvm
 ///   llmpc run   FILE [--stage NAME] [--run-dir DIR] [--steps N] [--samples N]
+///                    [--resume] [--checkpoint-every N]
 ///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
 ///                                                         batch, for reference tests)
 ///
@@ -70,6 +71,12 @@ cl::opt<Progress> progressStyle(
                clEnumValN(Progress::Lines, "lines", "plain lines"),
                clEnumValN(Progress::Quiet, "quiet", "nothing")),
     cl::cat(category));
+cl::opt<bool> resume("resume",
+                     cl::desc("continue from the newest valid checkpoint in the run directory"),
+                     cl::cat(category));
+cl::opt<int64_t> checkpointEvery("checkpoint-every",
+                                 cl::desc("checkpoint every N steps (default: at each eval)"),
+                                 cl::value_desc("n"), cl::init(0), cl::cat(category));
 cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("check `expected-error {{...}}` comments against the diagnostics"),
@@ -351,6 +358,8 @@ lrt::TrainOptions trainOptions(const lrt::StagePlan &plan) {
   opts.dataPath = plan.data.path;
   opts.steps = stepsOverride;
   opts.numSamples = numSamples;
+  opts.resume = resume;
+  opts.checkpointEvery = checkpointEvery;
   switch (progressStyle) {
   case Progress::Auto: opts.progress = lrt::ProgressStyle::Auto; break;
   case Progress::Bar: opts.progress = lrt::ProgressStyle::Bar; break;
