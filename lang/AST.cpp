@@ -44,6 +44,12 @@ std::string printExpr(const Expr &e) {
     }
     return s + ")";
   }
+  case Expr::Kind::List: {
+    std::string s = "[";
+    for (size_t i = 0; i < e.operands.size(); ++i)
+      s += (i ? ", " : "") + printExpr(*e.operands[i]);
+    return s + "]";
+  }
   case Expr::Kind::Batch:
     return printExpr(*e.operands[0]) + " x " + printExpr(*e.operands[1]);
   case Expr::Kind::Every:

@@ -50,6 +50,7 @@ struct Expr {
     Tuple,  ///< (`operands`...)
     Batch,  ///< `operands[0]` x `operands[1]` (stage field `batch`)
     Every,  ///< every `operands[0]` (stage field `eval`)
+    List,   ///< [`operands`...] (e.g. LoRA targets, reward functions, special tokens)
   };
   Kind kind;
   Loc loc;
@@ -192,8 +193,11 @@ struct Field {
   ExprPtr value;
 };
 
-/// `stage name { field... }`.
+/// `stage name (: kind)? { field... }`. Without `: kind` the kind is the stage's name when
+/// that names a kind (`stage sft { ... }`), else `pretrain`.
 struct StageDecl : Decl {
+  std::string kindName; ///< as written after ':'; empty when omitted
+  Loc kindLoc;
   std::vector<Field> fields;
   StageDecl(Loc loc) : Decl(Kind::Stage, loc) {}
   const Field *field(llvm::StringRef name) const;
@@ -238,13 +242,46 @@ struct ModelSpec {
   int64_t get(llvm::StringRef name, int64_t fallback = 0) const;
 };
 
+/// A tokenizer declaration, evaluated. `vocab` is 0 when it is not knowable before run
+/// time (a tokenizer.json or GGUF file without a declared `vocab:`).
+struct TokenizerInfo {
+  const BindingDecl *decl = nullptr;
+  std::string kind; ///< bpe, from_file, gpt2, from_gguf
+  int64_t vocab = 0;
+  const Expr *vocabExpr = nullptr; ///< where the vocabulary is set (for notes)
+  bool specialsKnown = false;      ///< whether `specials` is the complete list
+  std::vector<std::string> specials;
+  const Expr *specialsExpr = nullptr;
+};
+
+/// A dataset declaration, evaluated. `shape` is what one example holds: `text`, `chat`,
+/// `prompt_completion`, `preference` or `qa`.
+struct DatasetInfo {
+  const BindingDecl *decl = nullptr;
+  std::string kind;  ///< text, jsonl, generate
+  std::string shape; ///< text, chat, prompt_completion, preference, qa
+  std::string path, format = "text";
+  double split = 0.95;
+  std::string chatTemplate; ///< chat data: chatml, llama3
+  std::string trainOn;      ///< chat data: assistant, all
+  const Expr *templateExpr = nullptr;
+  int64_t count = 0, seed = 0; ///< generated data
+};
+
 /// A stage's configuration with every field evaluated (defaults filled in).
 struct StageInfo {
   const StageDecl *decl = nullptr;
+  std::string kind = "pretrain"; ///< pretrain, sft, reward_model, dpo, ppo, grpo, deploy
+  const StageInfo *parent = nullptr;    ///< `from:` or `policy:`
+  const StageInfo *reference = nullptr; ///< frozen reference (dpo, ppo, grpo)
+  const StageInfo *rewardModel = nullptr; ///< ppo/grpo reward given by a reward_model stage
+  std::vector<std::string> rewardFunctions; ///< grpo/ppo: exact_answer, format
   const ModelSpec *model = nullptr;
   const BindingDecl *dataset = nullptr;   ///< `dataset x = text(...)`
+  const DatasetInfo *data = nullptr;
   const BindingDecl *tokenizer = nullptr; ///< `tokenizer x = bpe(...)`
   const LossDecl *loss = nullptr;
+  std::string objective; ///< the loss by name: a stdlib loss, or bradley_terry, dpo, ppo_clip, grpo
   std::string dataPath, dataFormat = "text";
   double split = 0.95;
   int64_t vocab = 0; ///< tokenizer vocabulary
@@ -252,6 +289,30 @@ struct StageInfo {
   double lr = 1e-3, minLr = 0.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weightDecay = 0.1, gradClip = 1.0;
   uint64_t seed = 0;
+  bool hasOptimizer = false;
+  int64_t ranks = 1;
+  bool packing = false;
+  // Adapter and quantized base.
+  bool lora = false, rslora = false;
+  int64_t loraRank = 0;
+  double loraAlpha = 0, loraDropout = 0;
+  std::vector<const ConcreteParam *> loraTargets; ///< the adapted matrices
+  bool nf4 = false, doubleQuant = false;
+  int64_t nf4Block = 64;
+  // Preference and RL settings.
+  bool scalarHead = false; ///< reward_model (scalar head instead of the LM head)
+  double beta = 0.1, clip = 0.2, kl = 0.0, gamma = 1.0, lambda = 0.95;
+  int64_t group = 0;
+  int64_t maxNew = 0, maxPrompt = 0, topK = 0;
+  double temperature = 1.0, topP = 1.0;
+  // Deploy.
+  std::string quantize = "none"; ///< none, int8, int4
+  int64_t quantGroup = 0;
+  int64_t port = 8080, maxBatch = 1;
+  std::string api = "openai";
+
+  bool trains() const { return kind != "deploy"; }
+  bool generates() const { return kind == "ppo" || kind == "grpo" || kind == "deploy"; }
 };
 
 /// A parsed and checked set of files: the main file plus everything it imports.
@@ -260,6 +321,8 @@ struct Program {
   std::map<std::string, const Decl *> globals;  ///< filled by Sema
   std::map<std::string, ModelSpec> models;      ///< by instance name, filled by Sema
   std::map<std::string, StageInfo> stageInfo;   ///< by stage name, filled by Sema
+  std::map<std::string, TokenizerInfo> tokenizers; ///< by name, filled by Sema
+  std::map<std::string, DatasetInfo> datasets;     ///< by name, filled by Sema
 
   const Module &main() const { return *modules.back(); }
   const Decl *lookup(llvm::StringRef name) const;

@@ -59,6 +59,9 @@ private:
     case Expr::Kind::Tuple:
       line(prefix + "Tuple", e.loc);
       break;
+    case Expr::Kind::List:
+      line(prefix + "List", e.loc);
+      break;
     case Expr::Kind::Batch:
       line(prefix + "Batch", e.loc);
       break;
@@ -171,7 +174,7 @@ private:
     }
     case Decl::Kind::Stage: {
       const auto &s = static_cast<const StageDecl &>(d);
-      line("Stage " + s.name, d.loc);
+      line("Stage " + s.name + (s.kindName.empty() ? "" : " : " + s.kindName), d.loc);
       Indent in(*this);
       for (const Field &f : s.fields) {
         line("Field " + f.name, f.loc);

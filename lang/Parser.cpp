@@ -393,13 +393,17 @@ DeclPtr Parser::parseLoss() {
   return decl;
 }
 
-/// stage ::= 'stage' ident '{' (field sep)* '}'
+/// stage ::= 'stage' ident (':' ident)? '{' (field sep)* '}'
 /// field ::= ident ':' fieldValue
 DeclPtr Parser::parseStage() {
   auto decl = std::make_unique<StageDecl>(cur.loc);
   consume();
-  if (!expectIdent(decl->name, decl->nameLoc, "after 'stage'") ||
-      !expect(Tok::LBrace, "'{'", "to open the stage body"))
+  if (!expectIdent(decl->name, decl->nameLoc, "after 'stage'"))
+    return nullptr;
+  if (consumeIf(Tok::Colon) &&
+      !expectIdent(decl->kindName, decl->kindLoc, "as the stage kind after ':'"))
+    return nullptr;
+  if (!expect(Tok::LBrace, "'{'", "to open the stage body"))
     return nullptr;
   while (!consumeIf(Tok::RBrace)) {
     if (consumeIf(Tok::Semi))
@@ -570,6 +574,7 @@ bool Parser::parseCallArgs(Expr &call) {
 }
 
 /// primary ::= int | float | string | ident | ident '(' args | '(' expr (',' expr)* ')'
+///           | '[' (expr (',' expr)*)? ']'
 ExprPtr Parser::parsePrimary() {
   Loc loc = cur.loc;
   switch (cur.kind) {
@@ -633,6 +638,24 @@ ExprPtr Parser::parsePrimary() {
     if (!expect(Tok::RParen, "',' or ')'", "in the parenthesised expression"))
       return nullptr;
     return tuple;
+  }
+  case Tok::LBracket: {
+    DepthGuard guard(*this);
+    if (!guard.ok)
+      return nullptr;
+    consume();
+    auto list = std::make_unique<Expr>(Expr::Kind::List, loc);
+    if (consumeIf(Tok::RBracket))
+      return list;
+    do {
+      ExprPtr next = parseExpr();
+      if (!next)
+        return nullptr;
+      list->operands.push_back(std::move(next));
+    } while (consumeIf(Tok::Comma));
+    if (!expect(Tok::RBracket, "',' or ']'", "in the list"))
+      return nullptr;
+    return list;
   }
   default:
     errorExpected("an expression", "here");

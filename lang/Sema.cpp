@@ -10,7 +10,9 @@
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/GlobPattern.h"
 
 #include <cmath>
 #include <cstdio>
@@ -36,9 +38,18 @@ std::string closestMatch(llvm::StringRef name, llvm::ArrayRef<std::string> candi
 
 llvm::ArrayRef<std::string> stageFieldNames() {
   static const std::vector<std::string> names = {
-      "model", "data",     "tokenizer", "loss", "optimizer",    "schedule",
-      "batch", "steps",    "grad_clip", "eval", "eval_batches", "seed"};
+      "model",   "from",      "policy",  "reference",  "reward", "data",       "tokenizer",
+      "loss",    "optimizer", "schedule", "batch",     "steps",  "grad_clip",  "eval",
+      "eval_batches", "seed", "ranks",   "packing",    "adapter", "base",      "head",
+      "beta",    "clip",      "kl",      "gamma",      "lambda", "value_head", "group",
+      "rollout", "quantize",  "serve"};
   return names;
+}
+
+llvm::ArrayRef<std::string> stageKinds() {
+  static const std::vector<std::string> kinds = {"pretrain", "sft", "reward_model", "dpo",
+                                                 "ppo",      "grpo", "deploy"};
+  return kinds;
 }
 
 namespace {
@@ -132,19 +143,20 @@ public:
         else if (d->kind == Decl::Kind::Loss)
           checkLoss(static_cast<const LossDecl &>(*d));
       }
+    // Datasets, then tokenizers (which name datasets), then everything that uses them.
+    for (const DeclPtr &d : prog.main().decls)
+      if (d->kind == Decl::Kind::Dataset)
+        checkDataset(static_cast<const BindingDecl &>(*d));
+    for (const DeclPtr &d : prog.main().decls)
+      if (d->kind == Decl::Kind::Tokenizer)
+        checkTokenizer(static_cast<const BindingDecl &>(*d));
     for (const DeclPtr &d : prog.main().decls) {
       switch (d->kind) {
-      case Decl::Kind::Tokenizer:
-        checkTokenizer(static_cast<const BindingDecl &>(*d));
-        break;
-      case Decl::Kind::Dataset:
-        checkDataset(static_cast<const BindingDecl &>(*d));
-        break;
       case Decl::Kind::Model:
         checkModel(static_cast<const BindingDecl &>(*d));
         break;
       case Decl::Kind::Stage:
-        checkStage(static_cast<const StageDecl &>(*d));
+        ensureStage(static_cast<const StageDecl &>(*d));
         break;
       case Decl::Kind::Pipeline:
         checkPipeline(static_cast<const PipelineDecl &>(*d));
@@ -296,12 +308,15 @@ private:
             unknown(e.loc, "tokenizer property", e.text, {"vocab"}, "'vocab'");
             return std::nullopt;
           }
-          const Expr *v = tok->value->arg("vocab");
-          if (!v || v->kind != Expr::Kind::Int) {
-            error(e.loc) << "tokenizer '" << base.text << "' has no constant 'vocab'";
+          auto ti = prog.tokenizers.find(tok->name);
+          if (ti == prog.tokenizers.end())
+            return std::nullopt; // the tokenizer's own error was reported
+          if (ti->second.vocab <= 0) {
+            error(e.loc) << "the vocabulary size of tokenizer '" << base.text
+                         << "' is not known before run time; declare it with 'vocab: N'";
             return std::nullopt;
           }
-          return Num{static_cast<double>(v->intValue), true};
+          return Num{static_cast<double>(ti->second.vocab), true};
         }
       }
       error(e.loc) << "expected a number for " << what << ", found '" << printExpr(e) << "'";
@@ -996,42 +1011,277 @@ private:
     return false;
   }
 
+  /// Reports unless `e` is a string literal; returns it.
+  std::optional<std::string> stringArg(const Expr *e, llvm::StringRef what) {
+    if (e->kind != Expr::Kind::String) {
+      error(e->loc) << "expected " << what << " (a string), found '" << printExpr(*e) << "'";
+      return std::nullopt;
+    }
+    return e->text;
+  }
+
+  /// Reports unless `e` is `true` or `false`.
+  std::optional<bool> boolArg(const Expr *e, llvm::StringRef what) {
+    if (e->kind != Expr::Kind::Name || (e->text != "true" && e->text != "false")) {
+      error(e->loc) << what << " must be 'true' or 'false', found '" << printExpr(*e) << "'";
+      return std::nullopt;
+    }
+    return e->text == "true";
+  }
+
+  /// Reports unless `e` is one of the names `choices`.
+  std::optional<std::string> enumArg(const Expr *e, llvm::StringRef what,
+                                     llvm::ArrayRef<std::string> choices) {
+    if (e->kind == Expr::Kind::Name && llvm::is_contained(choices, e->text))
+      return e->text;
+    unknown(e->loc, what, printExpr(*e), choices, quoteList(choices));
+    return std::nullopt;
+  }
+
+  /// Evaluates a numeric argument and checks its range; `out` is left alone on failure.
+  template <typename T>
+  bool rangeArg(const Expr *e, llvm::StringRef what, bool wantInt, T &out, double lo,
+                bool loOpen, double hi = INFINITY, bool hiOpen = true) {
+    if (!e)
+      return true;
+    auto n = numArg(e, what, wantInt);
+    if (!n || !checkRange(e, n->value, what, lo, loOpen, hi, hiOpen))
+      return false;
+    out = static_cast<T>(n->value);
+    return true;
+  }
+
+  /// Reads a list of strings (special tokens).
+  std::optional<std::vector<std::string>> stringList(const Expr *e, llvm::StringRef what) {
+    if (e->kind != Expr::Kind::List) {
+      error(e->loc) << "expected " << what << " as a list of strings such as '[\"<|im_start|>\"]', found '"
+                    << printExpr(*e) << "'";
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    for (const ExprPtr &x : e->operands) {
+      auto s = stringArg(x.get(), what);
+      if (!s)
+        return std::nullopt;
+      out.push_back(*s);
+    }
+    return out;
+  }
+
   void checkTokenizer(const BindingDecl &b) {
-    const Expr *call = expectCall(b, {"bpe"}, "tokenizer kind");
+    const Expr *call = expectCall(b, {"bpe", "from_file", "gpt2", "from_gguf"}, "tokenizer kind");
     if (!call)
       return;
-    static const ArgSpec spec[] = {{"train_on", Ty::K::Error}, {"vocab", Ty::K::Int}};
+    TokenizerInfo info;
+    info.decl = &b;
+    info.kind = call->text;
     std::vector<const Expr *> args;
-    if (!bindArgs(*call, spec, args))
-      return;
-    resolveRef(*args[0], Decl::Kind::Dataset, "dataset");
-    if (args[1]->kind != Expr::Kind::Int) {
-      error(args[1]->loc) << "'vocab' must be an integer literal, found '"
-                          << printExpr(*args[1]) << "'";
-      return;
+    const Expr *specials = nullptr;
+    if (info.kind == "bpe") {
+      static const ArgSpec spec[] = {
+          {"train_on", Ty::K::Error}, {"vocab", Ty::K::Int}, {"specials", Ty::K::Error, true}};
+      if (!bindArgs(*call, spec, args))
+        return;
+      if (!resolveRef(*args[0], Decl::Kind::Dataset, "dataset"))
+        return;
+      if (args[1]->kind != Expr::Kind::Int) {
+        error(args[1]->loc) << "'vocab' must be an integer literal, found '"
+                            << printExpr(*args[1]) << "'";
+        return;
+      }
+      if (!checkRange(args[1], static_cast<double>(args[1]->intValue), "'vocab'", 256, false))
+        return;
+      info.vocab = args[1]->intValue;
+      info.vocabExpr = args[1];
+      info.specialsKnown = true; // a trained vocabulary has exactly the declared specials
+      specials = args[2];
+    } else if (info.kind == "gpt2") {
+      static const ArgSpec spec[] = {{"encoder", Ty::K::Error},
+                                     {"merges", Ty::K::Error},
+                                     {"vocab", Ty::K::Int, true},
+                                     {"specials", Ty::K::Error, true}};
+      if (!bindArgs(*call, spec, args) || !stringArg(args[0], "the path of encoder.json") ||
+          !stringArg(args[1], "the path of vocab.bpe"))
+        return;
+      info.vocab = 50257; // GPT-2's 50,000 merges + 256 bytes + <|endoftext|>
+      info.vocabExpr = call;
+      if (!rangeArg(args[2], "'vocab'", true, info.vocab, 256, false))
+        return;
+      if (args[2])
+        info.vocabExpr = args[2];
+      info.specialsKnown = true;
+      info.specials = {"<|endoftext|>"};
+      specials = args[3];
+    } else {
+      // from_file("tokenizer.json") / from_gguf("model.gguf"): the vocabulary is in the
+      // file; `vocab:` and `specials:` declare it for the checks that need it.
+      static const ArgSpec spec[] = {
+          {"path", Ty::K::Error}, {"vocab", Ty::K::Int, true}, {"specials", Ty::K::Error, true}};
+      if (!bindArgs(*call, spec, args) || !stringArg(args[0], "a file path"))
+        return;
+      if (!rangeArg(args[1], "'vocab'", true, info.vocab, 1, false))
+        return;
+      info.vocabExpr = args[1];
+      specials = args[2];
+      info.specialsKnown = specials != nullptr;
     }
-    checkRange(args[1], static_cast<double>(args[1]->intValue), "'vocab'", 256, false);
+    if (specials) {
+      auto list = stringList(specials, "'specials'");
+      if (!list)
+        return;
+      for (const std::string &s : *list)
+        if (!llvm::is_contained(info.specials, s))
+          info.specials.push_back(s);
+      info.specialsExpr = specials;
+    }
+    prog.tokenizers[b.name] = std::move(info);
   }
 
   void checkDataset(const BindingDecl &b) {
-    const Expr *call = expectCall(b, {"text"}, "dataset kind");
+    const Expr *call = expectCall(b, {"text", "jsonl", "generate"}, "dataset kind");
     if (!call)
       return;
+    DatasetInfo info;
+    info.decl = &b;
+    info.kind = call->text;
+    std::vector<const Expr *> args;
+    if (info.kind == "generate") {
+      static const ArgSpec spec[] = {
+          {"generator", Ty::K::Error}, {"count", Ty::K::Int}, {"seed", Ty::K::Int, true}};
+      if (!bindArgs(*call, spec, args))
+        return;
+      const Expr *g = args[0];
+      llvm::StringRef gname = g->kind == Expr::Kind::Call || g->kind == Expr::Kind::Name
+                                  ? llvm::StringRef(g->text)
+                                  : llvm::StringRef(printExpr(*g));
+      if (gname != "arithmetic") {
+        unknown(g->loc, "problem generator", gname, {"arithmetic"},
+                "'arithmetic(ops: [add, sub, mul], digits: 2)'");
+        return;
+      }
+      if (g->kind == Expr::Kind::Call) {
+        static const ArgSpec gspec[] = {{"ops", Ty::K::Error, true},
+                                        {"digits", Ty::K::Int, true},
+                                        {"terms", Ty::K::Int, true}};
+        std::vector<const Expr *> gargs;
+        if (!bindArgs(*g, gspec, gargs))
+          return;
+        if (const Expr *ops = gargs[0]) {
+          if (ops->kind != Expr::Kind::List || ops->operands.empty()) {
+            error(ops->loc) << "'ops' must be a non-empty list such as '[add, sub, mul]', found '"
+                            << printExpr(*ops) << "'";
+            return;
+          }
+          for (const ExprPtr &op : ops->operands)
+            if (!enumArg(op.get(), "arithmetic operation", {"add", "sub", "mul", "div"}))
+              return;
+        }
+        int64_t digits = 2, terms = 2;
+        if (!rangeArg(gargs[1], "'digits'", true, digits, 1, false, 9, false) ||
+            !rangeArg(gargs[2], "'terms'", true, terms, 2, false, 8, false))
+          return;
+      }
+      if (!rangeArg(args[1], "'count'", true, info.count, 0, true) ||
+          !rangeArg(args[2], "'seed'", true, info.seed, 0, false))
+        return;
+      info.shape = "qa";
+      prog.datasets[b.name] = std::move(info);
+      return;
+    }
     static const ArgSpec spec[] = {
         {"path", Ty::K::Error}, {"format", Ty::K::Error, true}, {"split", Ty::K::Float, true}};
-    std::vector<const Expr *> args;
     if (!bindArgs(*call, spec, args))
       return;
-    if (args[0]->kind != Expr::Kind::String)
-      error(args[0]->loc) << "expected a file path string, found '" << printExpr(*args[0])
-                          << "'";
-    if (args[1] && (args[1]->kind != Expr::Kind::Name ||
-                    (args[1]->text != "text" && args[1]->text != "osis")))
-      unknown(args[1]->loc, "dataset format", printExpr(*args[1]), {"text", "osis"},
-              "'text' or 'osis'");
-    if (args[2])
-      if (auto n = numArg(args[2], "'split'", false))
-        checkRange(args[2], n->value, "'split'", 0, true, 1, false);
+    auto path = stringArg(args[0], "a file path or glob");
+    if (!path)
+      return;
+    info.path = *path;
+    if (args[2] && !rangeArg(args[2], "'split'", false, info.split, 0, true, 1, false))
+      return;
+    if (info.kind == "text") {
+      if (args[1]) {
+        auto fmt = enumArg(args[1], "dataset format", {"text", "osis"});
+        if (!fmt)
+          return;
+        info.format = *fmt;
+      }
+      info.shape = "text";
+      prog.datasets[b.name] = std::move(info);
+      return;
+    }
+    // jsonl: the format says which JSON keys hold what.
+    const Expr *f = args[1];
+    static const std::vector<std::string> formats = {"chat", "prompt_completion", "preference",
+                                                     "qa"};
+    if (!f) {
+      error(call->loc) << "'jsonl' needs 'format:', one of 'chat(...)', 'prompt_completion(...)', "
+                          "'preference(...)' or 'qa(...)'";
+      return;
+    }
+    if ((f->kind != Expr::Kind::Call && f->kind != Expr::Kind::Name) ||
+        !llvm::is_contained(formats, f->text)) {
+      unknown(f->loc, "jsonl format", f->kind == Expr::Kind::Call ? f->text : printExpr(*f),
+              formats, quoteList(formats));
+      return;
+    }
+    info.format = info.shape = f->text;
+    std::vector<std::pair<std::string, std::string>> keys; // argument, default key
+    std::vector<ArgSpec> fspec;
+    if (f->text == "chat")
+      keys = {{"messages", "messages"}};
+    else if (f->text == "prompt_completion")
+      keys = {{"prompt", "prompt"}, {"completion", "completion"}};
+    else if (f->text == "preference")
+      keys = {{"prompt", "prompt"}, {"chosen", "chosen"}, {"rejected", "rejected"}};
+    else
+      keys = {{"question", "question"}, {"answer", "answer"}};
+    for (auto &k : keys)
+      fspec.push_back({k.first.c_str(), Ty::K::Error, true});
+    if (f->text == "chat") {
+      fspec.push_back({"template", Ty::K::Error, true});
+      fspec.push_back({"train_on", Ty::K::Error, true});
+    }
+    std::vector<const Expr *> fargs;
+    if (f->kind == Expr::Kind::Call && !bindArgs(*f, fspec, fargs))
+      return;
+    fargs.resize(fspec.size(), nullptr);
+    std::map<std::string, const Expr *> seen;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::string key = keys[i].second;
+      if (fargs[i]) {
+        auto s = stringArg(fargs[i], "the JSON key of '" + keys[i].first + "'");
+        if (!s)
+          return;
+        key = *s;
+        auto [it, inserted] = seen.emplace(key, fargs[i]);
+        if (!inserted) {
+          auto diag = error(fargs[i]->loc);
+          diag << "'" << keys[i].first << "' reads the JSON key \"" << key
+               << "\", which another field of this format already reads";
+          diag.attachNote(mloc(it->second->loc)) << "the key \"" << key << "\" is read here";
+          return;
+        }
+      }
+    }
+    if (f->text == "chat") {
+      info.chatTemplate = "chatml";
+      info.trainOn = "assistant";
+      info.templateExpr = f;
+      if (const Expr *t = fargs[1]) {
+        auto v = enumArg(t, "chat template", {"chatml", "llama3"});
+        if (!v)
+          return;
+        info.chatTemplate = *v;
+        info.templateExpr = t;
+      }
+      if (const Expr *t = fargs[2]) {
+        auto v = enumArg(t, "role to train on", {"assistant", "all"});
+        if (!v)
+          return;
+        info.trainOn = *v;
+      }
+    }
+    prog.datasets[b.name] = std::move(info);
   }
 
   void checkModel(const BindingDecl &b) {
@@ -1176,14 +1426,139 @@ private:
   // Stages and pipelines
   //===--------------------------------------------------------------------===//
 
-  void checkStage(const StageDecl &s) {
+  enum KindBit : unsigned {
+    KP = 1, KS = 2, KR = 4, KD = 8, KO = 16, KG = 32, KY = 64,
+    KTrain = KP | KS | KR | KD | KO | KG,
+    KAll = KTrain | KY,
+    KTune = KS | KR | KD | KO | KG,
+  };
+  static unsigned kindBit(llvm::StringRef kind) {
+    return llvm::StringSwitch<unsigned>(kind)
+        .Case("pretrain", KP).Case("sft", KS).Case("reward_model", KR).Case("dpo", KD)
+        .Case("ppo", KO).Case("grpo", KG).Case("deploy", KY).Default(0);
+  }
+  struct FieldSpec {
+    const char *name;
+    unsigned kinds;
+  };
+  static llvm::ArrayRef<FieldSpec> fieldTable() {
+    static const FieldSpec table[] = {
+        {"model", KAll},        {"from", KP | KS | KR | KD | KY}, {"policy", KO | KG},
+        {"reference", KD | KO | KG}, {"reward", KO | KG},     {"data", KTrain},
+        {"tokenizer", KAll},    {"loss", KP | KS | KR},       {"optimizer", KTrain},
+        {"schedule", KTrain},   {"batch", KTrain},            {"steps", KTrain},
+        {"grad_clip", KTrain},  {"eval", KTrain},             {"eval_batches", KTrain},
+        {"seed", KAll},         {"ranks", KTrain},            {"packing", KS},
+        {"adapter", KTune},     {"base", KTune},              {"head", KR},
+        {"beta", KD},           {"clip", KO | KG},            {"kl", KO | KG},
+        {"gamma", KO},          {"lambda", KO},               {"value_head", KO},
+        {"group", KG},          {"rollout", KO | KG},         {"quantize", KY},
+        {"serve", KY}};
+    return table;
+  }
+  static std::vector<std::string> kindsOf(unsigned bits) {
+    std::vector<std::string> out;
+    for (const std::string &k : stageKinds())
+      if (bits & kindBit(k))
+        out.push_back(k);
+    return out;
+  }
+
+  enum class StageState { InProgress, Ok, Failed };
+  std::map<const StageDecl *, StageState> stageState;
+
+  /// Checks stage `s` once (stages that name it check it first); returns its info or null.
+  const StageInfo *ensureStage(const StageDecl &s) {
+    auto it = stageState.find(&s);
+    if (it != stageState.end())
+      return it->second == StageState::Ok ? &prog.stageInfo.at(s.name) : nullptr;
+    stageState[&s] = StageState::InProgress;
+    bool ok = checkStage(s);
+    stageState[&s] = ok ? StageState::Ok : StageState::Failed;
+    return ok ? &prog.stageInfo.at(s.name) : nullptr;
+  }
+
+  /// Resolves the stage that field `f` of stage `s` names. `fatal` is set when the name
+  /// was reported; a stage that failed its own checks yields null silently.
+  const StageInfo *stageRef(const StageDecl &s, const Field &f, bool &reported) {
+    return stageRef(s, *f.value, f.name, reported);
+  }
+  const StageInfo *stageRef(const StageDecl &s, const Expr &e, llvm::StringRef fieldName,
+                            bool &reported) {
+    const Decl *d = resolveRef(e, Decl::Kind::Stage, "stage");
+    if (!d) {
+      reported = true;
+      return nullptr;
+    }
+    const auto &other = static_cast<const StageDecl &>(*d);
+    if (&other == &s) {
+      error(e.loc) << "stage '" << s.name << "' cannot use itself as its '" << fieldName << "'";
+      reported = true;
+      return nullptr;
+    }
+    auto st = stageState.find(&other);
+    if (st != stageState.end() && st->second == StageState::InProgress) {
+      auto diag = error(e.loc);
+      diag << "stages '" << s.name << "' and '" << other.name << "' depend on each other";
+      diag.attachNote(mloc(other.nameLoc)) << "stage '" << other.name << "' is declared here";
+      reported = true;
+      return nullptr;
+    }
+    return ensureStage(other);
+  }
+
+  /// Reports when `parent` (the stage field `f` names) does not produce a language model.
+  bool needsLanguageModel(const StageDecl &s, const Field &f, const StageInfo &parent,
+                          llvm::StringRef kind) {
+    if (parent.kind != "reward_model" && parent.kind != "deploy")
+      return true;
+    auto diag = error(f.value->loc);
+    diag << "stage '" << s.name << "' (kind " << kind << ") cannot use '" << parent.decl->name
+         << "' as its '" << f.name << "': ";
+    if (parent.kind == "deploy")
+      diag << "a deploy stage produces a server, not weights to train";
+    else
+      diag << "a reward_model stage has a scalar head, not a language-model head";
+    diag.attachNote(mloc(parent.decl->nameLoc))
+        << "stage '" << parent.decl->name << "' (kind " << parent.kind << ") is declared here";
+    return false;
+  }
+
+  bool checkStage(const StageDecl &s) {
     StageInfo info;
     info.decl = &s;
+    // The kind: written after ':', else the stage's name when that is a kind, else pretrain.
+    if (!s.kindName.empty()) {
+      if (!kindBit(s.kindName)) {
+        unknown(s.kindLoc, "stage kind", s.kindName, stageKinds(), quoteList(stageKinds()));
+        return false;
+      }
+      info.kind = s.kindName;
+    } else if (kindBit(s.name)) {
+      info.kind = s.name;
+    }
+    const unsigned bit = kindBit(info.kind);
     std::map<std::string, const Field *> fields;
     bool ok = true;
+    std::vector<std::string> applicable;
+    for (const FieldSpec &fs : fieldTable())
+      if (fs.kinds & bit)
+        applicable.push_back(fs.name);
     for (const Field &f : s.fields) {
-      if (!llvm::is_contained(stageFieldNames(), f.name)) {
-        unknown(f.loc, "stage field", f.name, stageFieldNames(), quoteList(stageFieldNames()));
+      const FieldSpec *fs = llvm::find_if(fieldTable(), [&](const FieldSpec &x) {
+        return f.name == x.name;
+      });
+      if (fs == fieldTable().end()) {
+        unknown(f.loc, "stage field", f.name, applicable, quoteList(applicable));
+        ok = false;
+        continue;
+      }
+      if (!(fs->kinds & bit)) {
+        auto diag = error(f.loc);
+        diag << "field '" << f.name << "' does not apply to a stage of kind '" << info.kind
+             << "'; it applies to " << quoteList(kindsOf(fs->kinds));
+        if (s.kindName.empty())
+          diag << " (declare the kind with 'stage " << s.name << " : KIND { ... }')";
         ok = false;
         continue;
       }
@@ -1195,18 +1570,54 @@ private:
         ok = false;
       }
     }
-    for (const char *required : {"model", "data", "loss", "optimizer", "batch", "steps"})
-      if (!fields.count(required)) {
-        // A misspelled field was already reported; don't report it again as missing.
-        if (!ok)
-          continue;
-        error(s.nameLoc) << "stage '" << s.name << "' is missing the field '" << required << "'";
-        ok = false;
-      }
     auto get = [&](const char *name) -> const Expr * {
       auto it = fields.find(name);
       return it == fields.end() ? nullptr : it->second->value.get();
     };
+    // Required fields. A misspelled field was already reported; don't report it as missing.
+    std::vector<const char *> required;
+    if (info.kind == "pretrain")
+      required = {"data", "loss", "optimizer", "batch", "steps"};
+    else if (info.kind == "sft" || info.kind == "reward_model" || info.kind == "dpo")
+      required = {"data", "steps"};
+    else if (info.kind == "ppo")
+      required = {"policy", "reward", "data", "rollout", "steps"};
+    else if (info.kind == "grpo")
+      required = {"policy", "reward", "data", "group", "rollout", "steps"};
+    else
+      required = {"from"};
+    if (ok && !fields.count("model") && !fields.count("from") && !fields.count("policy") &&
+        info.kind != "ppo" && info.kind != "grpo" && info.kind != "deploy") {
+      auto diag = error(s.nameLoc);
+      diag << "stage '" << s.name << "' is missing the field 'model'";
+      if (info.kind != "pretrain")
+        diag << " (or 'from: STAGE' to continue from an earlier stage)";
+      ok = false;
+    }
+    for (const char *r : required)
+      if (ok && !fields.count(r)) {
+        error(s.nameLoc) << "stage '" << s.name << "' is missing the field '" << r << "'";
+        ok = false;
+      }
+    // The stage this one continues from (`from:` or `policy:`), checked first.
+    const Field *parentField = fields.count("from")     ? fields["from"]
+                               : fields.count("policy") ? fields["policy"]
+                                                        : nullptr;
+    bool silent = false; // a dependency failed: skip the checks that need it
+    if (parentField) {
+      bool reported = false;
+      info.parent = stageRef(s, *parentField, reported);
+      if (!info.parent) {
+        ok &= !reported;
+        silent = true;
+      } else if (info.kind != "reward_model" &&
+                 !needsLanguageModel(s, *parentField, *info.parent, info.kind)) {
+        ok = false;
+      } else if (info.parent->kind == "deploy") {
+        needsLanguageModel(s, *parentField, *info.parent, info.kind);
+        ok = false;
+      }
+    }
     // model
     if (const Expr *e = get("model")) {
       const Decl *d = e->kind == Expr::Kind::Name ? prog.lookup(e->text) : nullptr;
@@ -1219,43 +1630,99 @@ private:
       } else if (resolveRef(*e, Decl::Kind::Model, "model")) {
         auto it = prog.models.find(e->text);
         if (it == prog.models.end())
-          ok = false; // its declaration was reported
+          silent = true; // its declaration was reported
         else
           info.model = &it->second;
       } else {
         ok = false;
       }
     }
+    if (info.parent && info.parent->model) {
+      const ModelSpec *pm = info.parent->model;
+      if (info.model && info.model != pm &&
+          (info.model->family != pm->family || info.model->args != pm->args)) {
+        auto diag = error(get("model")->loc);
+        diag << "model '" << info.model->decl->name << "' does not match model '"
+             << pm->decl->name << "' that stage '" << info.parent->decl->name
+             << "' trains; a stage continues with its '" << parentField->name
+             << "' stage's model";
+        diag.attachNote(mloc(pm->decl->nameLoc))
+            << "model '" << pm->decl->name << "' is declared here";
+        ok = false;
+      }
+      if (!info.model)
+        info.model = pm;
+    }
+    // Inherited settings: tokenizer, optimizer, schedule and batch of the parent stage.
+    if (info.parent) {
+      const StageInfo &p = *info.parent;
+      info.tokenizer = p.tokenizer;
+      info.vocab = p.vocab;
+      if (p.hasOptimizer) {
+        info.lr = p.lr, info.minLr = p.minLr, info.beta1 = p.beta1, info.beta2 = p.beta2;
+        info.eps = p.eps, info.weightDecay = p.weightDecay, info.warmup = p.warmup;
+        info.hasOptimizer = true;
+      }
+      info.batch = p.batch, info.seqLen = p.seqLen;
+      info.gradClip = p.gradClip;
+    }
     // data
     if (const Expr *e = get("data")) {
       info.dataset =
           static_cast<const BindingDecl *>(resolveRef(*e, Decl::Kind::Dataset, "dataset"));
-      if (!info.dataset)
+      if (!info.dataset) {
         ok = false;
-      else if (info.dataset->value->kind == Expr::Kind::Call) {
-        const Expr &call = *info.dataset->value;
-        if (!call.operands.empty() && call.operands[0]->kind == Expr::Kind::String)
-          info.dataPath = call.operands[0]->text;
-        if (const Expr *fmt = call.arg("format"))
-          info.dataFormat = fmt->text;
-        if (const Expr *split = call.arg("split"))
-          info.split = split->floatValue;
+      } else if (auto it = prog.datasets.find(info.dataset->name); it == prog.datasets.end()) {
+        silent = true;
+      } else {
+        info.data = &it->second;
+        info.dataPath = info.data->path;
+        info.dataFormat = info.data->format;
+        info.split = info.data->split;
+        ok &= checkDataShape(s, *fields["data"], info);
       }
     }
     // loss
     if (const Expr *e = get("loss")) {
-      info.loss = static_cast<const LossDecl *>(resolveRef(*e, Decl::Kind::Loss, "loss"));
-      if (!info.loss)
+      if (info.kind == "reward_model") {
+        if (e->kind != Expr::Kind::Name || e->text != "bradley_terry") {
+          unknown(e->loc, "reward-model loss", printExpr(*e), {"bradley_terry"},
+                  "'bradley_terry'");
+          ok = false;
+        }
+      } else {
+        info.loss = static_cast<const LossDecl *>(resolveRef(*e, Decl::Kind::Loss, "loss"));
+        if (!info.loss)
+          ok = false;
+      }
+    } else if (info.kind == "sft") {
+      info.loss = prog.lookupAs<LossDecl>("next_token", Decl::Kind::Loss);
+      if (!info.loss && ok) {
+        error(s.nameLoc) << "stage '" << s.name
+                         << "' needs a loss; add 'import std.losses' (for 'next_token') or a "
+                            "'loss' field";
         ok = false;
+      }
     }
-    ok &= checkOptimizer(get("optimizer"), info);
+    info.objective = info.loss                   ? info.loss->name
+                     : info.kind == "reward_model" ? "bradley_terry"
+                     : info.kind == "dpo"          ? "dpo"
+                     : info.kind == "ppo"          ? "ppo_clip"
+                     : info.kind == "grpo"         ? "grpo"
+                                                   : "";
+    if (get("optimizer")) {
+      ok &= checkOptimizer(get("optimizer"), info);
+      info.hasOptimizer = true;
+    } else if (info.trains() && ok && !silent && !info.hasOptimizer) {
+      error(s.nameLoc) << "stage '" << s.name << "' is missing the field 'optimizer'"
+                       << (info.parent ? " (stage '" + info.parent->decl->name +
+                                             "' has none to inherit)"
+                                       : std::string());
+      ok = false;
+    }
     ok &= checkSchedule(get("schedule"), info);
-    if (const Expr *e = get("grad_clip")) {
-      auto n = numArg(e, "'grad_clip'", false);
-      ok &= n && checkRange(e, n->value, "'grad_clip'", 0, true);
-      if (n)
-        info.gradClip = n->value;
-    }
+    if (const Expr *e = get("grad_clip"))
+      ok &= rangeArg(e, "'grad_clip'", false, info.gradClip, 0, true);
     if (const Expr *e = get("batch")) {
       if (e->kind != Expr::Kind::Batch) {
         error(e->loc) << "expected 'batch: SEQUENCES x TOKENS' (e.g. '16 x 128'), found '"
@@ -1271,39 +1738,421 @@ private:
           info.seqLen = static_cast<int64_t>(t->value);
         }
       }
+    } else if (info.trains() && ok && !silent && info.batch == 0) {
+      error(s.nameLoc) << "stage '" << s.name << "' is missing the field 'batch'";
+      ok = false;
     }
-    auto intField = [&](const char *name, int64_t &out, double lo, bool open) {
-      if (const Expr *e = get(name)) {
-        auto n = numArg(e, ("'" + std::string(name) + "'"), true);
-        ok &= n && checkRange(e, n->value, ("'" + std::string(name) + "'"), lo, open);
-        if (n)
-          out = static_cast<int64_t>(n->value);
-      }
-    };
-    intField("steps", info.steps, 0, true);
-    intField("eval_batches", info.evalBatches, 0, true);
-    int64_t seed = 0;
-    intField("seed", seed, 0, false);
-    info.seed = static_cast<uint64_t>(seed);
+    ok &= rangeArg(get("steps"), "'steps'", true, info.steps, 0, true);
+    ok &= rangeArg(get("eval_batches"), "'eval_batches'", true, info.evalBatches, 0, true);
+    ok &= rangeArg(get("seed"), "'seed'", true, info.seed, 0, false);
+    ok &= rangeArg(get("ranks"), "'ranks'", true, info.ranks, 0, true);
     if (const Expr *e = get("eval")) {
       if (e->kind != Expr::Kind::Every) {
         error(e->loc) << "expected 'eval: every N', found '" << printExpr(*e) << "'";
         ok = false;
       } else {
-        auto n = numArg(e->operands[0].get(), "the evaluation interval", true);
-        ok &= n && checkRange(e->operands[0].get(), n->value, "the evaluation interval", 0, true);
-        if (n)
-          info.evalEvery = static_cast<int64_t>(n->value);
+        ok &= rangeArg(e->operands[0].get(), "the evaluation interval", true, info.evalEvery, 0,
+                       true);
       }
     }
-    if (const Expr *e = get("tokenizer"))
+    if (const Expr *e = get("tokenizer")) {
       info.tokenizer =
           static_cast<const BindingDecl *>(resolveRef(*e, Decl::Kind::Tokenizer, "tokenizer"));
+      ok &= info.tokenizer != nullptr;
+    }
+    if (const Expr *e = get("packing")) {
+      auto v = boolArg(e, "'packing'");
+      ok &= v.has_value();
+      info.packing = v.value_or(false);
+    }
+    if (const Expr *e = get("head")) {
+      ok &= enumArg(e, "reward head", {"scalar"}).has_value();
+    }
+    if (const Expr *e = get("value_head"))
+      ok &= enumArg(e, "value head", {"scalar"}).has_value();
+    info.scalarHead = info.kind == "reward_model";
+    ok &= rangeArg(get("beta"), "'beta'", false, info.beta, 0, true);
+    ok &= rangeArg(get("clip"), "'clip'", false, info.clip, 0, true, 1, true);
+    ok &= rangeArg(get("kl"), "'kl'", false, info.kl, 0, false);
+    ok &= rangeArg(get("gamma"), "'gamma'", false, info.gamma, 0, false, 1, false);
+    ok &= rangeArg(get("lambda"), "'lambda'", false, info.lambda, 0, false, 1, false);
+    ok &= rangeArg(get("group"), "'group'", true, info.group, 2, false);
+    ok &= checkRollout(get("rollout"), info);
+    ok &= checkQuantize(get("quantize"), info);
+    ok &= checkServe(get("serve"), info);
+    ok &= checkAdapter(get("adapter"), get("base"), info);
+    // reference and reward
+    if (const Field *f = fields.count("reference") ? fields["reference"] : nullptr) {
+      bool reported = false;
+      info.reference = stageRef(s, *f, reported);
+      if (!info.reference)
+        ok &= !reported, silent = true;
+      else if (!needsLanguageModel(s, *f, *info.reference, info.kind))
+        ok = false;
+    } else if (info.kind == "dpo" || info.kind == "ppo" || info.kind == "grpo") {
+      info.reference = info.parent; // a frozen copy of the starting policy
+    }
+    if (const Field *f = fields.count("reward") ? fields["reward"] : nullptr)
+      ok &= checkReward(s, *f, info, silent);
     if (!ok)
-      return;
-    ok = checkFit(s, info);
-    if (ok)
-      prog.stageInfo[s.name] = info;
+      return false;
+    if (silent || !info.model)
+      return false;
+    if (!checkFit(s, info) || !checkStageModel(s, info))
+      return false;
+    prog.stageInfo[s.name] = info;
+    return true;
+  }
+
+  /// The data a stage's objective needs.
+  bool checkDataShape(const StageDecl &s, const Field &f, const StageInfo &info) {
+    std::vector<std::string> want;
+    std::string need;
+    if (info.kind == "pretrain")
+      want = {"text"}, need = "text data";
+    else if (info.kind == "sft")
+      want = {"chat", "prompt_completion", "qa"}, need = "chat, prompt/completion or question/answer data";
+    else if (info.kind == "reward_model" || info.kind == "dpo")
+      want = {"preference"}, need = "preference data (prompt, chosen, rejected)";
+    else if (info.kind == "ppo")
+      want = {"chat", "prompt_completion", "qa", "preference"}, need = "prompts (chat, prompt/completion, question/answer or preference data)";
+    else
+      want = {"qa", "prompt_completion", "chat"}, need = "prompts (question/answer, prompt/completion or chat data)";
+    if (llvm::is_contained(want, info.data->shape))
+      return true;
+    auto diag = error(f.value->loc);
+    diag << "stage '" << s.name << "' (kind " << info.kind << ") needs " << need
+         << "; dataset '" << info.data->decl->name << "' holds " << info.data->shape << " data";
+    diag.attachNote(mloc(info.data->decl->value->loc))
+        << "dataset '" << info.data->decl->name << "' is declared here";
+    return false;
+  }
+
+  /// `rollout: sample(max_new: N, temperature: T, top_k: K, top_p: P)`.
+  bool checkRollout(const Expr *e, StageInfo &info) {
+    if (!e)
+      return true;
+    if (e->kind != Expr::Kind::Call || e->text != "sample") {
+      unknown(e->loc, "rollout", e->kind == Expr::Kind::Call ? e->text : printExpr(*e),
+              {"sample"}, "'sample(max_new: N, temperature: T)'");
+      return false;
+    }
+    static const ArgSpec spec[] = {{"max_new", Ty::K::Int},
+                                   {"temperature", Ty::K::Float, true},
+                                   {"top_k", Ty::K::Int, true},
+                                   {"top_p", Ty::K::Float, true}};
+    std::vector<const Expr *> args;
+    return bindArgs(*e, spec, args) &&
+           rangeArg(args[0], "'max_new'", true, info.maxNew, 0, true) &&
+           rangeArg(args[1], "'temperature'", false, info.temperature, 0, true) &&
+           rangeArg(args[2], "'top_k'", true, info.topK, 0, false) &&
+           rangeArg(args[3], "'top_p'", false, info.topP, 0, true, 1, false);
+  }
+
+  /// `quantize: none | int8 | int4(group: G)`.
+  bool checkQuantize(const Expr *e, StageInfo &info) {
+    if (!e)
+      return true;
+    llvm::StringRef name = e->kind == Expr::Kind::Call || e->kind == Expr::Kind::Name
+                               ? llvm::StringRef(e->text)
+                               : "";
+    if (name != "none" && name != "int8" && name != "int4") {
+      unknown(e->loc, "deploy quantization", name.empty() ? printExpr(*e) : name,
+              {"none", "int8", "int4"}, "'none', 'int8' or 'int4(group: 128)'");
+      return false;
+    }
+    info.quantize = name.str();
+    if (name == "int4") {
+      info.quantGroup = 128;
+      if (e->kind == Expr::Kind::Call) {
+        static const ArgSpec spec[] = {{"group", Ty::K::Int, true}};
+        std::vector<const Expr *> args;
+        if (!bindArgs(*e, spec, args) ||
+            !rangeArg(args[0], "'group'", true, info.quantGroup, 0, true))
+          return false;
+      }
+    } else if (e->kind == Expr::Kind::Call && !e->operands.empty()) {
+      error(e->operands[0]->loc) << "'" << name << "' takes no arguments";
+      return false;
+    }
+    return true;
+  }
+
+  /// `serve: http(port: P, api: openai, max_batch: N, api_key: "...")`.
+  bool checkServe(const Expr *e, StageInfo &info) {
+    info.maxBatch = info.kind == "deploy" ? 8 : 1;
+    if (!e)
+      return true;
+    if (e->kind != Expr::Kind::Call || e->text != "http") {
+      unknown(e->loc, "server", e->kind == Expr::Kind::Call ? e->text : printExpr(*e),
+              {"http"}, "'http(port: 8080, api: openai)'");
+      return false;
+    }
+    static const ArgSpec spec[] = {{"port", Ty::K::Int, true},
+                                   {"api", Ty::K::Error, true},
+                                   {"max_batch", Ty::K::Int, true},
+                                   {"api_key", Ty::K::Error, true}};
+    std::vector<const Expr *> args;
+    if (!bindArgs(*e, spec, args) ||
+        !rangeArg(args[0], "'port'", true, info.port, 1, false, 65535, false) ||
+        !rangeArg(args[2], "'max_batch'", true, info.maxBatch, 0, true))
+      return false;
+    if (args[1] && !enumArg(args[1], "serving API", {"openai"}))
+      return false;
+    if (args[3] && !stringArg(args[3], "the name of the environment variable with the API key"))
+      return false;
+    return true;
+  }
+
+  /// `adapter: lora(rank, alpha, dropout, targets, rslora)` and `base: nf4(block, double_quant)`.
+  /// Targets are matched against the model's parameters later, in checkStageModel.
+  bool checkAdapter(const Expr *adapter, const Expr *base, StageInfo &info) {
+    const Expr *loraTargets = nullptr;
+    if (adapter) {
+      if (adapter->kind != Expr::Kind::Call || adapter->text != "lora") {
+        unknown(adapter->loc, "adapter",
+                adapter->kind == Expr::Kind::Call || adapter->kind == Expr::Kind::Name
+                    ? adapter->text
+                    : printExpr(*adapter),
+                {"lora"}, "'lora(rank: 8, targets: all_linear)'");
+        return false;
+      }
+      static const ArgSpec spec[] = {{"rank", Ty::K::Int},
+                                     {"alpha", Ty::K::Float, true},
+                                     {"dropout", Ty::K::Float, true},
+                                     {"targets", Ty::K::Error, true},
+                                     {"rslora", Ty::K::Bool, true}};
+      std::vector<const Expr *> args;
+      if (!bindArgs(*adapter, spec, args) ||
+          !rangeArg(args[0], "'rank'", true, info.loraRank, 0, true))
+        return false;
+      info.loraAlpha = static_cast<double>(info.loraRank);
+      if (!rangeArg(args[1], "'alpha'", false, info.loraAlpha, 0, true) ||
+          !rangeArg(args[2], "'dropout'", false, info.loraDropout, 0, false, 1, true))
+        return false;
+      if (args[4]) {
+        auto v = boolArg(args[4], "'rslora'");
+        if (!v)
+          return false;
+        info.rslora = *v;
+      }
+      loraTargets = args[3];
+      if (loraTargets && loraTargets->kind != Expr::Kind::List &&
+          !(loraTargets->kind == Expr::Kind::Name && loraTargets->text == "all_linear")) {
+        error(loraTargets->loc) << "'targets' must be 'all_linear' or a list of parameter "
+                                   "names such as '[wq, wv]', found '"
+                                << printExpr(*loraTargets) << "'";
+        return false;
+      }
+      info.lora = true;
+    }
+    if (base) {
+      if (base->kind != Expr::Kind::Call && base->kind != Expr::Kind::Name) {
+        error(base->loc) << "expected a base quantization such as 'nf4(block: 64)', found '"
+                         << printExpr(*base) << "'";
+        return false;
+      }
+      if (base->text != "nf4") {
+        unknown(base->loc, "base quantization", base->text, {"nf4"}, "'nf4(block: 64)'");
+        return false;
+      }
+      info.nf4 = true;
+      info.doubleQuant = true;
+      if (base->kind == Expr::Kind::Call) {
+        static const ArgSpec spec[] = {{"block", Ty::K::Int, true},
+                                       {"double_quant", Ty::K::Bool, true}};
+        std::vector<const Expr *> args;
+        if (!bindArgs(*base, spec, args) ||
+            !rangeArg(args[0], "'block'", true, info.nf4Block, 0, true))
+          return false;
+        if (args[1]) {
+          auto v = boolArg(args[1], "'double_quant'");
+          if (!v)
+            return false;
+          info.doubleQuant = *v;
+        }
+      }
+      if (!adapter) {
+        error(base->loc) << "a quantized base is frozen; add an adapter to train, e.g. "
+                            "'adapter: lora(rank: 16, targets: all_linear)'";
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /// `reward:` a reward_model stage (ppo, grpo) or reward functions (grpo).
+  bool checkReward(const StageDecl &s, const Field &f, StageInfo &info, bool &silent) {
+    static const std::vector<std::string> functions = {"exact_answer", "format"};
+    std::vector<const Expr *> items;
+    if (f.value->kind == Expr::Kind::List)
+      for (const ExprPtr &x : f.value->operands)
+        items.push_back(x.get());
+    else
+      items.push_back(f.value.get());
+    if (items.empty()) {
+      error(f.value->loc) << "'reward' needs at least one reward";
+      return false;
+    }
+    for (const Expr *x : items) {
+      if (x->kind != Expr::Kind::Name) {
+        error(x->loc) << "expected a reward function (" << quoteList(functions)
+                      << ") or a reward_model stage, found '" << printExpr(*x) << "'";
+        return false;
+      }
+      if (llvm::is_contained(functions, x->text)) {
+        if (info.kind == "ppo") {
+          error(x->loc) << "'ppo' takes its reward from a reward_model stage; '" << x->text
+                        << "' is a reward function (use a 'grpo' stage)";
+          return false;
+        }
+        info.rewardFunctions.push_back(x->text);
+        if (x->text == "exact_answer" && info.data && info.data->shape != "qa") {
+          auto diag = error(x->loc);
+          diag << "reward 'exact_answer' needs data with answers (question/answer); dataset '"
+               << info.data->decl->name << "' holds " << info.data->shape << " data";
+          diag.attachNote(mloc(info.data->decl->value->loc))
+              << "dataset '" << info.data->decl->name << "' is declared here";
+          return false;
+        }
+        continue;
+      }
+      const Decl *d = prog.lookup(x->text);
+      if (!d || d->kind != Decl::Kind::Stage) {
+        std::vector<std::string> cands = functions;
+        for (auto &[n, dd] : prog.globals)
+          if (dd->kind == Decl::Kind::Stage)
+            cands.push_back(n);
+        unknown(x->loc, "reward", x->text, cands,
+                quoteList(functions) + " or a reward_model stage");
+        return false;
+      }
+      bool reported = false;
+      const StageInfo *rm = stageRef(s, *x, f.name, reported);
+      if (!rm) {
+        if (reported)
+          return false;
+        silent = true;
+        continue;
+      }
+      if (rm->kind != "reward_model") {
+        auto diag = error(x->loc);
+        diag << "reward '" << x->text << "' must be a reward_model stage, found a stage of kind '"
+             << rm->kind << "'";
+        diag.attachNote(mloc(rm->decl->nameLoc)) << "stage '" << x->text << "' is declared here";
+        return false;
+      }
+      info.rewardModel = rm;
+    }
+    return true;
+  }
+
+  /// Checks that need the stage's model: adapter targets, quantization blocks and groups,
+  /// the batch against the group size and the ranks, and the rollout against the context.
+  bool checkStageModel(const StageDecl &s, StageInfo &info) {
+    const ModelSpec &m = *info.model;
+    auto isLinear = [&](const ConcreteParam &p) { return p.shape.size() == 2 && p.decay; };
+    // Re-read from the stage: checking a dependency may have run checkAdapter since.
+    const Expr *loraTargets = s.field("adapter") ? s.field("adapter")->value->arg("targets") : nullptr;
+    const Expr *nf4BlockExpr = s.field("base") ? s.field("base")->value->arg("block") : nullptr;
+    if (info.lora) {
+      if (!loraTargets || loraTargets->kind == Expr::Kind::Name) {
+        for (const ConcreteParam &p : m.params)
+          if (isLinear(p))
+            info.loraTargets.push_back(&p);
+      } else {
+        std::vector<std::string> names;
+        for (const ConcreteParam &p : m.params)
+          if (!llvm::is_contained(names, p.decl->name))
+            names.push_back(p.decl->name);
+        for (const ExprPtr &t : loraTargets->operands) {
+          std::string pattern = t->kind == Expr::Kind::String ? t->text : printExpr(*t);
+          auto glob = llvm::GlobPattern::create(pattern);
+          bool any = false;
+          for (const ConcreteParam &p : m.params) {
+            bool match = p.decl->name == pattern || p.path == pattern ||
+                         (glob && glob->match(p.path));
+            if (!match)
+              continue;
+            any = true;
+            if (p.shape.size() != 2) {
+              auto diag = error(t->loc);
+              diag << "LoRA target '" << pattern << "' names parameter '" << p.path
+                   << "' of rank " << p.shape.size() << "; LoRA adapts matrices";
+              diag.attachNote(mloc(p.decl->loc)) << "parameter '" << p.decl->name
+                                                 << "' is declared here";
+              return false;
+            }
+            if (!llvm::is_contained(info.loraTargets, &p))
+              info.loraTargets.push_back(&p);
+          }
+          if (!glob)
+            consumeError(glob.takeError());
+          if (!any) {
+            auto diag = error(t->loc);
+            diag << "LoRA target '" << pattern << "' matches no parameter of model '"
+                 << m.decl->name << "'";
+            std::string guess = closestMatch(pattern, names);
+            if (!guess.empty())
+              diag << "; did you mean '" << guess << "'?";
+            diag.attachNote(mloc(m.family->nameLoc))
+                << "model family '" << m.family->name << "' declares its parameters here";
+            return false;
+          }
+        }
+      }
+    }
+    if (info.nf4)
+      for (const ConcreteParam &p : m.params)
+        if (isLinear(p) && p.numel % info.nf4Block != 0) {
+          auto diag = error(nf4BlockExpr ? nf4BlockExpr->loc : s.field("base")->value->loc);
+          diag << "NF4 block " << info.nf4Block << " does not divide the " << p.numel
+               << " elements of parameter '" << p.path << "'";
+          diag.attachNote(mloc(p.decl->loc)) << "parameter '" << p.decl->name
+                                             << "' is declared here";
+          return false;
+        }
+    if (info.quantize == "int4")
+      for (const ConcreteParam &p : m.params)
+        if (isLinear(p) && p.shape[0] % info.quantGroup != 0) {
+          const Expr *q = s.field("quantize")->value.get();
+          auto diag = error(q->kind == Expr::Kind::Call && !q->operands.empty()
+                                ? q->operands[0]->loc
+                                : q->loc);
+          diag << "int4 group " << info.quantGroup << " does not divide the input dimension "
+               << p.shape[0] << " of parameter '" << p.path << "' of model '" << m.decl->name
+               << "'";
+          diag.attachNote(mloc(p.decl->loc)) << "parameter '" << p.decl->name
+                                             << "' is declared here";
+          return false;
+        }
+    const Field *bf = s.field("batch");
+    if (info.kind == "grpo" && info.group > 0 && info.batch % info.group != 0) {
+      auto diag = error(bf ? bf->value->operands[0]->loc : s.nameLoc);
+      diag << "batch " << info.batch << " is not divisible by the group size " << info.group
+           << "; each prompt is sampled " << info.group << " times";
+      diag.attachNote(mloc(s.field("group")->value->loc)) << "group size is set here";
+      return false;
+    }
+    if (info.ranks > 1 && info.batch % info.ranks != 0) {
+      auto diag = error(bf ? bf->value->operands[0]->loc : s.nameLoc);
+      diag << "batch " << info.batch << " is not divisible by the " << info.ranks << " ranks";
+      diag.attachNote(mloc(s.field("ranks")->value->loc)) << "ranks are set here";
+      return false;
+    }
+    if (info.maxNew > 0 && info.maxNew >= info.seqLen) {
+      const Expr *r = s.field("rollout")->value.get();
+      auto diag = error(r->arg("max_new")->loc);
+      diag << "rollouts of " << info.maxNew << " new tokens leave no room for the prompt in "
+           << "sequences of " << info.seqLen << " tokens";
+      if (bf)
+        diag.attachNote(mloc(bf->value->operands[1]->loc)) << "sequence length is set here";
+      else
+        diag.attachNote(mloc(info.parent->decl->nameLoc))
+            << "sequence length is inherited from stage '" << info.parent->decl->name << "'";
+      return false;
+    }
+    return true;
   }
 
   bool checkOptimizer(const Expr *e, StageInfo &info) {
@@ -1415,7 +2264,7 @@ private:
             info.tokenizer = t;
       for (const BindingDecl *t : toks) {
         const Expr *on = t->value->arg("train_on");
-        if (!info.tokenizer && on && on->kind == Expr::Kind::Name &&
+        if (!info.tokenizer && on && info.dataset && on->kind == Expr::Kind::Name &&
             on->text == info.dataset->name)
           info.tokenizer = t;
       }
@@ -1424,22 +2273,50 @@ private:
       if (!info.tokenizer) {
         error(s.nameLoc) << "stage '" << s.name
                          << "' needs a tokenizer; declare one with 'tokenizer tok = bpe(train_on: "
-                         << info.dataset->name << ", vocab: ...)' or add a 'tokenizer' field";
+                         << (info.dataset ? info.dataset->name : std::string("DATA"))
+                         << ", vocab: ...)' or add a 'tokenizer' field";
         return false;
       }
     }
-    if (const Expr *v = info.tokenizer->value->arg("vocab"))
-      info.vocab = v->intValue;
-    if (m.args.count("vocab") && info.vocab != m.get("vocab")) {
+    auto ti = prog.tokenizers.find(info.tokenizer->name);
+    if (ti == prog.tokenizers.end())
+      return false; // reported with the tokenizer
+    const TokenizerInfo &tok = ti->second;
+    info.vocab = tok.vocab;
+    if (m.args.count("vocab") && info.vocab > 0 && info.vocab != m.get("vocab")) {
       auto diag = error(modelArg(m, "vocab")->loc);
       diag << "model '" << m.decl->name << "' has vocab " << m.get("vocab") << " but tokenizer '"
            << info.tokenizer->name << "' has vocab " << info.vocab
            << "; expected them to be equal (use 'vocab: " << info.tokenizer->name << ".vocab')";
-      diag.attachNote(mloc(info.tokenizer->value->arg("vocab")->loc))
-          << "tokenizer vocabulary is set here";
+      if (s.field("tokenizer"))
+        diag.attachNote(mloc(s.field("tokenizer")->value->loc))
+            << "stage '" << s.name << "' uses tokenizer '" << info.tokenizer->name << "' here";
+      diag.attachNote(mloc(tok.vocabExpr->loc)) << "tokenizer vocabulary is set here";
       return false;
     }
-    if (m.args.count("context") && info.seqLen > m.get("context")) {
+    // A chat template's special tokens must exist in the tokenizer (when its specials are known).
+    if (info.data && info.data->shape == "chat" && tok.specialsKnown) {
+      std::vector<std::string> need =
+          info.data->chatTemplate == "llama3"
+              ? std::vector<std::string>{"<|begin_of_text|>", "<|start_header_id|>",
+                                         "<|end_header_id|>", "<|eot_id|>"}
+              : std::vector<std::string>{"<|im_start|>", "<|im_end|>"};
+      for (const std::string &sp : need)
+        if (!llvm::is_contained(tok.specials, sp)) {
+          auto diag = error(s.field("data")->value->loc);
+          diag << "chat template '" << info.data->chatTemplate << "' of dataset '"
+               << info.data->decl->name << "' needs the special token '" << sp
+               << "', which tokenizer '" << info.tokenizer->name << "' does not have";
+          if (tok.kind == "bpe")
+            diag << " (declare it with 'specials: [...]')";
+          diag.attachNote(mloc(tok.specialsExpr ? tok.specialsExpr->loc : tok.decl->value->loc))
+              << "tokenizer '" << info.tokenizer->name << "' declares its special tokens here";
+          diag.attachNote(mloc(info.data->templateExpr->loc))
+              << "the template is chosen here";
+          return false;
+        }
+    }
+    if (m.args.count("context") && info.seqLen > m.get("context") && s.field("batch")) {
       const Field *bf = s.field("batch");
       auto diag = error(bf->value->operands[1]->loc);
       diag << "sequence length " << info.seqLen << " exceeds the context " << m.get("context")
@@ -1462,6 +2339,8 @@ private:
         return false;
       out.push_back(static_cast<int64_t>(n->value));
     }
+    if (!info.loss)
+      return true;
     const LossDecl &l = *info.loss;
     if (l.formals.size() != 2)
       return false; // reported with the loss
@@ -1484,7 +2363,7 @@ private:
       }
       if (match)
         return true;
-      auto diag = error(s.field("loss")->value->loc);
+      auto diag = error(s.field("loss") ? s.field("loss")->value->loc : s.nameLoc);
       diag << "loss '" << l.name << "' does not fit model '" << m.decl->name << "': parameter '"
            << formal.name << "' is " << formal.type.name << "[";
       for (size_t i = 0; i < formal.type.dims.size(); ++i)
@@ -1497,15 +2376,48 @@ private:
            unify(l.formals[1], "i32", {info.batch, info.seqLen}, "the targets");
   }
 
+  /// Checks that a pipeline names stages, each once, and that every stage comes after the
+  /// stages it depends on (`from:`, `policy:`, `reference:`, `reward:`).
   void checkPipeline(const PipelineDecl &p) {
+    std::map<std::string, Loc> seen;
     for (const auto &[name, loc] : p.stages) {
       const Decl *d = prog.lookup(name);
       if (!d) {
         unknown(loc, "stage", name, globalsOfKind(Decl::Kind::Stage));
-      } else if (d->kind != Decl::Kind::Stage) {
+        return;
+      }
+      if (d->kind != Decl::Kind::Stage) {
         auto diag = error(loc);
         diag << "'" << name << "' is " << describeDecl(*d) << ", expected a stage";
         diag.attachNote(mloc(d->nameLoc)) << "'" << name << "' is declared here";
+        return;
+      }
+      if (seen.count(name)) {
+        auto diag = error(loc);
+        diag << "stage '" << name << "' appears twice in pipeline '" << p.name << "'";
+        diag.attachNote(mloc(seen[name])) << "first appearance is here";
+        return;
+      }
+      seen[name] = loc;
+      auto it = prog.stageInfo.find(name);
+      if (it == prog.stageInfo.end())
+        continue; // reported with the stage
+      const StageInfo &info = it->second;
+      std::vector<std::pair<const StageInfo *, const char *>> deps = {
+          {info.parent, info.kind == "ppo" || info.kind == "grpo" ? "policy" : "from"},
+          {info.reference, "reference"},
+          {info.rewardModel, "reward"}};
+      for (auto &[dep, field] : deps) {
+        if (!dep || seen.count(dep->decl->name))
+          continue;
+        bool later = llvm::any_of(p.stages, [&](auto &x) { return x.first == dep->decl->name; });
+        auto diag = error(loc);
+        diag << "stage '" << name << "' needs stage '" << dep->decl->name << "', which "
+             << (later ? "comes after it" : "is not") << " in pipeline '" << p.name << "'";
+        const Field *f = info.decl->field(field);
+        diag.attachNote(mloc(f ? f->value->loc : info.decl->nameLoc))
+            << "'" << dep->decl->name << "' is named here";
+        return;
       }
     }
   }

@@ -25,4 +25,7 @@ std::string closestMatch(llvm::StringRef name, llvm::ArrayRef<std::string> candi
 /// The fields a stage may have, in the order docs/language.md lists them.
 llvm::ArrayRef<std::string> stageFieldNames();
 
+/// The stage kinds: pretrain, sft, reward_model, dpo, ppo, grpo, deploy.
+llvm::ArrayRef<std::string> stageKinds();
+
 } // namespace llmp::lang

@@ -425,6 +425,12 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
     return mlir::failure();
   }
   const StageInfo &info = it->second;
+  if (info.kind != "pretrain") {
+    mlir::emitError(toMLIR(ctx, info.decl->nameLoc))
+        << "stage '" << stageName << "' (kind " << info.kind
+        << ") is not yet supported by the compiler: only 'pretrain' stages are emitted today";
+    return mlir::failure();
+  }
   if (mlir::failed(fillStagePlan(program, stageName, plan)))
     return mlir::failure();
   mlir::OwningOpRef<mlir::ModuleOp> module =

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// llmpc, the llmp compiler driver.
 ///
-///   llmpc check FILE                     parse + check; prints an "ok: ..." summary
+///   llmpc check FILE [--json PLAN]       parse + check; prints an "ok: ..." summary and the
+///                                        plan (memory and FLOPs per stage)
 ///   llmpc emit  FILE [--stage NAME] --compile-to=ast|llmp|grad|linalg|llvm
 ///   llmpc run   FILE [--stage NAME] [--run-dir DIR] [--steps N] [--samples N]
 ///                    [--resume] [--checkpoint-every N]
@@ -17,6 +18,7 @@
 #include "compiler/Frontend/LLMPGen.h"
 #include "lang/ASTDump.h"
 #include "lang/Loader.h"
+#include "lang/Plan.h"
 #include "lang/Sema.h"
 
 #include "compiler/Pipelines/Pipelines.h"
@@ -77,6 +79,8 @@ cl::opt<bool> resume("resume",
 cl::opt<int64_t> checkpointEvery("checkpoint-every",
                                  cl::desc("checkpoint every N steps (default: at each eval)"),
                                  cl::value_desc("n"), cl::init(0), cl::cat(category));
+cl::opt<std::string> planJson("json", cl::desc("write the plan as JSON to this file (check)"),
+                              cl::value_desc("file"), cl::cat(category));
 cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("check `expected-error {{...}}` comments against the diagnostics"),
@@ -177,7 +181,23 @@ std::string withCommas(int64_t n) {
   return out;
 }
 
-/// `llmpc check FILE`: parse, check and specialise every stage; print a summary.
+/// The pipeline that lists `stage`, or the first pipeline, or empty.
+std::string pipelineOf(const lang::Program &program, llvm::StringRef stage) {
+  std::string first;
+  for (const lang::DeclPtr &d : program.main().decls)
+    if (d->kind == lang::Decl::Kind::Pipeline) {
+      const auto &p = static_cast<const lang::PipelineDecl &>(*d);
+      if (first.empty())
+        first = p.name;
+      for (const auto &s : p.stages)
+        if (s.first == stage)
+          return p.name;
+    }
+  return first;
+}
+
+/// `llmpc check FILE [--json PLAN]`: parse, check and specialise every stage; print a
+/// summary and the plan.
 int runCheck(Session &s) {
   int status = 0;
   auto program = loadAndCheck(s, inputFile, status);
@@ -185,7 +205,21 @@ int runCheck(Session &s) {
     return status;
   bool ok = true;
   std::vector<std::string> lines;
+  std::vector<lang::StagePlanFigures> figures;
   for (const lang::StageDecl *stage : program->stages()) {
+    const lang::StageInfo &info = program->stageInfo.at(stage->name);
+    figures.push_back(lang::planStage(info));
+    if (info.kind != "pretrain") {
+      lines.push_back(llvm::formatv("stage '{0}' ({1}): model '{2}' ({3}, {4} layers, dim {5}) "
+                                    "with {6} parameters{7}",
+                                    stage->name, info.kind, info.model->decl->name,
+                                    info.model->family->name, info.model->get("layers"),
+                                    info.model->get("dim"), withCommas(info.model->numParams),
+                                    info.parent ? "; from '" + info.parent->decl->name + "'"
+                                                : std::string())
+                          .str());
+      continue;
+    }
     lrt::StagePlan plan;
     // Emitting catches the shape facts that need numbers (e.g. `heads` divides `dim`).
     auto module = emitStage(s.ctx, *program, stage->name, plan);
@@ -204,10 +238,84 @@ int runCheck(Session &s) {
   }
   if (!ok)
     return s.finish(false);
+  // Pipeline totals: stages run one after another, so memory is the peak over stages and
+  // FLOPs add up over every stage's steps.
+  int64_t peak = 0;
+  std::string peakStage;
+  double totalFlops = 0;
+  for (const lang::StagePlanFigures &f : figures) {
+    if (f.totalBytes() > peak)
+      peak = f.totalBytes(), peakStage = f.stage;
+    totalFlops += f.flopsPerStep * double(f.kind == "deploy" ? 0 : f.steps);
+  }
   if (!verifyDiagnostics) {
     llvm::outs() << "ok: " << inputFile << ": " << program->stages().size() << " stage(s)\n";
     for (const std::string &line : lines)
       llvm::outs() << "  " << line << "\n";
+    llvm::outs() << "plan:\n";
+    for (const lang::StagePlanFigures &f : figures) {
+      llvm::outs() << "  stage '" << f.stage << "' (" << f.kind << "): parameters "
+                   << withCommas(f.params) << ", trainable " << withCommas(f.trainable) << "\n"
+                   << "    bytes: weights " << withCommas(f.weightBytes) << ", frozen "
+                   << withCommas(f.frozenBytes) << ", gradients "
+                   << withCommas(f.gradientBytes) << ", optimizer "
+                   << withCommas(f.optimizerBytes) << ", activations "
+                   << withCommas(f.activationBytes) << ", kv cache "
+                   << withCommas(f.kvCacheBytes) << "; total " << withCommas(f.totalBytes())
+                   << llvm::formatv(" ({0:F1} MiB)", f.totalBytes() / 1048576.0) << "\n"
+                   << llvm::formatv("    FLOPs per {0}: {1:E3}", f.kind == "deploy" ? "token" : "step",
+                                    f.flopsPerStep)
+                   << "\n";
+    }
+    llvm::outs() << "  pipeline total: peak " << withCommas(peak) << " bytes"
+                 << (peakStage.empty() ? "" : " (stage '" + peakStage + "')")
+                 << llvm::formatv(", {0:E3} FLOPs over all steps", totalFlops) << "\n";
+  }
+  if (!planJson.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(planJson, ec);
+    if (ec)
+      return toolError("cannot write '" + planJson + "': " + ec.message());
+    llvm::json::OStream j(os, 2);
+    j.object([&] {
+      j.attribute("file", inputFile);
+      j.attributeArray("stages", [&] {
+        for (const lang::StagePlanFigures &f : figures) {
+          const lang::StageInfo &info = program->stageInfo.at(f.stage);
+          const lang::ModelSpec &m = *info.model;
+          j.object([&] {
+            // The fields of the run directory's plan.json, then the figures.
+            j.attribute("pipeline", pipelineOf(*program, f.stage));
+            j.attribute("stage", f.stage);
+            j.attribute("kind", f.kind);
+            j.attribute("model", f.model);
+            j.attribute("num_params", f.params);
+            j.attribute("trainable_params", f.trainable);
+            j.attribute("vocab", m.get("vocab"));
+            j.attribute("context", m.get("context"));
+            j.attribute("dim", m.get("dim"));
+            j.attribute("layers", m.get("layers"));
+            j.attribute("batch", info.batch);
+            j.attribute("seq_len", info.seqLen);
+            j.attribute("steps", info.steps);
+            if (info.parent)
+              j.attribute("from", info.parent->decl->name);
+            j.attribute("bytes", llvm::json::Object{{"weights", f.weightBytes},
+                                                    {"frozen", f.frozenBytes},
+                                                    {"gradients", f.gradientBytes},
+                                                    {"optimizer", f.optimizerBytes},
+                                                    {"activations", f.activationBytes},
+                                                    {"kv_cache", f.kvCacheBytes},
+                                                    {"total", f.totalBytes()}});
+            j.attribute("flops_per_step", f.flopsPerStep);
+          });
+        }
+      });
+      j.attribute("total", llvm::json::Object{{"peak_bytes", peak},
+                                              {"peak_stage", peakStage},
+                                              {"flops", totalFlops}});
+    });
+    os << "\n";
   }
   return s.finish(true);
 }
@@ -261,6 +369,13 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status) {
   std::optional<std::string> stage = pickStage(*program);
   if (!stage) {
     status = toolError("'" + inputFile + "' declares no stage to run");
+    return nullptr;
+  }
+  auto info = program->stageInfo.find(*stage);
+  if (info != program->stageInfo.end() && info->second.kind != "pretrain") {
+    status = toolError("stage '" + *stage + "' (kind " + info->second.kind +
+                       ") is not yet executable: only 'pretrain' stages run today; "
+                       "'llmpc check' has checked it and prints its plan");
     return nullptr;
   }
   auto compiled = std::make_unique<CompiledStage>();

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The plan formulas (docs/language.md, "The plan"). With P parameters, L layers, model
+/// width D, MLP width H, vocabulary V, heads h, B sequences of T tokens per step:
+///   activations = 4 B' T (L (10 D + 4 H + h T) + 2 D + 2 V) bytes, B' = 2B for pair data
+///   train FLOPs = (4 P + 2 P_trainable + 12 L T D) B' T
+/// and the reference, reward-model and rollout terms listed below.
+#include "lang/Plan.h"
+
+namespace llmp::lang {
+
+namespace {
+
+/// Bytes of one parameter tensor stored as `how` (fp32, nf4, int8, int4).
+int64_t tensorBytes(const ConcreteParam &p, const StageInfo &s, bool quantized) {
+  if (!quantized)
+    return 4 * p.numel;
+  if (s.nf4) {
+    int64_t blocks = p.numel / s.nf4Block;
+    int64_t absmax = s.doubleQuant ? blocks + 4 * ((blocks + 255) / 256) : 4 * blocks;
+    return p.numel / 2 + absmax;
+  }
+  if (s.quantize == "int8")
+    return p.numel + 4 * p.shape[1]; // one fp32 scale per output channel
+  return p.numel / 2 + 4 * (p.numel / s.quantGroup); // int4: one fp32 scale per group
+}
+
+} // namespace
+
+StagePlanFigures planStage(const StageInfo &s) {
+  StagePlanFigures f;
+  const ModelSpec &m = *s.model;
+  f.stage = s.decl->name;
+  f.kind = s.kind;
+  f.model = m.decl->name;
+  f.steps = s.steps;
+  const int64_t L = m.get("layers", 0), D = m.get("dim", 0), V = m.get("vocab", 0);
+  const int64_t H = m.get("hidden", 4 * D), heads = m.get("heads", 1);
+  const int64_t kvWidth = m.args.count("kv_heads") ? D * m.get("kv_heads") / heads : D;
+  const int64_t T = s.seqLen;
+  // Adapters and heads.
+  int64_t adapters = 0;
+  for (const ConcreteParam *p : s.loraTargets)
+    adapters += s.loraRank * (p->shape[0] + p->shape[1]);
+  int64_t head = (s.kind == "reward_model" || s.kind == "ppo") ? D + 1 : 0;
+  f.params = m.numParams + adapters + head;
+  f.trainable = s.kind == "deploy" ? 0 : s.lora ? adapters + head : f.params;
+  // Weights: fp32, except the quantized linear layers (NF4 base, deploy int8/int4).
+  bool quantizes = s.nf4 || s.quantize == "int8" || s.quantize == "int4";
+  for (const ConcreteParam &p : m.params)
+    f.weightBytes += tensorBytes(p, s, quantizes && p.shape.size() == 2 && p.decay);
+  f.weightBytes += 4 * (adapters + head);
+  // Frozen copies: the reference policy and PPO's reward model.
+  if (s.reference && (s.kind == "dpo" || s.kl > 0))
+    f.frozenBytes += 4 * s.reference->model->numParams;
+  if (s.rewardModel)
+    f.frozenBytes += 4 * (s.rewardModel->model->numParams + D + 1);
+  f.gradientBytes = 4 * f.trainable;
+  f.optimizerBytes = 8 * f.trainable;
+  if (s.trains()) {
+    int64_t seqs = (s.kind == "reward_model" || s.kind == "dpo") ? 2 * s.batch : s.batch;
+    int64_t tokens = seqs * T;
+    f.activationBytes = 4 * tokens * (L * (10 * D + 4 * H + heads * T) + 2 * D + 2 * V);
+    double P = double(f.params), attn = 4.0 * L * T * D;
+    f.flopsPerStep = (4 * P + 2 * double(f.trainable) + 3 * attn) * tokens;
+    if (s.reference && (s.kind == "dpo" || s.kl > 0))
+      f.flopsPerStep += (2.0 * s.reference->model->numParams + attn) * tokens;
+    if (s.rewardModel)
+      f.flopsPerStep += (2.0 * (s.rewardModel->model->numParams + D + 1) + attn) * tokens;
+    if (s.kind == "ppo" || s.kind == "grpo") {
+      f.flopsPerStep += double(s.batch) * s.maxNew * (2 * P + attn);
+      f.kvCacheBytes = 2 * L * kvWidth * T * s.batch * 4;
+    }
+  } else {
+    // deploy: one generated token at full context; KV cache for max_batch sequences.
+    const int64_t C = m.get("context", T);
+    f.flopsPerStep = 2.0 * f.params + 4.0 * L * C * D;
+    f.kvCacheBytes = 2 * L * kvWidth * C * s.maxBatch * 4;
+  }
+  return f;
+}
+
+} // namespace llmp::lang
