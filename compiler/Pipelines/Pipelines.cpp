@@ -100,9 +100,12 @@ void buildLLVMPhase(OpPassManager &pm) {
           "buffer-deallocation-pipeline,"
           // Matrix products -> OpenBLAS (after deallocation, which must see no opaque calls).
           "llmp-linalg-to-lrt,"
+          // exp -> inline polynomial, so softmax / cross-entropy loops vectorise.
+          "llmp-approximate-math,"
           // Everything else -> loops -> LLVM.
           "convert-linalg-to-loops,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-          "finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,"
+          // Allocations call _mlir_memref_to_llvm_{alloc,free}: the JIT's caching step heap.
+          "finalize-memref-to-llvm{use-generic-functions},convert-math-to-llvm,convert-arith-to-llvm,"
           "convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,"
           "reconcile-unrealized-casts");
 }

@@ -28,4 +28,27 @@ def LLMPLinalgToLRT : Pass<"llmp-linalg-to-lrt", "ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def LLMPApproximateMath : Pass<"llmp-approximate-math", "ModuleOp"> {
+  let summary = "Replace f32 math.exp with an inline polynomial the loop vectoriser can widen";
+  let description = [{
+    `math.exp` lowers to a call of libm's `expf`, which LLVM's loop vectoriser cannot widen
+    (the JIT has no vector math library), so every softmax and cross-entropy loop runs one
+    scalar call per element. This pass rewrites f32 `math.exp` into MLIR's polynomial
+    approximation (Cody-Waite range reduction, a degree-5 polynomial, exponent bits built
+    with integer ops; overflow, underflow, -inf and NaN handled, about 1 ulp) made of
+    arith/math.fma ops only, which vectorise.
+
+    Before:
+    ```mlir
+    %e = math.exp %x : f32
+    ```
+    After:
+    ```mlir
+    %r = math.fma ... : f32   // no math.exp left
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif

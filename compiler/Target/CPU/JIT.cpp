@@ -2,6 +2,7 @@
 /// JitModule: mlir::ExecutionEngine at -O3 for the host, with the kernel symbols registered.
 #include "compiler/Target/CPU/JIT.h"
 
+#include "kernels/cpu/Alloc.h"
 #include "kernels/cpu/Matmul.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -50,6 +51,11 @@ llvm::Expected<std::unique_ptr<JitModule>> JitModule::create(ModuleOp module) {
     add("_mlir_ciface_lrt_matmul_f32", reinterpret_cast<void *>(&_mlir_ciface_lrt_matmul_f32));
     add("_mlir_ciface_lrt_batch_matmul_f32",
         reinterpret_cast<void *>(&_mlir_ciface_lrt_batch_matmul_f32));
+    // memref.alloc / dealloc (finalize-memref-to-llvm{use-generic-functions}) -> the
+    // caching step heap: temporaries are reused across steps, no malloc/page-fault traffic.
+    add("_mlir_memref_to_llvm_alloc", reinterpret_cast<void *>(&lrt_alloc));
+    add("_mlir_memref_to_llvm_aligned_alloc", reinterpret_cast<void *>(&lrt_aligned_alloc));
+    add("_mlir_memref_to_llvm_free", reinterpret_cast<void *>(&lrt_free));
     return map;
   });
   return std::unique_ptr<JitModule>(new JitModule(std::move(*engine)));

@@ -21,6 +21,12 @@
 // LLVM-DAG: llvm.func @_mlir_ciface_eval_step
 // LLVM-DAG: llvm.func @_mlir_ciface_logits_step
 // LLVM-DAG: llvm.func @_mlir_ciface_lrt_matmul_f32
+// Allocations go to the JIT's caching step heap (kernels/cpu/Alloc.h), not to malloc.
+// LLVM-DAG: llvm.func @_mlir_memref_to_llvm_alloc
+// LLVM-DAG: llvm.func @_mlir_memref_to_llvm_free
+// LLVM-NOT: llvm.func @malloc
+// exp (cross-entropy) is an inline polynomial: no libm call, no exp intrinsic.
+// LLVM-NOT: llvm.intr.exp
 module attributes {llmp.num_params = 40 : i64} {
   func.func @loss(%embed: tensor<5x4xf32> {llmp.param = "embed", llmp.offset = 0 : i64},
                   %w: tensor<4x5xf32> {llmp.param = "w", llmp.offset = 20 : i64, llmp.decay},
