@@ -12,9 +12,10 @@ APT_PACKAGES=(
   clang-22 lld-22 llvm-22-dev libmlir-22-dev mlir-22-tools
   libopenblas-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
   libgtest-dev libgmock-dev
+  libpcre2-dev libicu-dev
   bibledit-data
 )
-PIP_PACKAGES=(numpy torch)
+PIP_PACKAGES=(numpy torch tokenizers tiktoken)
 
 want_tests=0
 for arg in "$@"; do
