@@ -423,29 +423,48 @@ Value lower(Lowerer &L, RopeOp op) {
   double logTheta = std::log(static_cast<double>(op.getTheta().convertToFloat()));
   bool inverse = op.getInverse();
   Value x = op.getInput();
+  // cos / sin of the angles as (T, hd) tables, computed once and shared by the batch and the
+  // heads (B*heads times fewer sin/cos calls than evaluating them per element).
+  auto table = [&](bool sine) {
+    return L.generic(
+        L.empty({sh[1], hd}, L.f32()), ValueRange{}, {L.id(2)},
+        SmallVector<IteratorType>(2, IteratorType::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange) -> Value {
+          auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+          auto cf = [&](double v) {
+            return arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(v));
+          };
+          Value it = linalg::IndexOp::create(nb, nl, 0), j = linalg::IndexOp::create(nb, nl, 1);
+          Value lo = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, j, ci(half));
+          Value i =
+              arith::SelectOp::create(nb, nl, lo, j, arith::SubIOp::create(nb, nl, j, ci(half)));
+          // freq = theta^(-2i/h) = exp(-(2i/h) ln theta); angle = t * freq.
+          Value fi = Lowerer::toF32(nb, nl, i);
+          Value expo =
+              arith::MulFOp::create(nb, nl, fi, cf(-2.0 * logTheta / static_cast<double>(hd)));
+          Value ang = arith::MulFOp::create(nb, nl, Lowerer::toF32(nb, nl, it),
+                                            math::ExpOp::create(nb, nl, expo));
+          if (!sine)
+            return math::CosOp::create(nb, nl, ang);
+          Value sn = math::SinOp::create(nb, nl, ang);
+          return inverse ? arith::NegFOp::create(nb, nl, sn).getResult() : sn;
+        });
+  };
+  Value cosT = table(false), sinT = table(true);
   return L.generic(
       L.empty(sh, L.f32()), x, {L.id(3), L.id(3)},
       SmallVector<IteratorType>(3, IteratorType::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
         auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
-        auto cf = [&](double v) { return arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(v)); };
         Value ib = linalg::IndexOp::create(nb, nl, 0), it = linalg::IndexOp::create(nb, nl, 1),
               id = linalg::IndexOp::create(nb, nl, 2);
         Value j = arith::RemUIOp::create(nb, nl, id, ci(hd));
         Value lo = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, j, ci(half));
-        Value i = arith::SelectOp::create(nb, nl, lo, j, arith::SubIOp::create(nb, nl, j, ci(half)));
         Value partner = arith::SelectOp::create(nb, nl, lo, arith::AddIOp::create(nb, nl, id, ci(half)),
                                                 arith::SubIOp::create(nb, nl, id, ci(half)));
         Value xp = tensor::ExtractOp::create(nb, nl, x, ValueRange{ib, it, partner});
-        // freq = theta^(-2i/h) = exp(-(2i/h) ln theta); angle = t * freq.
-        Value fi = Lowerer::toF32(nb, nl, i);
-        Value expo = arith::MulFOp::create(nb, nl, fi, cf(-2.0 * logTheta / static_cast<double>(hd)));
-        Value ang = arith::MulFOp::create(nb, nl, Lowerer::toF32(nb, nl, it),
-                                          math::ExpOp::create(nb, nl, expo));
-        Value c = math::CosOp::create(nb, nl, ang);
-        Value s = math::SinOp::create(nb, nl, ang);
-        if (inverse)
-          s = arith::NegFOp::create(nb, nl, s);
+        Value c = tensor::ExtractOp::create(nb, nl, cosT, ValueRange{it, j});
+        Value s = tensor::ExtractOp::create(nb, nl, sinT, ValueRange{it, j});
         Value xc = arith::MulFOp::create(nb, nl, a[0], c);
         Value ps = arith::MulFOp::create(nb, nl, xp, s);
         return arith::SelectOp::create(nb, nl, lo, arith::SubFOp::create(nb, nl, xc, ps),

@@ -77,3 +77,23 @@ func.func @reshape_mean(%x: tensor<2x3x4xf32>) -> tensor<f32> {
   %m = llmp.mean %r : (tensor<6x4xf32>) -> tensor<f32>
   return %m : tensor<f32>
 }
+
+// -----
+
+// Tests that rope evaluates cos and sin once per (position, head dim) in (T, hd) tables and
+// the per-element generic only reads them.
+// CHECK-LABEL: func.func @rope
+// CHECK: %[[COS:.+]] = linalg.generic {{.+}} outs(%{{.+}} : tensor<3x4xf32>)
+// CHECK: math.cos
+// CHECK: %[[SIN:.+]] = linalg.generic {{.+}} outs(%{{.+}} : tensor<3x4xf32>)
+// CHECK: math.sin
+// CHECK: linalg.generic {{.+}} ins(%{{.+}} : tensor<2x3x8xf32>) outs(%{{.+}} : tensor<2x3x8xf32>)
+// CHECK-NOT: math.sin
+// CHECK-NOT: math.cos
+// CHECK-DAG: tensor.extract %[[COS]]
+// CHECK-DAG: tensor.extract %[[SIN]]
+// CHECK: linalg.yield
+func.func @rope(%x: tensor<2x3x8xf32>) -> tensor<2x3x8xf32> {
+  %y = llmp.rope %x {heads = 2 : i64, theta = 1.0e+01 : f32} : (tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+  return %y : tensor<2x3x8xf32>
+}
