@@ -3,12 +3,15 @@
 /// XML library: OSIS Bibles are flat and the scanner keeps memory linear in the input).
 #include "runtime/Corpus.h"
 
+#include "runtime/FileUtil.h"
+
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace lrt {
 namespace {
@@ -241,43 +244,77 @@ Expected<Corpus> readCorpus(const std::string &path, const std::string &format) 
   auto fail = [&](Status s) { return s.withContext(fmt::format("corpus '{}'", path)); };
   if (format != "text" && format != "osis")
     return fail(Status::invalid(fmt::format("unknown format '{}'; expected 'text' or 'osis'", format)));
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
+  // stat first: opening a FIFO blocks until a writer appears, and a device such as
+  // /dev/zero never ends; only regular files have a size to check.
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0)
     return fail(Status::error(StatusCode::NotFound,
                               fmt::format("cannot open: {}", std::strerror(errno))));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad())
-    return fail(Status::ioError("read failed"));
-  std::string raw = std::move(buf).str();
-
-  Corpus corpus;
-  if (format == "osis") {
-    auto text = extractOsisText(raw, &corpus.numUnits);
-    if (!text)
-      return fail(text.status());
-    corpus.text = text.take();
-    corpus.unitName = "verses";
-  } else {
-    corpus.text.reserve(raw.size());
-    for (size_t k = 0; k < raw.size(); ++k)
-      if (!(raw[k] == '\r' && k + 1 < raw.size() && raw[k + 1] == '\n'))
-        corpus.text += raw[k];
-    int64_t lines = 0;
-    for (char c : corpus.text)
-      lines += c == '\n';
-    if (!corpus.text.empty() && corpus.text.back() != '\n')
-      ++lines;
-    corpus.numUnits = lines;
-    corpus.unitName = "lines";
+  if (S_ISDIR(info.st_mode))
+    return fail(Status::invalid("is a directory, not a file"));
+  if (!S_ISREG(info.st_mode))
+    return fail(Status::invalid(fmt::format(
+        "is not a regular file (a {}); the corpus must be a file of known size",
+        S_ISFIFO(info.st_mode)   ? "FIFO"
+        : S_ISCHR(info.st_mode)  ? "character device"
+        : S_ISBLK(info.st_mode)  ? "block device"
+        : S_ISSOCK(info.st_mode) ? "socket"
+                                 : "special file")));
+  // The raw bytes, the text and (for OSIS) the extracted text live together while reading.
+  const char *what = nullptr;
+  int64_t usable = usableMemoryBytes(&what);
+  if (usable > 0 && double(info.st_size) * 2.0 > double(usable))
+    return fail(Status::outOfMemory(
+        fmt::format("the file is {} and reading it needs about {}; {} {}",
+                    formatGiB(double(info.st_size)), formatGiB(2.0 * double(info.st_size)), what,
+                    formatGiB(double(usable)))));
+  std::string raw;
+  try {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      return fail(Status::error(StatusCode::NotFound,
+                                fmt::format("cannot open: {}", std::strerror(errno))));
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    if (in.bad())
+      return fail(Status::ioError("read failed"));
+    raw = std::move(buf).str();
+  } catch (const std::bad_alloc &) {
+    return fail(Status::outOfMemory(
+        fmt::format("out of memory reading {} bytes", int64_t(info.st_size))));
   }
-  if (corpus.text.empty())
-    return fail(Status::invalid("empty corpus"));
-  if (int64_t bad = findInvalidUtf8(corpus.text); bad >= 0)
-    return fail(Status::invalid(fmt::format("invalid UTF-8 at byte {}", bad)));
-  corpus.numBytes = int64_t(corpus.text.size());
-  corpus.numChars = countUtf8Chars(corpus.text);
-  return corpus;
+  try {
+    Corpus corpus;
+    if (format == "osis") {
+      auto text = extractOsisText(raw, &corpus.numUnits);
+      if (!text)
+        return fail(text.status());
+      corpus.text = text.take();
+      corpus.unitName = "verses";
+    } else {
+      corpus.text.reserve(raw.size());
+      for (size_t k = 0; k < raw.size(); ++k)
+        if (!(raw[k] == '\r' && k + 1 < raw.size() && raw[k + 1] == '\n'))
+          corpus.text += raw[k];
+      int64_t lines = 0;
+      for (char c : corpus.text)
+        lines += c == '\n';
+      if (!corpus.text.empty() && corpus.text.back() != '\n')
+        ++lines;
+      corpus.numUnits = lines;
+      corpus.unitName = "lines";
+    }
+    if (corpus.text.empty())
+      return fail(Status::invalid("empty corpus"));
+    if (int64_t bad = findInvalidUtf8(corpus.text); bad >= 0)
+      return fail(Status::invalid(fmt::format("invalid UTF-8 at byte {}", bad)));
+    corpus.numBytes = int64_t(corpus.text.size());
+    corpus.numChars = countUtf8Chars(corpus.text);
+    return corpus;
+  } catch (const std::bad_alloc &) {
+    return fail(Status::outOfMemory(
+        fmt::format("out of memory converting {} bytes of text", int64_t(info.st_size))));
+  }
 }
 
 } // namespace lrt

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace lrt {
 
@@ -50,7 +52,28 @@ Status makeDirs(const std::string &dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec)
     return Status::ioError(fmt::format("cannot create directory '{}': {}", dir, ec.message()));
+  // create_directories succeeds when `dir` already exists as a file on some stdlibs.
+  if (!std::filesystem::is_directory(dir, ec))
+    return Status::ioError(
+        fmt::format("cannot create directory '{}': it exists and is not a directory", dir));
   return Status::ok();
 }
+
+int64_t usableMemoryBytes(const char **what) {
+  long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGE_SIZE);
+  int64_t bytes = pages > 0 && pageSize > 0 ? int64_t(pages) * int64_t(pageSize) : 0;
+  if (what)
+    *what = "this machine has";
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+      (bytes == 0 || int64_t(lim.rlim_cur) < bytes)) {
+    bytes = int64_t(lim.rlim_cur);
+    if (what)
+      *what = "the address-space limit (ulimit -v) is";
+  }
+  return bytes;
+}
+
+std::string formatGiB(double bytes) { return fmt::format("{:.1f} GiB", bytes / 1073741824.0); }
 
 } // namespace lrt

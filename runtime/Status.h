@@ -12,7 +12,16 @@
 namespace lrt {
 
 /// Broad class of a failure, for callers that branch on it; the message has the details.
-enum class StatusCode { Ok, InvalidArgument, NotFound, IoError, OutOfRange, Internal };
+enum class StatusCode {
+  Ok,
+  InvalidArgument,
+  NotFound,
+  IoError,
+  OutOfRange,
+  Internal,
+  Cancelled, ///< stopped on request (SIGINT/SIGTERM via TrainOptions::stop)
+  OutOfMemory, ///< an allocation failed or would not fit; the message says what and how much
+};
 
 /// Success, or a failure with a code and a human-readable message (lowercase, no final
 /// period, quoting user names).
@@ -31,6 +40,10 @@ public:
   static Status invalid(std::string m) { return error(StatusCode::InvalidArgument, std::move(m)); }
   static Status ioError(std::string m) { return error(StatusCode::IoError, std::move(m)); }
   static Status internal(std::string m) { return error(StatusCode::Internal, std::move(m)); }
+  static Status cancelled(std::string m) { return error(StatusCode::Cancelled, std::move(m)); }
+  static Status outOfMemory(std::string m) {
+    return error(StatusCode::OutOfMemory, std::move(m));
+  }
 
   bool isOk() const { return code_ == StatusCode::Ok; }
   explicit operator bool() const { return isOk(); }

@@ -3,6 +3,7 @@
 #include "runtime/Tokenizer.h"
 
 #include "runtime/FileUtil.h"
+#include "runtime/Generate.h"
 
 #include <fmt/format.h>
 #include <sentencepiece_processor.h>
@@ -156,5 +157,20 @@ std::string Tokenizer::decode(const std::vector<int32_t> &ids) const {
 }
 
 int64_t Tokenizer::vocabSize() const { return sp_ ? sp_->GetPieceSize() : 0; }
+
+std::vector<int16_t> Tokenizer::pieceBytes() const {
+  std::vector<int16_t> out(size_t(vocabSize()), kTextPiece);
+  for (int id = 0; id < int(out.size()); ++id) {
+    if (sp_->IsUnknown(id) || sp_->IsControl(id) || sp_->IsUnused(id)) {
+      out[id] = kSpecialPiece;
+    } else if (sp_->IsByte(id)) {
+      // Byte pieces are spelled "<0xAB>".
+      const std::string &piece = sp_->IdToPiece(id);
+      out[id] = piece.size() == 6 ? int16_t(std::stoi(piece.substr(3, 2), nullptr, 16))
+                                  : kSpecialPiece;
+    }
+  }
+  return out;
+}
 
 } // namespace lrt

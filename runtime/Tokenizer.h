@@ -61,6 +61,10 @@ public:
   std::string decode(const std::vector<int32_t> &ids) const;
   /// Number of pieces.
   int64_t vocabSize() const;
+  /// For each id, what sampling must know of its piece (for generate()): the byte
+  /// 0..255 of a byte-fallback piece `<0xAB>`, kTextPiece (-1) for a piece of whole
+  /// characters, kSpecialPiece (-2) for <unk>, control and unused pieces.
+  std::vector<int16_t> pieceBytes() const;
   /// The serialized model proto (the bytes of tokenizer.model).
   const std::string &serialized() const { return serialized_; }
 

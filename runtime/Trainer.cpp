@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <unistd.h>
 
 namespace lrt {
@@ -329,9 +330,44 @@ Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &para
   return Status::ok();
 }
 
-Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts) {
+namespace {
+
+/// OutOfMemory unless the parameters, their gradients and the two AdamW moments (4 fp32
+/// buffers of numParams) fit in the memory this process may use.
+Status checkStateFits(const StagePlan &plan) {
+  const double bytes = 16.0 * double(plan.numParams);
+  const char *what = nullptr;
+  int64_t usable = usableMemoryBytes(&what);
+  if (usable > 0 && bytes > double(usable))
+    return Status::outOfMemory(fmt::format(
+        "model '{}' ({} parameters) needs {} for parameters, gradients and AdamW state "
+        "(4 x 4 bytes per parameter); {} {}",
+        plan.model, plan.numParams, formatGiB(bytes), what, formatGiB(double(usable))));
+  return Status::ok();
+}
+
+/// The four fp32[numParams] buffers of training, zeroed; OutOfMemory naming them if the
+/// allocation fails.
+Status allocateState(const StagePlan &plan, std::vector<float> &grads, std::vector<float> &m,
+                     std::vector<float> &v) {
+  try {
+    grads.assign(size_t(plan.numParams), 0.0f);
+    m.assign(size_t(plan.numParams), 0.0f);
+    v.assign(size_t(plan.numParams), 0.0f);
+    return Status::ok();
+  } catch (const std::bad_alloc &) {
+    grads = {}, m = {}, v = {};
+    return Status::outOfMemory(fmt::format(
+        "cannot allocate {} for parameters, gradients and AdamW state ({} parameters)",
+        formatGiB(16.0 * double(plan.numParams)), plan.numParams));
+  }
+}
+
+Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts) {
   try {
     if (Status st = validatePlan(plan, fns, opts.numSamples > 0); !st)
+      return st;
+    if (Status st = checkStateFits(plan); !st)
       return st;
     const std::string runDir = runDirOf(plan, opts);
     if (Status st = makeDirs(runDir + "/checkpoint"); !st)
@@ -350,11 +386,20 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
     if (!data)
       return data.status();
     TrainBatches &train = *data->train;
+    auto stopRequested = [&] { return opts.stop && opts.stop->load(); };
+    if (stopRequested())
+      return Status::cancelled("interrupted before the first step (nothing was written)");
 
-    std::vector<float> params, grads(plan.numParams, 0.0f), m(plan.numParams, 0.0f),
-        v(plan.numParams, 0.0f);
-    if (Status st = initParams(plan, plan.seed, params); !st)
+    std::vector<float> params, grads, m, v;
+    if (Status st = allocateState(plan, grads, m, v); !st)
       return st;
+    try {
+      if (Status st = initParams(plan, plan.seed, params); !st)
+        return st;
+    } catch (const std::bad_alloc &) {
+      return Status::outOfMemory(fmt::format("cannot allocate {} for the parameters",
+                                             formatGiB(4.0 * double(plan.numParams))));
+    }
 
     // Checkpoint metadata of model.safetensors (the same in step-<N>/ and the final file).
     auto modelMeta = [&](int64_t step) {
@@ -398,6 +443,19 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
       if (Status st = removeCheckpointsAfter(ckptDir, -1); !st)
         return st;
     }
+    // The final outputs are written after the last step: until then, none of an earlier
+    // run's may stay next to this run's metrics and checkpoints.
+    for (const char *old : {"samples.txt", "checkpoint/model.safetensors",
+                            "checkpoint/tokenizer.model"}) {
+      std::error_code ec;
+      std::filesystem::remove(runDir + "/" + old, ec);
+      if (ec)
+        return Status::ioError(
+            fmt::format("cannot remove '{}/{}' of an earlier run: {}", runDir, old, ec.message()));
+    }
+    if (!opts.planJson.empty())
+      if (Status st = writeFileAtomic(runDir + "/plan.json", opts.planJson); !st)
+        return st;
 
     const int64_t B = plan.batch, T = plan.seqLen;
     std::vector<int32_t> tokens(B * T), targets(B * T);
@@ -496,11 +554,18 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
       progress.step(step, loss, lr, meanTokPerSec, elapsed());
       if ((plan.evalEvery > 0 && step % plan.evalEvery == 0) || step == steps)
         runEval(step);
-      if ((ckptEvery > 0 && step % ckptEvery == 0) || step == steps)
+      const bool checkpointNow = (ckptEvery > 0 && step % ckptEvery == 0) || step == steps;
+      const bool stopNow = step < steps && stopRequested();
+      if (checkpointNow || stopNow)
         if (Status st = saveCheckpoint(step); !st) {
           progress.finish();
-          return st;
+          return stopNow ? st.withContext(fmt::format("interrupted at step {}", step)) : st;
         }
+      if (stopNow) {
+        progress.finish();
+        return Status::cancelled(fmt::format("interrupted at step {} of {}; checkpoint {}", step,
+                                             steps, checkpointPath(ckptDir, step)));
+      }
     }
     progress.finish();
     result.steps = steps;
@@ -529,11 +594,12 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
       std::mt19937_64 rng(plan.seed ^ 0x5eed5a3b1e5ull);
       LogitsModel model{fns.logitsStep, params.data(), plan.numParams,
                         plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
+      const std::vector<int16_t> pieceBytes = data->tokenizer.pieceBytes();
       std::string all;
       for (int64_t i = 0; i < opts.numSamples; ++i) {
         const std::string &prompt = prompts[i % prompts.size()];
         auto ids = generate(model, data->tokenizer.encode(prompt), opts.sampleTokens,
-                            opts.temperature, opts.topK, rng);
+                            opts.temperature, opts.topK, rng, &pieceBytes);
         if (!ids)
           return ids.status();
         std::string text = data->tokenizer.decode(*ids);
@@ -556,15 +622,29 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
     if (opts.result)
       *opts.result = std::move(result);
     return Status::ok();
+  } catch (const std::bad_alloc &) {
+    return Status::outOfMemory("runPretrain: out of memory");
   } catch (const std::exception &e) {
     return Status::internal(fmt::format("runPretrain: {}", e.what()));
   }
+}
+
+} // namespace
+
+Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts) {
+  Status st = pretrain(plan, fns, opts);
+  // The caller prints errors on stderr: what went to `out` must come first.
+  if (opts.out)
+    std::fflush(opts.out);
+  return st;
 }
 
 Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std::string &outPath,
                      const TrainOptions &opts) {
   try {
     if (Status st = validatePlan(plan, fns, false); !st)
+      return st;
+    if (Status st = checkStateFits(plan); !st)
       return st;
     const std::string runDir = runDirOf(plan, opts);
     if (Status st = makeDirs(runDir); !st)
@@ -616,6 +696,8 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
       fmt::print(opts.out, "gradients: {} (loss {:.6f}, grad_norm {:.6f})\n", outPath, loss,
                  metrics[kMetricGradNorm]);
     return Status::ok();
+  } catch (const std::bad_alloc &) {
+    return Status::outOfMemory("dumpGradients: out of memory");
   } catch (const std::exception &e) {
     return Status::internal(fmt::format("dumpGradients: {}", e.what()));
   }

@@ -9,6 +9,7 @@
 #include "runtime/Status.h"
 #include "runtime/StepABI.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -56,6 +57,13 @@ struct TrainOptions {
   /// (plan.evalEvery) and after the last step.
   int64_t checkpointEvery = 0;
   int64_t keepCheckpoints = 3; ///< newest checkpoints kept; < 1 keeps all
+  /// Optional: checked after every step. Once it is true (a SIGINT/SIGTERM handler sets
+  /// it), the run finishes that step, writes its checkpoint and returns Cancelled
+  /// ("interrupted at step N of M ..."); `--resume` continues it.
+  const std::atomic<bool> *stop = nullptr;
+  /// Optional: written as `<run>/plan.json` when the run starts (after the data is ready),
+  /// so a run that fails before that leaves the folder as the earlier run left it.
+  std::string planJson;
 };
 
 /// Runs the stage to completion.
@@ -76,11 +84,19 @@ struct TrainOptions {
 ///    (printing why newer ones were skipped), truncates metrics.jsonl to what it held at
 ///    that step, deletes newer checkpoints, and runs the remaining steps, so every file
 ///    ends as in an uninterrupted run (except timing fields).
+///    A fresh run (no opts.resume), once the data is ready, first removes what an earlier
+///    run left that it would rewrite: metrics.jsonl, samples.txt,
+///    checkpoint/model.safetensors, checkpoint/tokenizer.model and the step checkpoints
+///    (tokenizer.model and tokens.bin are caches that are checked before reuse). So the
+///    folder never mixes two runs' files.
 /// 4. Writes `<run>/checkpoint/model.safetensors` (+ tokenizer.model), generates
 ///    `opts.numSamples` samples with fns.logitsStep into `<run>/samples.txt`, and prints
 ///    the first/last validation loss, their ratio and a summary line.
 ///
-/// Errors: InvalidArgument for an inconsistent plan (param offsets/sizes vs numParams,
+/// Errors: OutOfMemory if the parameters, gradients and AdamW moments (16 bytes per
+/// parameter) do not fit in usableMemoryBytes(), or an allocation fails (the message says
+/// what was being allocated); Cancelled when opts.stop was set (after the checkpoint);
+/// InvalidArgument for an inconsistent plan (param offsets/sizes vs numParams,
 /// non-positive shapes, vocab mismatch, missing step functions) or too little data;
 /// NotFound/IoError for files; Internal if a loss is not finite (the step is named).
 /// Resume: NotFound if there is no checkpoint; InvalidArgument if none verifies (each

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sys/stat.h>
 
 namespace lrt {
 namespace {
@@ -87,6 +88,28 @@ TEST(CorpusTest, KingJamesBible) {
   EXPECT_EQ(c->text.find('<'), std::string::npos);
   RecordProperty("kjv_chars", std::to_string(c->numChars));
   RecordProperty("kjv_verses", std::to_string(c->numUnits));
+}
+
+// Tests that a directory, a FIFO and a device are refused by a stat before any read: a FIFO
+// would block the open forever and /dev/zero would fill memory until the process aborts.
+TEST(CorpusTest, RejectsNonRegularFiles) {
+  std::string dir = test::freshDir();
+  auto isDir = readCorpus(dir, "text");
+  ASSERT_FALSE(isDir);
+  EXPECT_NE(isDir.status().message().find("is a directory"), std::string::npos)
+      << isDir.status().message();
+  std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto isFifo = readCorpus(fifo, "text");
+  ASSERT_FALSE(isFifo);
+  EXPECT_NE(isFifo.status().message().find("not a regular file (a FIFO)"), std::string::npos)
+      << isFifo.status().message();
+  auto isDevice = readCorpus("/dev/zero", "osis");
+  ASSERT_FALSE(isDevice);
+  EXPECT_NE(isDevice.status().message().find("corpus '/dev/zero': is not a regular file (a "
+                                             "character device)"),
+            std::string::npos)
+      << isDevice.status().message();
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 #include "runtime/Tokenizer.h"
 
 #include "runtime/Corpus.h"
+#include "runtime/Generate.h"
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
@@ -74,6 +75,28 @@ TEST(TokenizerTest, LoadOrTrain) {
   auto reloaded = Tokenizer::load(path);
   ASSERT_TRUE(reloaded);
   EXPECT_EQ(reloaded->vocabSize(), 330);
+}
+
+// Tests what sampling learns of the pieces: <unk> is special, the 256 byte-fallback pieces
+// carry their byte, and everything else is text.
+TEST(TokenizerTest, PieceBytes) {
+  TokenizerTrainOptions opts;
+  opts.vocabSize = 400;
+  auto tok = Tokenizer::train(test::englishText(200), opts);
+  ASSERT_TRUE(tok) << tok.status().message();
+  std::vector<int16_t> pieces = tok->pieceBytes();
+  ASSERT_EQ(int64_t(pieces.size()), tok->vocabSize());
+  EXPECT_EQ(pieces[0], kSpecialPiece);
+  std::vector<int> seen(256, 0);
+  int text = 0;
+  for (int16_t p : pieces)
+    p >= 0 ? ++seen[p] : text += p == kTextPiece;
+  for (int b = 0; b < 256; ++b)
+    EXPECT_EQ(seen[b], 1) << "byte " << b;
+  EXPECT_EQ(text, 400 - 256 - 1);
+  std::vector<int32_t> newline = tok->encode("\n");
+  ASSERT_EQ(newline.size(), 1u);
+  EXPECT_EQ(pieces[newline[0]], '\n');
 }
 
 // Tests the errors: a too-small vocabulary, one too large for the text, a missing file.

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -394,6 +395,106 @@ TEST(TrainerTest, PlanErrors) {
   plan = bigramPlan(fx.dir + "/missing.txt");
   EXPECT_EQ(runPretrain(plan, bigramFns(), opts).code(), StatusCode::NotFound);
   EXPECT_FALSE(runPretrain(bigramPlan(fx.corpus), StepFunctions{}, opts));
+}
+
+// Tests that a model whose parameters, gradients and AdamW moments cannot fit in memory is
+// refused up front with the sizes in the message (instead of an abort in operator new).
+TEST(TrainerTest, ModelTooLargeForMemory) {
+  RunFixture fx(test::freshDir());
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.progress = ProgressStyle::Quiet;
+  StagePlan plan = bigramPlan(fx.corpus);
+  plan.numParams = int64_t(1) << 50; // 16 PiB of training state
+  Status st = runPretrain(plan, bigramFns(), opts);
+  ASSERT_EQ(st.code(), StatusCode::OutOfMemory) << st.message();
+  EXPECT_NE(st.message().find("model 'bigram' (1125899906842624 parameters) needs 16777216.0 GiB "
+                              "for parameters, gradients and AdamW state"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find(" GiB"), st.message().rfind(" GiB")) << st.message();
+  EXPECT_EQ(dumpGradients(plan, bigramFns(), fx.dir + "/g.safetensors", opts).code(),
+            StatusCode::OutOfMemory);
+}
+
+std::atomic<bool> gStop{false};
+int64_t gStopAfter = 0, gTrainCalls = 0;
+/// bigramTrain that raises gStop (as a SIGINT handler would) during call gStopAfter.
+void stoppingTrain(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float, 1> *m,
+                   MemRef<float, 1> *v, MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
+                   MemRef<float, 1> *hyper, MemRef<float, 1> *metrics) {
+  if (++gTrainCalls == gStopAfter)
+    gStop = true;
+  bigramTrain(params, grads, m, v, tokens, targets, hyper, metrics);
+}
+
+std::string fileText(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Tests the run directory across reruns: a run stopped by TrainOptions::stop finishes the
+// step, checkpoints it and returns Cancelled; the earlier run's samples and final model are
+// gone (not mixed with the new metrics); --resume then ends exactly like an uninterrupted
+// run. A rerun that fails before its first step leaves the folder (plan.json included) as
+// it was, and a rerun with no samples removes the old samples.txt.
+TEST(TrainerTest, RunDirectoryAcrossReruns) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.numSamples = 1;
+  opts.sampleTokens = 4;
+  opts.steps = 30;
+  opts.progress = ProgressStyle::Quiet;
+  opts.planJson = "{\"run\": 1}\n";
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  const std::string model = fx.runDir + "/checkpoint/model.safetensors";
+  const std::string reference = fileText(model);
+  ASSERT_FALSE(reference.empty());
+  EXPECT_EQ(fileText(fx.runDir + "/plan.json"), "{\"run\": 1}\n");
+
+  // Interrupted during step 13 of a fresh rerun.
+  gStop = false, gTrainCalls = 0, gStopAfter = 13;
+  opts.stop = &gStop;
+  opts.planJson = "{\"run\": 2}\n";
+  Status st = runPretrain(plan, {stoppingTrain, bigramEval, bigramLogits}, opts);
+  ASSERT_EQ(st.code(), StatusCode::Cancelled) << st.message();
+  EXPECT_NE(st.message().find("interrupted at step 13 of 30; checkpoint " +
+                              checkpointPath(fx.runDir + "/checkpoint", 13)),
+            std::string::npos)
+      << st.message();
+  EXPECT_EQ(listCheckpoints(fx.runDir + "/checkpoint"), (std::vector<int64_t>{13}));
+  int stepRows = 0;
+  for (const auto &r : readJsonl(fx.runDir + "/metrics.jsonl"))
+    stepRows += r.contains("loss");
+  EXPECT_EQ(stepRows, 13);
+  EXPECT_FALSE(fs::exists(model)) << "the earlier run's model must not outlive its metrics";
+  EXPECT_FALSE(fs::exists(fx.runDir + "/samples.txt"));
+  EXPECT_EQ(fileText(fx.runDir + "/plan.json"), "{\"run\": 2}\n");
+
+  gStop = false;
+  opts.resume = true;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  EXPECT_EQ(fileText(model), reference) << "resume after the interrupt is exact";
+  EXPECT_TRUE(fs::exists(fx.runDir + "/samples.txt"));
+
+  // A rerun that cannot start (no batch fits) changes nothing.
+  opts.resume = false;
+  opts.planJson = "{\"run\": 3}\n";
+  StagePlan huge = plan;
+  huge.batch = 100000;
+  st = runPretrain(huge, bigramFns(), opts);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(fileText(fx.runDir + "/plan.json"), "{\"run\": 2}\n");
+  EXPECT_EQ(fileText(model), reference);
+  EXPECT_TRUE(fs::exists(fx.runDir + "/samples.txt"));
+
+  // No samples this time: the old samples.txt goes.
+  opts.numSamples = 0;
+  ASSERT_TRUE(runPretrain(plan, bigramFns(), opts));
+  EXPECT_FALSE(fs::exists(fx.runDir + "/samples.txt"));
+  EXPECT_EQ(fileText(model), reference);
 }
 
 // Tests the gradient dump: initial params, analytic gradients of the first batch, tokens,

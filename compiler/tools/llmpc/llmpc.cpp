@@ -23,6 +23,7 @@
 
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "runtime/Checkpoint.h"
 #include "runtime/Trainer.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -40,6 +41,10 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <new>
 #include <optional>
 
 namespace cl = llvm::cl;
@@ -97,9 +102,27 @@ cl::opt<Phase> compileTo(
     cl::cat(category));
 
 /// Prints an error about the invocation or the input file itself (no source position).
+/// Progress printed so far (llvm::outs() and the runtime's stdout) is flushed first, so
+/// the error comes after it when both streams go to one pipe.
 int toolError(const llvm::Twine &message) {
+  llvm::outs().flush();
+  std::fflush(stdout);
   llvm::errs() << "llmpc: error: " << message << "\n";
   return 1;
+}
+
+/// Checks the numeric run options: a given --steps must be positive, --samples and
+/// --checkpoint-every not negative. Returns the exit status after reporting, or nullopt.
+std::optional<int> checkRunOptions() {
+  if (stepsOverride.getNumOccurrences() && stepsOverride < 1)
+    return toolError("--steps must be at least 1, got " + llvm::Twine(int64_t(stepsOverride)) +
+                     " (leave it out to run the stage's own steps)");
+  if (numSamples < 0)
+    return toolError("--samples must be 0 or more, got " + llvm::Twine(int64_t(numSamples)));
+  if (checkpointEvery < 0)
+    return toolError("--checkpoint-every must be at least 1, got " +
+                     llvm::Twine(int64_t(checkpointEvery)));
+  return std::nullopt;
 }
 
 /// The state of one compilation: context, sources and the diagnostic handler.
@@ -161,14 +184,48 @@ std::unique_ptr<lang::Program> loadAndCheck(Session &s, llvm::StringRef path, in
   return program;
 }
 
-/// The stage to compile: `--stage`, else the first stage of the file.
-std::optional<std::string> pickStage(const lang::Program &program) {
-  if (!stageName.empty())
-    return stageName.getValue();
+/// The stage to compile: `--stage`, else the first stage of the file. Returns nullopt
+/// after reporting (no stages, or `--stage` names none of them); `status` then holds the
+/// exit status.
+std::optional<std::string> pickStage(const lang::Program &program, llvm::StringRef verb,
+                                     int &status) {
   auto stages = program.stages();
-  if (stages.empty())
+  if (stages.empty()) {
+    status = toolError("'" + inputFile + "' declares no stage to " + verb);
     return std::nullopt;
-  return stages.front()->name;
+  }
+  if (stageName.empty())
+    return stages.front()->name;
+  std::string names;
+  for (const lang::StageDecl *stage : stages) {
+    if (stage->name == stageName)
+      return stageName.getValue();
+    names += (names.empty() ? "" : ", ") + stage->name;
+  }
+  status = toolError("no stage '" + stageName + "' in " + inputFile + " (it declares " + names +
+                     ")");
+  return std::nullopt;
+}
+
+/// For `run` without --stage: an error if the file's pipeline has several stages (only
+/// single stages run today; running the first would silently skip the rest).
+std::optional<int> checkSingleStagePipeline(const lang::Program &program) {
+  if (!stageName.empty())
+    return std::nullopt;
+  for (const lang::DeclPtr &d : program.main().decls)
+    if (d->kind == lang::Decl::Kind::Pipeline) {
+      const auto &p = static_cast<const lang::PipelineDecl &>(*d);
+      if (p.stages.size() < 2)
+        continue;
+      std::string chain;
+      for (const auto &stage : p.stages)
+        chain += (chain.empty() ? "" : " -> ") + stage.first;
+      return toolError("pipeline '" + p.name + "' has " + llvm::Twine(p.stages.size()) +
+                       " stages (" + chain +
+                       "); running whole pipelines is not yet supported, pick one with "
+                       "--stage NAME");
+    }
+  return std::nullopt;
 }
 
 std::string withCommas(int64_t n) {
@@ -336,9 +393,9 @@ int runEmit(Session &s) {
     output->keep();
     return s.finish(true);
   }
-  std::optional<std::string> stage = pickStage(*program);
+  std::optional<std::string> stage = pickStage(*program, "emit", status);
   if (!stage)
-    return toolError("'" + inputFile + "' declares no stage to emit");
+    return status;
   lrt::StagePlan plan;
   auto module = emitStage(s.ctx, *program, *stage, plan);
   if (mlir::failed(module))
@@ -360,17 +417,21 @@ struct CompiledStage {
   std::unique_ptr<mlir::llmp::JitModule> jit;
 };
 
-/// Loads, checks, emits and JIT-compiles the selected stage. Returns null after reporting;
-/// `status` then holds the exit status.
-std::unique_ptr<CompiledStage> compileStage(Session &s, int &status) {
+/// Loads, checks, emits and JIT-compiles the selected stage (`run`: refusing a pipeline
+/// of several stages without --stage). Returns null after reporting; `status` then holds
+/// the exit status.
+std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
   auto program = loadAndCheck(s, inputFile, status);
   if (!program)
     return nullptr;
-  std::optional<std::string> stage = pickStage(*program);
-  if (!stage) {
-    status = toolError("'" + inputFile + "' declares no stage to run");
+  if (run)
+    if (std::optional<int> bad = checkSingleStagePipeline(*program)) {
+      status = *bad;
+      return nullptr;
+    }
+  std::optional<std::string> stage = pickStage(*program, "run", status);
+  if (!stage)
     return nullptr;
-  }
   auto info = program->stageInfo.find(*stage);
   if (info != program->stageInfo.end() && info->second.kind != "pretrain") {
     status = toolError("stage '" + *stage + "' (kind " + info->second.kind +
@@ -411,12 +472,11 @@ std::string runDirectory(const lrt::StagePlan &plan) {
   return std::string(dir);
 }
 
-/// Writes `plan` as JSON (what `check` computed: layout, shapes, configuration) to `path`.
-bool writePlanJson(const lrt::StagePlan &plan, llvm::StringRef path) {
-  std::error_code ec;
-  llvm::raw_fd_ostream os(path, ec);
-  if (ec)
-    return false;
+/// `plan` as JSON (what `check` computed: layout, shapes, configuration): the run
+/// directory's plan.json, which the runtime writes when the run starts.
+std::string planJsonText(const lrt::StagePlan &plan) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
   llvm::json::OStream j(os, 2);
   j.object([&] {
     j.attribute("pipeline", plan.pipeline);
@@ -429,7 +489,7 @@ bool writePlanJson(const lrt::StagePlan &plan, llvm::StringRef path) {
     j.attribute("layers", plan.layers);
     j.attribute("batch", plan.batch);
     j.attribute("seq_len", plan.seqLen);
-    j.attribute("steps", stepsOverride > 0 ? int64_t(stepsOverride) : plan.steps);
+    j.attribute("steps", stepsOverride.getNumOccurrences() ? int64_t(stepsOverride) : plan.steps);
     j.attribute("eval_every", plan.evalEvery);
     j.attribute("warmup", plan.warmup);
     j.attribute("lr", plan.lr);
@@ -463,7 +523,7 @@ bool writePlanJson(const lrt::StagePlan &plan, llvm::StringRef path) {
     });
   });
   os << "\n";
-  return !os.has_error();
+  return text;
 }
 
 /// The runtime options shared by `run` and `grads`.
@@ -484,20 +544,88 @@ lrt::TrainOptions trainOptions(const lrt::StagePlan &plan) {
   return opts;
 }
 
-/// `llmpc run FILE`: compile the stage and train it.
+/// Creates the run directory; returns the exit status after reporting, or nullopt.
+std::optional<int> makeRunDirectory(const std::string &dir) {
+  if (llvm::sys::fs::exists(dir) && !llvm::sys::fs::is_directory(dir))
+    return toolError("cannot use run directory '" + dir +
+                     "': it exists and is not a directory (give --run-dir a folder)");
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return toolError("cannot create run directory '" + dir + "': " + ec.message());
+  return std::nullopt;
+}
+
+/// Set by SIGINT/SIGTERM during training; the runtime polls it after each step.
+std::atomic<bool> stopRequested{false};
+extern "C" void onStopSignal(int) { stopRequested.store(true); }
+
+/// While alive: runtime calls get standard allocation failures (std::bad_alloc, which the
+/// runtime turns into a Status) instead of InitLLVM's abort, and SIGINT/SIGTERM set
+/// `stopRequested` (once: SA_RESETHAND, so a second Ctrl-C kills as usual).
+class RuntimeCallScope {
+public:
+  RuntimeCallScope() : oldNewHandler(std::set_new_handler(nullptr)) {
+    stopRequested.store(false);
+    struct sigaction sa = {};
+    sa.sa_handler = onStopSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigaction(SIGINT, &sa, &oldInt);
+    sigaction(SIGTERM, &sa, &oldTerm);
+  }
+  ~RuntimeCallScope() {
+    sigaction(SIGINT, &oldInt, nullptr);
+    sigaction(SIGTERM, &oldTerm, nullptr);
+    std::set_new_handler(oldNewHandler);
+  }
+
+private:
+  std::new_handler oldNewHandler;
+  struct sigaction oldInt = {}, oldTerm = {};
+};
+
+/// The command line that continues this run.
+std::string resumeCommand() {
+  std::string cmd = "llmpc run " + inputFile;
+  if (!stageName.empty())
+    cmd += " --stage " + stageName;
+  if (!runDir.empty())
+    cmd += " --run-dir " + runDir;
+  if (stepsOverride.getNumOccurrences())
+    cmd += " --steps " + std::to_string(stepsOverride);
+  if (checkpointEvery > 0)
+    cmd += " --checkpoint-every " + std::to_string(checkpointEvery);
+  if (!stdlibDir.empty())
+    cmd += " --stdlib " + stdlibDir;
+  return cmd + " --resume";
+}
+
+/// `llmpc run FILE`: compile the stage and train it. Exit status 130 when interrupted
+/// (SIGINT/SIGTERM) after the checkpoint of the step in progress.
 int runRun(Session &s) {
+  if (std::optional<int> bad = checkRunOptions())
+    return *bad;
   int status = 0;
-  auto compiled = compileStage(s, status);
+  auto compiled = compileStage(s, status, /*run=*/true);
   if (!compiled)
     return status;
   lrt::TrainOptions opts = trainOptions(compiled->plan);
-  if (std::error_code ec = llvm::sys::fs::create_directories(opts.runDir))
-    return toolError("cannot create run directory '" + opts.runDir + "': " + ec.message());
-  std::string planPath = opts.runDir + "/plan.json";
-  if (!writePlanJson(compiled->plan, planPath))
-    return toolError("cannot write '" + planPath + "'");
-  lrt::Status result =
-      lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
+  if (std::optional<int> bad = makeRunDirectory(opts.runDir))
+    return *bad;
+  opts.planJson = planJsonText(compiled->plan);
+  opts.stop = &stopRequested;
+  lrt::Status result = lrt::Status::ok();
+  {
+    RuntimeCallScope scope;
+    result = lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
+  }
+  if (result.code() == lrt::StatusCode::Cancelled) {
+    llvm::outs().flush();
+    std::fflush(stdout);
+    llvm::errs() << "llmpc: " << result.message() << "\n";
+    if (!lrt::listCheckpoints(opts.runDir + "/checkpoint").empty())
+      llvm::errs() << "llmpc: continue with: " << resumeCommand() << "\n";
+    return 130;
+  }
   if (!result.isOk())
     return toolError(result.message());
   return 0;
@@ -507,15 +635,20 @@ int runRun(Session &s) {
 int runGrads(Session &s) {
   if (outputFile == "-")
     return toolError("'grads' writes a safetensors file; give it with -o FILE");
+  if (std::optional<int> bad = checkRunOptions())
+    return *bad;
   int status = 0;
-  auto compiled = compileStage(s, status);
+  auto compiled = compileStage(s, status, /*run=*/false);
   if (!compiled)
     return status;
   lrt::TrainOptions opts = trainOptions(compiled->plan);
-  if (std::error_code ec = llvm::sys::fs::create_directories(opts.runDir))
-    return toolError("cannot create run directory '" + opts.runDir + "': " + ec.message());
-  lrt::Status result = lrt::dumpGradients(compiled->plan, compiled->jit->stepFunctions(),
-                                          outputFile, opts);
+  if (std::optional<int> bad = makeRunDirectory(opts.runDir))
+    return *bad;
+  lrt::Status result = lrt::Status::ok();
+  {
+    RuntimeCallScope scope;
+    result = lrt::dumpGradients(compiled->plan, compiled->jit->stepFunctions(), outputFile, opts);
+  }
   if (!result.isOk())
     return toolError(result.message());
   return 0;
