@@ -178,11 +178,15 @@ struct FamilyDecl : Decl {
   FamilyDecl(Loc loc) : Decl(Kind::Family, loc) {}
 };
 
-/// `loss name(formals) -> type = expr`.
+/// `loss name(formals) -> type = expr`, or `reward name(formals) -> type = expr` (a reward
+/// function; `isReward`). A reward whose body is the name `builtin` is implemented by the
+/// compiler (string matching on decoded text: `exact_answer`, `format`).
 struct LossDecl : Decl {
   std::vector<Formal> formals;
   TypeRef result;
-  ExprPtr body;
+  ExprPtr body;                ///< `= expr`; null when the body is a block
+  std::vector<StmtPtr> stmts;  ///< `{ x = ...; return ... }` (assignments, then a return)
+  bool isReward = false;
   LossDecl(Loc loc) : Decl(Kind::Loss, loc) {}
 };
 

@@ -165,11 +165,14 @@ private:
     }
     case Decl::Kind::Loss: {
       const auto &l = static_cast<const LossDecl &>(d);
-      line("Loss " + l.name, d.loc);
+      line((l.isReward ? "Reward " : "Loss ") + l.name, d.loc);
       Indent in(*this);
       formals(l.formals);
       type(l.result, "result");
-      expr(*l.body, "body");
+      if (l.body)
+        expr(*l.body, "body");
+      for (const StmtPtr &st : l.stmts)
+        stmt(*st);
       return;
     }
     case Decl::Kind::Stage: {

@@ -104,7 +104,7 @@ DeclPtr Parser::parseDecl() {
     decl = parseBinding(Decl::Kind::Dataset);
   else if (isIdent("model"))
     decl = parseModel();
-  else if (isIdent("loss"))
+  else if (isIdent("loss") || isIdent("reward"))
     decl = parseLoss();
   else if (isIdent("stage"))
     decl = parseStage();
@@ -112,11 +112,14 @@ DeclPtr Parser::parseDecl() {
     decl = parsePipeline();
   else {
     errorExpected("a declaration ('import', 'tokenizer', 'dataset', 'model', 'loss', "
-                  "'stage' or 'pipeline')",
+                  "'reward', 'stage' or 'pipeline')",
                   "at top level");
     return nullptr;
   }
-  if (!decl || !expectEnd(("after the " + keyword(decl->kind) + " declaration").str()))
+  llvm::StringRef kw = keyword(decl ? decl->kind : Decl::Kind::Import);
+  if (decl && decl->kind == Decl::Kind::Loss && static_cast<LossDecl &>(*decl).isReward)
+    kw = "reward";
+  if (!decl || !expectEnd(("after the " + kw + " declaration").str()))
     return nullptr;
   return decl;
 }
@@ -376,16 +379,25 @@ StmtPtr Parser::parseStmt() {
   return stmt->value ? std::move(stmt) : nullptr;
 }
 
-/// loss ::= 'loss' ident '(' formals ')' '->' type '=' expr
+/// loss   ::= 'loss' ident '(' formals ')' '->' type ('=' expr | block)
+/// reward ::= 'reward' ident '(' formals ')' '->' type ('=' expr | block)
 DeclPtr Parser::parseLoss() {
   auto decl = std::make_unique<LossDecl>(cur.loc);
+  decl->isReward = isIdent("reward");
+  std::string kw = decl->isReward ? "reward" : "loss";
   consume();
-  if (!expectIdent(decl->name, decl->nameLoc, "after 'loss'") ||
-      !expect(Tok::LParen, "'('", "after the loss name") ||
-      !parseFormals(decl->formals, "in the loss parameters") ||
-      !expect(Tok::Arrow, "'->'", "after the loss parameters") ||
-      !parseType(decl->result, "as the loss result") ||
-      !expect(Tok::Assign, "'='", "before the loss body"))
+  if (!expectIdent(decl->name, decl->nameLoc, "after '" + kw + "'") ||
+      !expect(Tok::LParen, "'('", "after the " + kw + " name") ||
+      !parseFormals(decl->formals, "in the " + kw + " parameters") ||
+      !expect(Tok::Arrow, "'->'", "after the " + kw + " parameters") ||
+      !parseType(decl->result, "as the " + kw + " result"))
+    return nullptr;
+  if (cur.kind == Tok::LBrace) {
+    if (!parseBlock(decl->stmts, "the " + kw + " body"))
+      return nullptr;
+    return decl;
+  }
+  if (!expect(Tok::Assign, "'=' or '{'", "before the " + kw + " body"))
     return nullptr;
   decl->body = parseExpr();
   if (!decl->body)

@@ -122,7 +122,32 @@ struct ArgSpec {
   const char *name;
   Ty::K kind; ///< Tensor, Int, Float or Bool (Int is accepted where Float is)
   bool optional = false;
+  bool numberOk = false; ///< a Tensor argument that may also be a number (broadcast)
 };
+
+/// Broadcasts two symbolic shapes NumPy-style: dimensions align from the right and agree
+/// when their texts are equal or one of them is `1`. Returns nullopt when they do not.
+std::optional<std::vector<std::string>> broadcastDims(const std::vector<std::string> &a,
+                                                      const std::vector<std::string> &b) {
+  size_t n = std::max(a.size(), b.size());
+  std::vector<std::string> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string *x = i < a.size() ? &a[a.size() - 1 - i] : nullptr;
+    const std::string *y = i < b.size() ? &b[b.size() - 1 - i] : nullptr;
+    std::string &o = out[n - 1 - i];
+    if (!x)
+      o = *y;
+    else if (!y)
+      o = *x;
+    else if (*x == "1")
+      o = *y;
+    else if (*y == "1" || *x == *y)
+      o = *x;
+    else
+      return std::nullopt;
+  }
+  return out;
+}
 
 /// Names visible in a forward or loss body.
 struct Scope {
@@ -223,7 +248,7 @@ private:
     case Decl::Kind::Family:
       return "a model family";
     case Decl::Kind::Loss:
-      return "a loss";
+      return static_cast<const LossDecl &>(d).isReward ? "a reward function" : "a loss";
     case Decl::Kind::Stage:
       return "a stage";
     case Decl::Kind::Pipeline:
@@ -704,8 +729,8 @@ private:
     }
     case Expr::Kind::Neg: {
       Ty t = exprType(*e.operands[0], scope);
-      if (!t.isError() && !t.isNumber()) {
-        error(e.loc) << "unary '-' is defined on numbers, found " << str(t);
+      if (!t.isError() && !t.isNumber() && !(t.isTensor() && t.dtype == "f32")) {
+        error(e.loc) << "unary '-' is defined on numbers and f32 tensors, found " << str(t);
         return Ty::error();
       }
       return t;
@@ -740,12 +765,16 @@ private:
       }
       return Ty::scalar(a.k == Ty::K::Int && b.k == Ty::K::Int ? Ty::K::Int : Ty::K::Float);
     }
-    if (!a.isTensor() || !b.isTensor()) {
-      error(e.loc) << "operator '" << op << "' needs two tensors or two numbers, found "
-                   << str(a) << " and " << str(b);
+    if (op == "@" && (!a.isTensor() || !b.isTensor())) {
+      error(e.loc) << "operator '@' needs two tensors, found " << str(a) << " and " << str(b);
       return Ty::error();
     }
-    if (a.dtype != "f32" || b.dtype != "f32") {
+    if ((!a.isTensor() && !a.isNumber()) || (!b.isTensor() && !b.isNumber())) {
+      error(e.loc) << "operator '" << op << "' needs tensors or numbers, found " << str(a)
+                   << " and " << str(b);
+      return Ty::error();
+    }
+    if ((a.isTensor() && a.dtype != "f32") || (b.isTensor() && b.dtype != "f32")) {
       error(e.loc) << "operator '" << op << "' needs f32 tensors, found " << str(a) << " and "
                    << str(b);
       return Ty::error();
@@ -767,17 +796,20 @@ private:
       r.dims.back() = b.dims.back();
       return r;
     }
-    if (op == "+" || op == "*") {
-      if (!a.sameShape(b)) {
-        error(e.loc) << "shape mismatch in '" << op << "': " << str(a) << " " << op << " "
-                     << str(b) << "; expected equal shapes";
-        return Ty::error();
-      }
+    // + - * / elementwise: a number applies to every element; tensors broadcast
+    // NumPy-style (dimensions align from the right; a dimension `1` repeats).
+    if (!a.isTensor())
+      return b;
+    if (!b.isTensor())
       return a;
+    auto dims = broadcastDims(a.dims, b.dims);
+    if (!dims) {
+      error(e.loc) << "shape mismatch in '" << op << "': " << str(a) << " " << op << " "
+                   << str(b) << "; expected equal shapes, or shapes that broadcast (aligned from "
+                      "the right, each dimension equal or 1)";
+      return Ty::error();
     }
-    error(e.loc) << "operator '" << op
-                 << "' is not defined on tensors; expected '+', '*' or '@'";
-    return Ty::error();
+    return Ty::tensor("f32", *dims);
   }
 
   /// Binds the arguments of `call` to `spec` by position and name. Reports unknown,
@@ -824,24 +856,72 @@ private:
     return true;
   }
 
-  Ty callType(const Expr &call, const Scope &scope) {
+  /// The builtins of the tensor sublanguage with their arguments. docs/language.md lists
+  /// their types; compiler/Frontend lowers those the llmp dialect has ops for.
+  struct Builtin {
+    const char *name;
+    std::vector<ArgSpec> args;
+  };
+  static const std::vector<Builtin> &builtinTable() {
     using K = Ty::K;
-    struct Builtin {
-      const char *name;
-      std::vector<ArgSpec> args;
-    };
     static const std::vector<Builtin> builtins = {
         {"embedding", {{"table", K::Tensor}, {"ids", K::Tensor}}},
+        {"positions", {{"table", K::Tensor}, {"ids", K::Tensor}}},
         {"rmsnorm", {{"x", K::Tensor}, {"weight", K::Tensor}, {"eps", K::Float, true}}},
+        {"layernorm",
+         {{"x", K::Tensor}, {"weight", K::Tensor}, {"bias", K::Tensor}, {"eps", K::Float, true}}},
         {"rope", {{"x", K::Tensor}, {"heads", K::Int}, {"theta", K::Float, true}}},
         {"attention",
          {{"q", K::Tensor}, {"k", K::Tensor}, {"v", K::Tensor}, {"heads", K::Int},
-          {"causal", K::Bool, true}}},
+          {"kv_heads", K::Int, true}, {"causal", K::Bool, true}}},
         {"silu", {{"x", K::Tensor}}},
+        {"gelu", {{"x", K::Tensor}}},
+        {"exp", {{"x", K::Tensor}}},
+        {"log", {{"x", K::Tensor}}},
+        {"sqrt", {{"x", K::Tensor}}},
+        {"sigmoid", {{"x", K::Tensor}}},
+        {"log_sigmoid", {{"x", K::Tensor}}},
+        {"softmax", {{"x", K::Tensor}}},
+        {"log_softmax", {{"x", K::Tensor}}},
         {"transpose", {{"x", K::Tensor}}},
+        {"unsqueeze", {{"x", K::Tensor}, {"axis", K::Int}}},
         {"cross_entropy", {{"logits", K::Tensor}, {"targets", K::Tensor}}},
-        {"mean", {{"x", K::Tensor}}},
+        {"take_along", {{"x", K::Tensor}, {"index", K::Tensor}}},
+        {"clamp", {{"x", K::Tensor}, {"min", K::Float}, {"max", K::Float}}},
+        {"min", {{"a", K::Tensor, false, true}, {"b", K::Tensor, false, true}}},
+        {"max", {{"a", K::Tensor, false, true}, {"b", K::Tensor, false, true}}},
+        {"where",
+         {{"mask", K::Tensor}, {"a", K::Tensor, false, true}, {"b", K::Tensor, false, true}}},
+        {"equal", {{"a", K::Tensor}, {"b", K::Tensor}}},
+        {"sum", {{"x", K::Tensor}, {"axis", K::Int, true}, {"keepdims", K::Bool, true}}},
+        {"mean", {{"x", K::Tensor}, {"axis", K::Int, true}, {"keepdims", K::Bool, true}}},
     };
+    return builtins;
+  }
+
+  /// Reads an `axis` argument (an integer literal, negative from the end) of a tensor of
+  /// rank `rank`; `insert` allows `rank` itself (a new trailing axis). Reports and returns
+  /// nullopt when it is not a literal or out of range.
+  std::optional<size_t> axisArg(const Expr &call, const Expr &e, size_t rank, bool insert) {
+    std::optional<int64_t> v;
+    if (e.kind == Expr::Kind::Int)
+      v = e.intValue;
+    else if (e.kind == Expr::Kind::Neg && e.operands[0]->kind == Expr::Kind::Int)
+      v = -e.operands[0]->intValue;
+    int64_t n = static_cast<int64_t>(rank) + (insert ? 1 : 0);
+    if (!v || *v < -n || *v >= n) {
+      auto diag = error(e.loc);
+      diag << "argument 'axis' of '" << call.text << "' must be an integer literal in [" << -n
+           << ", " << n << ") for a tensor of rank " << rank << ", found '" << printExpr(e)
+           << "'";
+      return std::nullopt;
+    }
+    return static_cast<size_t>(*v < 0 ? *v + n : *v);
+  }
+
+  Ty callType(const Expr &call, const Scope &scope) {
+    using K = Ty::K;
+    const auto &builtins = builtinTable();
     auto it = llvm::find_if(builtins, [&](const Builtin &b) { return call.text == b.name; });
     if (it == builtins.end()) {
       std::vector<std::string> names;
@@ -864,10 +944,15 @@ private:
         continue;
       }
       K want = it->args[i].kind;
-      bool ok = want == K::Tensor ? tys[i].isTensor() : fits(tys[i].k, want);
+      bool ok = want == K::Tensor
+                    ? tys[i].isTensor() || (it->args[i].numberOk && tys[i].isNumber())
+                    : fits(tys[i].k, want);
       if (!ok) {
         error(args[i]->loc) << "argument '" << it->args[i].name << "' of '" << call.text
-                            << "' must be " << (want == K::Tensor ? "a tensor" : str(Ty::scalar(want)))
+                            << "' must be "
+                            << (want != K::Tensor          ? str(Ty::scalar(want))
+                                : it->args[i].numberOk ? std::string("a tensor or a number")
+                                                       : std::string("a tensor"))
                             << ", found " << str(tys[i]);
         anyError = true;
       }
@@ -881,26 +966,67 @@ private:
     };
     llvm::StringRef name = call.text;
     const Ty &x = tys[0];
-    if (name == "embedding") {
+    if (name == "embedding" || name == "positions") {
       if (x.dtype != "f32" || x.rank() != 2)
-        return bad(0, "an f32 matrix [vocab, dim]");
+        return bad(0, name == "embedding" ? "an f32 matrix [vocab, dim]"
+                                          : "an f32 matrix [context, dim]");
       if (tys[1].dtype != "i32")
         return bad(1, "a tensor of i32 token ids");
+      if (name == "positions" && tys[1].rank() != 2)
+        return bad(1, "i32[B, T] token ids");
+      // Tables read by row (token or position) get no weight decay.
       if (curFamily && args[0]->kind == Expr::Kind::Name)
         for (const ParamDecl &p : curFamily->params)
-          if (p.repeat < 0 && p.name == args[0]->text)
+          if (p.repeat < 0 && p.name == args[0]->text &&
+              !llvm::is_contained(curFamily->embeddingTables, &p))
             curFamily->embeddingTables.push_back(&p);
       std::vector<std::string> dims = tys[1].dims;
       dims.push_back(x.dims[1]);
       return Ty::tensor("f32", dims);
     }
-    if (x.dtype != "f32" && name != "cross_entropy")
-      return bad(0, "an f32 tensor");
-    if (name == "rmsnorm") {
+    if (name == "equal") {
+      if (tys[1].dtype != x.dtype)
+        return bad(1, "a tensor of the dtype of 'a' (" + x.dtype + ")");
+      auto dims = broadcastDims(x.dims, tys[1].dims);
+      if (!dims)
+        return bad(1, "a shape that broadcasts with " + str(x));
+      return Ty::tensor("f32", *dims);
+    }
+    if (name == "take_along" || name == "cross_entropy") {
+      if (x.dtype != "f32" || x.rank() < 2)
+        return bad(0, name == "cross_entropy" ? "f32 logits of rank 2 or more"
+                                              : "an f32 tensor of rank 2 or more");
+      std::vector<std::string> prefix(x.dims.begin(), x.dims.end() - 1);
+      if (tys[1].dtype != "i32" || tys[1].dims != prefix)
+        return bad(1, "i32[" + llvm::join(prefix, ", ") + "] to match " +
+                          (name == "cross_entropy" ? "the logits" : "'x'"));
+      return Ty::tensor("f32", prefix);
+    }
+    // Everything below takes f32 tensors (numbers where an argument allows them).
+    for (size_t i = 0; i < args.size(); ++i)
+      if (args[i] && tys[i].isTensor() && tys[i].dtype != "f32")
+        return bad(i, "an f32 tensor");
+    if (name == "min" || name == "max" || name == "where") {
+      Ty r = Ty::tensor("f32", {});
+      bool anyTensor = false;
+      for (size_t i = 0; i < args.size(); ++i) {
+        if (!tys[i].isTensor())
+          continue;
+        auto dims = anyTensor ? broadcastDims(r.dims, tys[i].dims) : tys[i].dims;
+        if (!dims)
+          return bad(i, "a shape that broadcasts with " + str(r));
+        r.dims = *dims;
+        anyTensor = true;
+      }
+      return anyTensor ? r : Ty::scalar(K::Float);
+    }
+    if (name == "rmsnorm" || name == "layernorm") {
       if (x.rank() < 1)
         return bad(0, "a tensor of rank 1 or more");
-      if (tys[1].rank() != 1 || tys[1].dims[0] != x.dims.back())
-        return bad(1, "f32[" + x.dims.back() + "] to match the last dimension of 'x'");
+      for (size_t i = 1; i < 3; ++i)
+        if (args[i] && tys[i].isTensor() &&
+            (tys[i].rank() != 1 || tys[i].dims[0] != x.dims.back()))
+          return bad(i, "f32[" + x.dims.back() + "] to match the last dimension of 'x'");
       return x;
     }
     if (name == "rope") {
@@ -908,62 +1034,168 @@ private:
         return bad(0, "f32[B, T, D]");
       return x;
     }
-    if (name == "attention") {
-      if (x.rank() != 3)
-        return bad(0, "f32[B, T, D]");
-      for (size_t i = 1; i < 3; ++i)
-        if (!tys[i].sameShape(x))
-          return bad(i, str(x) + " like 'q'");
-      return x;
-    }
-    if (name == "silu")
-      return x;
+    if (name == "attention")
+      return attentionType(call, args, tys, bad);
     if (name == "transpose") {
       if (x.rank() != 2)
         return bad(0, "a matrix");
       return Ty::tensor("f32", {x.dims[1], x.dims[0]});
     }
-    if (name == "cross_entropy") {
-      if (x.dtype != "f32" || x.rank() < 2)
-        return bad(0, "f32 logits of rank 2 or more");
-      std::vector<std::string> prefix(x.dims.begin(), x.dims.end() - 1);
-      if (tys[1].dtype != "i32" || tys[1].dims != prefix)
-        return bad(1, "i32[" + llvm::join(prefix, ", ") + "] to match the logits");
-      return Ty::tensor("f32", prefix);
+    if (name == "softmax" || name == "log_softmax") {
+      if (x.rank() < 1)
+        return bad(0, "a tensor of rank 1 or more (normalised over its last dimension)");
+      return x;
     }
-    if (name == "mean")
-      return Ty::tensor("f32", {});
-    return Ty::error();
+    if (name == "unsqueeze") {
+      auto axis = axisArg(call, *args[1], x.rank(), /*insert=*/true);
+      if (!axis)
+        return Ty::error();
+      Ty r = x;
+      r.dims.insert(r.dims.begin() + *axis, "1");
+      return r;
+    }
+    if (name == "sum" || name == "mean") {
+      bool keep = args[2] && args[2]->kind == Expr::Kind::Name && args[2]->text == "true";
+      if (!args[1]) {
+        if (keep)
+          return bad(2, "used with 'axis'");
+        return Ty::tensor("f32", {});
+      }
+      if (x.rank() == 0)
+        return bad(0, "a tensor of rank 1 or more when 'axis' is given");
+      auto axis = axisArg(call, *args[1], x.rank(), /*insert=*/false);
+      if (!axis)
+        return Ty::error();
+      Ty r = x;
+      if (keep)
+        r.dims[*axis] = "1";
+      else
+        r.dims.erase(r.dims.begin() + *axis);
+      return r;
+    }
+    // Elementwise: silu, gelu, exp, log, sqrt, sigmoid, log_sigmoid, clamp.
+    return x;
+  }
+
+  /// `attention(q, k, v, heads, kv_heads?, causal?)`: q is f32[B, T, D]; k and v are
+  /// f32[B, T, D * kv_heads / heads] (grouped-query attention), or like q without
+  /// `kv_heads`. Dimensions are compared as text, so the expected width is spelled from
+  /// q's width and the two arguments, as a family declares it (`dim * kv_heads / heads`).
+  template <typename Bad>
+  Ty attentionType(const Expr &call, const std::vector<const Expr *> &args,
+                   const std::vector<Ty> &tys, Bad &bad) {
+    const Ty &q = tys[0];
+    if (q.rank() != 3)
+      return bad(0, "f32[B, T, D]");
+    Ty kv = q;
+    // Spelled as printExpr spells `D * kv_heads / heads`: `(D * kv_heads) / heads`.
+    auto side = [](std::string t) { return t.find(' ') == std::string::npos ? t : "(" + t + ")"; };
+    if (args[4] && printExpr(*args[4]) != printExpr(*args[3]))
+      kv.dims.back() = "(" + side(q.dims.back()) + " * " + side(printExpr(*args[4])) + ") / " +
+                       side(printExpr(*args[3]));
+    for (size_t i = 1; i < 3; ++i)
+      if (!tys[i].sameShape(kv))
+        return bad(i, str(kv) + (args[4] ? " (grouped-query: D * kv_heads / heads)"
+                                         : std::string(" like 'q'")));
+    if (curFamily && args[4])
+      gqaCalls[curFamily].push_back(&call);
+    return q;
   }
 
   //===--------------------------------------------------------------------===//
   // Losses
   //===--------------------------------------------------------------------===//
 
+  /// Checks a loss or a reward function. Tensor parameters bring fresh symbolic dimensions;
+  /// number parameters (`beta: float = 0.1`) need a default. A loss returns f32 (rank 0), a
+  /// reward one score per sequence (f32[B]). A reward's body may be the name `builtin` for
+  /// the rewards the compiler implements by string matching (`exact_answer`, `format`).
   void checkLoss(const LossDecl &l) {
     reportedUndeclared.clear();
+    llvm::StringRef what = l.isReward ? "reward" : "loss";
     Scope scope;
     std::map<std::string, Ty> none;
+    size_t tensors = 0;
     for (const Formal &f : l.formals) {
+      // Dimensions of earlier parameters are known to later ones (`k: f32[B, T, D / 2]`).
       Ty t = typeOf(f.type, none, /*allowFresh=*/true);
-      if (!t.isError() && !t.isTensor()) {
-        error(f.type.loc) << "loss parameter '" << f.name << "' must be a tensor, found "
-                          << str(t);
+      if (f.type.isTensor)
+        for (const ExprPtr &d : f.type.dims)
+          if (d->kind == Expr::Kind::Name)
+            none[d->text] = Ty::scalar(Ty::K::Int);
+      if (!t.isError() && t.isNumber()) {
+        if (!f.defaultValue)
+          error(f.loc) << what << " parameter '" << f.name << "' is a number and needs a "
+                       << "default value (e.g. '" << f.name << ": " << str(t) << " = 0.1')";
+        else if (!f.defaultValue->isNumber() &&
+                 !(f.defaultValue->kind == Expr::Kind::Neg &&
+                   f.defaultValue->operands[0]->isNumber()))
+          error(f.defaultValue->loc) << "default value of '" << f.name
+                                     << "' must be a number literal, found '"
+                                     << printExpr(*f.defaultValue) << "'";
+        else if (t.k == Ty::K::Int && f.defaultValue->kind == Expr::Kind::Float)
+          error(f.defaultValue->loc) << "default value of '" << f.name
+                                     << "' must be int, found float";
+      } else if (!t.isError() && !t.isTensor()) {
+        error(f.type.loc) << what << " parameter '" << f.name
+                          << "' must be a tensor or a number, found " << str(t);
         t = Ty::error();
       }
+      tensors += t.isTensor();
       scope.vars[f.name] = t;
     }
-    if (l.formals.size() != 2)
-      error(l.nameLoc) << "loss '" << l.name
-                       << "' must take two parameters (the logits and the targets), found "
-                       << l.formals.size();
+    if (tensors == 0)
+      error(l.nameLoc) << what << " '" << l.name
+                       << "' must take at least one tensor parameter";
     Ty result = typeOf(l.result, none, false);
-    Ty body = exprType(*l.body, scope);
-    if (!result.isError() && !(result.isTensor() && result.dtype == "f32" && result.rank() == 0))
+    if (l.isReward) {
+      if (!result.isError() && !(result.isTensor() && result.dtype == "f32" && result.rank() == 1)) {
+        error(l.result.loc) << "reward '" << l.name
+                            << "' must return one score per sequence, f32[B], found "
+                            << str(result);
+        return;
+      }
+      if (l.body && l.body->kind == Expr::Kind::Name && l.body->text == "builtin") {
+        if (l.name != "exact_answer" && l.name != "format")
+          error(l.body->loc) << "'builtin' rewards are 'exact_answer' and 'format' (string "
+                                "matching in the compiler); write '"
+                             << l.name << "' as a tensor expression";
+        return;
+      }
+    }
+    // A block body: assignments, then one `return`.
+    Ty body = Ty::error();
+    const Expr *bodyExpr = l.body.get();
+    for (const StmtPtr &st : l.stmts) {
+      if (bodyExpr) {
+        error(st->loc) << "statement after 'return' is never executed";
+        return;
+      }
+      if (st->kind == Stmt::Kind::For) {
+        error(st->loc) << "'for' loops run over the layers of a model; a " << what
+                       << " body holds assignments and a 'return'";
+        return;
+      }
+      Ty t = exprType(*st->value, scope);
+      if (st->kind == Stmt::Kind::Return) {
+        bodyExpr = st->value.get();
+        body = t;
+      } else {
+        scope.vars[st->name] = t;
+      }
+    }
+    if (!bodyExpr) {
+      error(l.nameLoc) << what << " '" << l.name << "' does not end with a 'return'";
+      return;
+    }
+    if (l.body)
+      body = exprType(*l.body, scope);
+    if (!l.isReward && !result.isError() &&
+        !(result.isTensor() && result.dtype == "f32" && result.rank() == 0))
       error(l.result.loc) << "loss '" << l.name << "' must return f32, found " << str(result);
     else if (!body.isError() && !result.isError() && !body.sameShape(result))
-      error(l.body->loc) << "loss body has type " << str(body) << " but the declared result is "
-                         << str(result);
+      error(bodyExpr->loc) << what << " body has type " << str(body)
+                           << " but the declared result is " << str(result);
   }
 
   //===--------------------------------------------------------------------===//
@@ -1419,7 +1651,62 @@ private:
           if (q.repeat == p.repeat && !add(q, static_cast<int>(layer)))
             return;
     }
+    if (!checkGroupedQuery(b, f, env))
+      return;
     prog.models[b.name] = std::move(spec);
+  }
+
+  /// Evaluates an integer expression over the family's arguments without reporting.
+  static std::optional<int64_t> quietInt(const Expr &e, const std::map<std::string, Num> &env) {
+    if (e.kind == Expr::Kind::Int)
+      return e.intValue;
+    if (e.kind == Expr::Kind::Name) {
+      auto it = env.find(e.text);
+      if (it != env.end() && it->second.isInt)
+        return static_cast<int64_t>(it->second.value);
+      return std::nullopt;
+    }
+    if (e.kind == Expr::Kind::Binary && e.text != "@") {
+      auto a = quietInt(*e.operands[0], env), b = quietInt(*e.operands[1], env);
+      if (!a || !b || (e.text == "/" && *b == 0))
+        return std::nullopt;
+      return e.text == "+" ? *a + *b : e.text == "-" ? *a - *b : e.text == "*" ? *a * *b : *a / *b;
+    }
+    return std::nullopt;
+  }
+
+  /// Grouped-query attention needs `kv_heads` to divide `heads` (each key/value head serves
+  /// heads / kv_heads query heads). Checked per model instance, at the argument.
+  bool checkGroupedQuery(const BindingDecl &b, const FamilyDecl &f,
+                         const std::map<std::string, Num> &env) {
+    auto it = gqaCalls.find(&f);
+    if (it == gqaCalls.end())
+      return true;
+    for (const Expr *call : it->second) {
+      const Expr *headsE = call->arg("heads") ? call->arg("heads") : call->operands[3].get();
+      const Expr *kvE = call->arg("kv_heads");
+      if (!kvE && call->operands.size() > 4 && call->argNames[4].empty())
+        kvE = call->operands[4].get();
+      if (!kvE)
+        continue;
+      auto heads = quietInt(*headsE, env), kv = quietInt(*kvE, env);
+      if (!heads || !kv || (*kv > 0 && *heads % *kv == 0))
+        continue;
+      // Point at the instance's argument that sets kv_heads (or heads), else the call.
+      const Expr *at = b.value.get();
+      for (const char *name : {"kv_heads", "heads"})
+        if (kvE->kind == Expr::Kind::Name || headsE->kind == Expr::Kind::Name)
+          if (const Expr *a = b.value->arg(name)) {
+            at = a;
+            break;
+          }
+      auto diag = error(at->loc);
+      diag << "'kv_heads' (" << *kv << ") must divide 'heads' (" << *heads
+           << ") for grouped-query attention in model '" << b.name << "'";
+      diag.attachNote(mloc(call->loc)) << "attention of model family '" << f.name << "' is here";
+      return false;
+    }
+    return true;
   }
 
   //===--------------------------------------------------------------------===//
@@ -1692,6 +1979,12 @@ private:
         }
       } else {
         info.loss = static_cast<const LossDecl *>(resolveRef(*e, Decl::Kind::Loss, "loss"));
+        if (info.loss && info.loss->isReward) {
+          auto diag = error(e->loc);
+          diag << "'" << e->text << "' is a reward function, expected a loss";
+          diag.attachNote(mloc(info.loss->nameLoc)) << "'" << e->text << "' is declared here";
+          info.loss = nullptr;
+        }
         if (!info.loss)
           ok = false;
       }
@@ -2018,6 +2311,16 @@ private:
         continue;
       }
       const Decl *d = prog.lookup(x->text);
+      if (d && d->kind == Decl::Kind::Loss && static_cast<const LossDecl *>(d)->isReward) {
+        // A reward function written in the tensor sublanguage (stdlib/rewards).
+        if (info.kind == "ppo") {
+          error(x->loc) << "'ppo' takes its reward from a reward_model stage; '" << x->text
+                        << "' is a reward function (use a 'grpo' stage)";
+          return false;
+        }
+        info.rewardFunctions.push_back(x->text);
+        continue;
+      }
       if (!d || d->kind != Decl::Kind::Stage) {
         std::vector<std::string> cands = functions;
         for (auto &[n, dd] : prog.globals)
@@ -2342,8 +2645,28 @@ private:
     if (!info.loss)
       return true;
     const LossDecl &l = *info.loss;
-    if (l.formals.size() != 2)
-      return false; // reported with the loss
+    // A stage's loss takes (logits, targets) or (logits, targets, mask), then numbers.
+    std::vector<const Formal *> tensorFormals;
+    for (const Formal &formal : l.formals)
+      if (formal.type.isTensor)
+        tensorFormals.push_back(&formal);
+    if (tensorFormals.size() < 2 || tensorFormals.size() > 3) {
+      auto diag = error(s.field("loss") ? s.field("loss")->value->loc : s.nameLoc);
+      diag << "loss '" << l.name << "' cannot be the loss of stage '" << s.name
+           << "': a stage's loss takes (logits, targets) or (logits, targets, mask) before "
+              "any number parameters, but '"
+           << l.name << "' takes " << tensorFormals.size() << " tensor parameters";
+      diag.attachNote(mloc(l.nameLoc)) << "loss '" << l.name << "' is declared here";
+      return false;
+    }
+    for (size_t i = 0; i < tensorFormals.size(); ++i)
+      if (tensorFormals[i] != &l.formals[i]) {
+        auto diag = error(s.field("loss") ? s.field("loss")->value->loc : s.nameLoc);
+        diag << "loss '" << l.name << "' cannot be the loss of stage '" << s.name
+             << "': its tensor parameters must come before its number parameters";
+        diag.attachNote(mloc(l.nameLoc)) << "loss '" << l.name << "' is declared here";
+        return false;
+      }
     std::map<std::string, int64_t> binding;
     auto shapeStr = [](llvm::ArrayRef<int64_t> dims) {
       std::string s = "[";
@@ -2373,7 +2696,9 @@ private:
       return false;
     };
     return unify(l.formals[0], fwd.result.name, out, "the model's output") &&
-           unify(l.formals[1], "i32", {info.batch, info.seqLen}, "the targets");
+           unify(l.formals[1], "i32", {info.batch, info.seqLen}, "the targets") &&
+           (tensorFormals.size() < 3 ||
+            unify(l.formals[2], "f32", {info.batch, info.seqLen}, "the loss mask"));
   }
 
   /// Checks that a pipeline names stages, each once, and that every stage comes after the
@@ -2427,6 +2752,8 @@ private:
   FamilyDecl *curFamily = nullptr;
   std::set<std::string> reportedUndeclared;
   bool failed = false;
+  /// `attention` calls with `kv_heads`, per family (checked with numbers per instance).
+  std::map<const FamilyDecl *, std::vector<const Expr *>> gqaCalls;
 };
 
 } // namespace

@@ -164,11 +164,35 @@ public:
       env.clear();
       env[l.formals[0].name] = Val{out};
       env[l.formals[1].name] = Val{entry->getArgument(m.params.size() + 1)};
-      auto lossVal = expr(*l.body);
+      // Number parameters take their defaults (Sema requires literal defaults).
+      for (size_t i = 2; i < l.formals.size(); ++i) {
+        const Formal &formal = l.formals[i];
+        if (formal.type.isTensor) {
+          mlir::emitError(toMLIR(ctx, formal.loc))
+              << "loss '" << l.name << "' takes a mask ('" << formal.name
+              << "'), which is not yet supported by the compiler";
+          return mlir::failure();
+        }
+        const Expr &d = *formal.defaultValue;
+        double v = d.kind == Expr::Kind::Neg ? -d.operands[0]->floatValue : d.floatValue;
+        env[formal.name] = Val{nullptr, v};
+      }
+      const Expr *body = l.body.get();
+      for (const StmtPtr &st : l.stmts) {
+        if (st->kind == Stmt::Kind::Return) {
+          body = st->value.get();
+          break;
+        }
+        auto v = expr(*st->value);
+        if (mlir::failed(v))
+          return mlir::failure();
+        env[st->name] = *v;
+      }
+      auto lossVal = expr(*body);
       if (mlir::failed(lossVal))
         return mlir::failure();
       out = lossVal->tensor;
-      retLoc = toMLIR(ctx, info.loss->body->loc);
+      retLoc = toMLIR(ctx, body->loc);
     }
     mlir::func::ReturnOp::create(b, retLoc, out);
     return mlir::success();
@@ -244,6 +268,8 @@ private:
       auto v = expr(*e.operands[0]);
       if (mlir::failed(v))
         return mlir::failure();
+      if (v->isTensor())
+        return unsupported(e, "unary '-' on tensors");
       return Val{nullptr, -v->number};
     }
     case Expr::Kind::Binary:
@@ -258,6 +284,12 @@ private:
     return mlir::failure();
   }
 
+  /// Reports a construct Sema accepts but the llmp dialect cannot express yet.
+  mlir::FailureOr<Val> unsupported(const Expr &e, const std::string &what) {
+    mlir::emitError(loc(e)) << what << " is not yet supported by the compiler";
+    return mlir::failure();
+  }
+
   mlir::FailureOr<Val> binary(const Expr &e) {
     auto lhs = expr(*e.operands[0]);
     if (mlir::failed(lhs))
@@ -266,6 +298,12 @@ private:
     if (mlir::failed(rhs))
       return mlir::failure();
     const std::string &op = e.text;
+    if (lhs->isTensor() != rhs->isTensor())
+      return unsupported(e, "operator '" + op + "' between a tensor and a number");
+    if (lhs->isTensor() && (op == "-" || op == "/"))
+      return unsupported(e, "operator '" + op + "' on tensors");
+    if (lhs->isTensor() && op != "@" && shapeOf(lhs->tensor) != shapeOf(rhs->tensor))
+      return unsupported(e, "broadcasting in '" + op + "'");
     if (!lhs->isTensor()) {
       double a = lhs->number, c = rhs->number;
       return Val{nullptr, op == "+"   ? a + c
@@ -316,21 +354,21 @@ private:
   }
 
   mlir::FailureOr<Val> call(const Expr &e) {
+    // The builtins the llmp dialect has ops for. Sema accepts more (lang/Sema.cpp's table);
+    // those are reported at the call until the dialect grows the ops.
     static const std::map<std::string, std::vector<const char *>> signatures = {
         {"embedding", {"table", "ids"}},
         {"rmsnorm", {"x", "weight", "eps"}},
         {"rope", {"x", "heads", "theta"}},
-        {"attention", {"q", "k", "v", "heads", "causal"}},
+        {"attention", {"q", "k", "v", "heads", "kv_heads", "causal"}},
         {"silu", {"x"}},
         {"transpose", {"x"}},
         {"cross_entropy", {"logits", "targets"}},
-        {"mean", {"x"}},
+        {"mean", {"x", "axis", "keepdims"}},
     };
     auto sig = signatures.find(e.text);
-    if (sig == signatures.end()) {
-      mlir::emitError(loc(e)) << "internal error: unknown builtin '" << e.text << "'";
-      return mlir::failure();
-    }
+    if (sig == signatures.end() || (e.text == "mean" && e.operands.size() > 1))
+      return unsupported(e, "'" + e.text + "'" + (e.text == "mean" ? " with an 'axis'" : ""));
     std::vector<const Expr *> argExprs = bind(e, sig->second);
     std::vector<Val> args(argExprs.size());
     std::vector<bool> given(argExprs.size(), false);
@@ -376,7 +414,11 @@ private:
                                               b.getF32FloatAttr(theta), mlir::UnitAttr())
                        .getResult()};
       }
-      bool causal = given[4] ? args[4].number != 0 : true;
+      if (given[4] && static_cast<int64_t>(args[4].number) != heads)
+        return unsupported(e, "grouped-query attention (kv_heads " +
+                                  std::to_string(static_cast<int64_t>(args[4].number)) +
+                                  " < heads " + std::to_string(heads) + ")");
+      bool causal = given[5] ? args[5].number != 0 : true;
       return Val{mlir::llmp::AttentionOp::create(b, l, x.getType(), x, args[1].tensor,
                                                  args[2].tensor, b.getI64IntegerAttr(heads),
                                                  causal ? b.getUnitAttr() : mlir::UnitAttr())
