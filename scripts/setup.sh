@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libpcre2-dev libicu-dev
   bibledit-data
 )
-PIP_PACKAGES=(numpy torch tokenizers tiktoken)
+PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece)
 
 want_tests=0
 for arg in "$@"; do

@@ -8,6 +8,12 @@
 ///                    [--resume] [--checkpoint-every N]
 ///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
 ///                                                         batch, for reference tests)
+///   llmpc logits FILE [--stage NAME] [--run-dir DIR] --prompt TEXT... [--greedy N]
+///                    -o OUT.safetensors  (the trained model's logits on prompts and their
+///                                         greedy continuations, for reference tests)
+///   llmpc export FILE [--stage NAME] [--run-dir DIR] --format hf -o OUT_DIR
+///                                        the trained model as a Hugging Face folder
+///   llmpc import-hf HF_DIR -o RUN_DIR    a Hugging Face llama folder to an llmp checkpoint
 ///
 /// Each subcommand is one `run*` function over the shared helpers `loadAndCheck` (read,
 /// parse, import, Sema) and `llmp::emitStage` (compiler/Frontend); a new subcommand such
@@ -24,6 +30,10 @@
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
 #include "runtime/Checkpoint.h"
+#include "runtime/HfExport.h"
+#include "runtime/Logits.h"
+#include "runtime/Safetensors.h"
+#include "runtime/Tokenizer.h"
 #include "runtime/Trainer.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -90,6 +100,15 @@ cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("check `expected-error {{...}}` comments against the diagnostics"),
     cl::cat(category));
+
+cl::opt<std::string> exportFormat("format",
+                                  cl::desc("export format (export): hf, a Hugging Face folder"),
+                                  cl::value_desc("hf"), cl::init("hf"), cl::cat(category));
+cl::list<std::string> prompts("prompt", cl::desc("prompt text (logits; repeat for several)"),
+                              cl::value_desc("text"), cl::cat(category));
+cl::opt<int64_t> greedyTokens("greedy",
+                              cl::desc("also continue each prompt greedily by n tokens (logits)"),
+                              cl::value_desc("n"), cl::init(0), cl::cat(category));
 
 using mlir::llmp::Phase;
 cl::opt<Phase> compileTo(
@@ -654,6 +673,145 @@ int runGrads(Session &s) {
   return 0;
 }
 
+/// The stage named by --stage, else the first, if it has a model. Null after reporting;
+/// `status` then holds the exit status.
+const lang::StageInfo *stageWithModel(const lang::Program &program, int &status) {
+  for (const lang::StageDecl *stage : program.stages())
+    if (stageName.empty() || stage->name == stageName) {
+      auto it = program.stageInfo.find(stage->name);
+      if (it != program.stageInfo.end() && it->second.model)
+        return &it->second;
+      break;
+    }
+  status = toolError(stageName.empty()
+                         ? "'" + inputFile + "' declares no stage with a model"
+                         : "'" + inputFile + "' declares no stage '" + stageName + "' with a model");
+  return nullptr;
+}
+
+/// The run directory of `stage`: --run-dir, else runs/<pipeline>/<stage> (as `run`).
+std::string stageRunDirectory(const lang::Program &program, const std::string &stage) {
+  if (!runDir.empty())
+    return runDir;
+  std::string pipeline = pipelineOf(program, stage);
+  llvm::SmallString<128> dir("runs");
+  llvm::sys::path::append(dir, pipeline.empty() ? "main" : pipeline, stage);
+  return std::string(dir);
+}
+
+/// `llmpc export FILE --format hf -o OUT_DIR`: the model trained in the stage's run
+/// directory as a Hugging Face LlamaForCausalLM folder (runtime/HfExport.h); the
+/// hyper-parameters come from the model declaration in FILE.
+int runExport(Session &s) {
+  if (exportFormat != "hf")
+    return toolError("unknown export format '" + exportFormat + "'; expected 'hf'");
+  if (outputFile == "-")
+    return toolError("'export' writes a folder; give it with -o DIR");
+  int status = 0;
+  auto program = loadAndCheck(s, inputFile, status);
+  if (!program)
+    return status;
+  const lang::StageInfo *stage = stageWithModel(*program, status);
+  if (!stage)
+    return status;
+  auto config = lrt::llamaConfigFromArgs(stage->model->family->name, stage->model->args);
+  if (!config)
+    return toolError(config.status().message());
+  std::string dir = stageRunDirectory(*program, stage->decl->name);
+  if (lrt::Status st = lrt::exportHuggingFace(*config, dir, outputFile); !st)
+    return toolError(st.message());
+  llvm::outs() << "exported " << dir << " to " << outputFile
+               << " (LlamaForCausalLM: config.json, model.safetensors, tokenizer.json, "
+                  "tokenizer_config.json, tokenizer.model)\n";
+  return s.finish(true);
+}
+
+/// `llmpc import-hf HF_DIR -o RUN_DIR`: a Hugging Face llama folder to
+/// RUN_DIR/checkpoint/model.safetensors (+ tokenizer.model) with llmp names.
+int runImportHf() {
+  if (outputFile == "-")
+    return toolError("'import-hf' writes a run directory; give it with -o DIR");
+  if (lrt::Status st = lrt::importHuggingFace(inputFile, outputFile); !st)
+    return toolError(st.message());
+  llvm::outs() << "imported " << inputFile << " to " << outputFile
+               << "/checkpoint/model.safetensors\n";
+  return 0;
+}
+
+/// `llmpc logits FILE --prompt TEXT... [--greedy N] -o OUT`: compiles the stage's
+/// logits_step and runs it with the weights and tokenizer of the run directory's
+/// checkpoint/. OUT holds, for prompt i, `ids.<i>` (I32 [n]), `logits.<i>` (F32
+/// [n, vocab]) and with --greedy `greedy.<i>` (I32 [N]: the argmax continuation,
+/// runtime/Generate at temperature 0).
+int runLogits(Session &s) {
+  if (outputFile == "-")
+    return toolError("'logits' writes a safetensors file; give it with -o FILE");
+  if (prompts.empty())
+    return toolError("'logits' needs at least one --prompt TEXT");
+  int status = 0;
+  auto program = loadAndCheck(s, inputFile, status);
+  if (!program)
+    return status;
+  const lang::StageInfo *stage = stageWithModel(*program, status);
+  if (!stage)
+    return status;
+  std::string name = stage->decl->name;
+  lrt::StagePlan plan;
+  auto module = emitStage(s.ctx, *program, name, plan);
+  if (mlir::failed(module) ||
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM)))
+    return s.finish(false);
+  auto jit = mlir::llmp::JitModule::create(**module);
+  if (!jit)
+    return toolError("compiling stage '" + name + "': " + llvm::toString(jit.takeError()));
+  std::string dir = stageRunDirectory(*program, name);
+  auto params = lrt::readParams(plan, dir + "/checkpoint/model.safetensors");
+  if (!params)
+    return toolError(params.status().message());
+  auto tok = lrt::Tokenizer::load(dir + "/checkpoint/tokenizer.model");
+  if (!tok)
+    return toolError(tok.status().message());
+  lrt::LogitsModel model;
+  model.logitsStep = (*jit)->stepFunctions().logitsStep;
+  model.params = params->data();
+  model.numParams = plan.numParams;
+  model.context = plan.context > 0 ? plan.context : plan.seqLen;
+  model.vocab = plan.vocab;
+  std::vector<std::vector<int32_t>> ids(prompts.size()), greedy(prompts.size());
+  std::vector<std::vector<float>> logits(prompts.size());
+  std::vector<std::string> names;
+  std::vector<lrt::TensorRef> tensors;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ids[i] = tok->encode(prompts[i]);
+    auto rows = lrt::promptLogits(model, ids[i]);
+    if (!rows)
+      return toolError("prompt " + llvm::Twine(i) + ": " + rows.status().message());
+    logits[i] = rows.take();
+    if (greedyTokens > 0) {
+      std::mt19937_64 rng(0); // unused at temperature 0
+      auto out = lrt::generate(model, ids[i], greedyTokens, /*temperature=*/0.0, 0, rng);
+      if (!out)
+        return toolError(out.status().message());
+      greedy[i].assign(out->begin() + ids[i].size(), out->end());
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    int64_t n = int64_t(ids[i].size());
+    tensors.push_back({"ids." + std::to_string(i), lrt::DType::I32, {n}, ids[i].data()});
+    tensors.push_back(
+        {"logits." + std::to_string(i), lrt::DType::F32, {n, plan.vocab}, logits[i].data()});
+    if (greedyTokens > 0)
+      tensors.push_back({"greedy." + std::to_string(i), lrt::DType::I32,
+                         {int64_t(greedy[i].size())}, greedy[i].data()});
+  }
+  if (lrt::Status st = lrt::writeSafetensors(outputFile, tensors,
+                                             {{"prompts", std::to_string(prompts.size())},
+                                              {"run_dir", dir}});
+      !st)
+    return toolError(st.message());
+  return s.finish(true);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -669,6 +827,12 @@ int main(int argc, char **argv) {
     return runRun(session);
   if (command == "grads")
     return runGrads(session);
+  if (command == "export")
+    return runExport(session);
+  if (command == "import-hf")
+    return runImportHf();
+  if (command == "logits")
+    return runLogits(session);
   return toolError("unknown command '" + command +
                    "'; expected 'check', 'emit', 'run' or 'grads'");
 }
