@@ -1098,7 +1098,7 @@ private:
         return bad(i, str(kv) + (args[4] ? " (grouped-query: D * kv_heads / heads)"
                                          : std::string(" like 'q'")));
     if (curFamily && args[4])
-      gqaCalls[curFamily].push_back(&call);
+      gqaCalls[curFamily].push_back({&call, args[3], args[4]});
     return q;
   }
 
@@ -1116,6 +1116,7 @@ private:
     Scope scope;
     std::map<std::string, Ty> none;
     size_t tensors = 0;
+    bool formalFailed = false;
     for (const Formal &f : l.formals) {
       // Dimensions of earlier parameters are known to later ones (`k: f32[B, T, D / 2]`).
       Ty t = typeOf(f.type, none, /*allowFresh=*/true);
@@ -1142,11 +1143,17 @@ private:
         t = Ty::error();
       }
       tensors += t.isTensor();
+      formalFailed |= t.isError();
       scope.vars[f.name] = t;
     }
-    if (tensors == 0)
-      error(l.nameLoc) << what << " '" << l.name
-                       << "' must take at least one tensor parameter";
+    if (tensors == 0) {
+      // Unless a parameter's type was already reported, say what is missing; either way
+      // the body's shapes cannot be checked.
+      if (!formalFailed)
+        error(l.nameLoc) << what << " '" << l.name
+                         << "' must take at least one tensor parameter";
+      return;
+    }
     Ty result = typeOf(l.result, none, false);
     if (l.isReward) {
       if (!result.isError() && !(result.isTensor() && result.dtype == "f32" && result.rank() == 1)) {
@@ -1682,13 +1689,8 @@ private:
     auto it = gqaCalls.find(&f);
     if (it == gqaCalls.end())
       return true;
-    for (const Expr *call : it->second) {
-      const Expr *headsE = call->arg("heads") ? call->arg("heads") : call->operands[3].get();
-      const Expr *kvE = call->arg("kv_heads");
-      if (!kvE && call->operands.size() > 4 && call->argNames[4].empty())
-        kvE = call->operands[4].get();
-      if (!kvE)
-        continue;
+    for (const GroupedQuery &g : it->second) {
+      const Expr *call = g.call, *headsE = g.heads, *kvE = g.kvHeads;
       auto heads = quietInt(*headsE, env), kv = quietInt(*kvE, env);
       if (!heads || !kv || (*kv > 0 && *heads % *kv == 0))
         continue;
@@ -2753,7 +2755,10 @@ private:
   std::set<std::string> reportedUndeclared;
   bool failed = false;
   /// `attention` calls with `kv_heads`, per family (checked with numbers per instance).
-  std::map<const FamilyDecl *, std::vector<const Expr *>> gqaCalls;
+  struct GroupedQuery {
+    const Expr *call, *heads, *kvHeads;
+  };
+  std::map<const FamilyDecl *, std::vector<GroupedQuery>> gqaCalls;
 };
 
 } // namespace
