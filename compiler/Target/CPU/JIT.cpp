@@ -5,6 +5,7 @@
 #include "kernels/cpu/Alloc.h"
 #include "kernels/cpu/Matmul.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
@@ -25,6 +26,12 @@ llvm::Expected<std::unique_ptr<JitModule>> JitModule::create(ModuleOp module) {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
   });
+  // The step heap's allocation functions return fresh blocks, as malloc does: say so, so
+  // that alias analysis can tell temporaries apart (LICM, vectorisation without checks).
+  for (StringRef name : {"_mlir_memref_to_llvm_alloc", "_mlir_memref_to_llvm_aligned_alloc"})
+    if (auto fn = module.lookupSymbol<LLVM::LLVMFuncOp>(name))
+      fn.setResultAttr(0, LLVM::LLVMDialect::getNoAliasAttrName(),
+                       UnitAttr::get(fn.getContext()));
   auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!tmBuilder)
     return tmBuilder.takeError();
