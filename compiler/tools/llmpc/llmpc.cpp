@@ -641,7 +641,10 @@ int runRun(Session &s) {
     llvm::outs().flush();
     std::fflush(stdout);
     llvm::errs() << "llmpc: " << result.message() << "\n";
-    if (!lrt::listCheckpoints(opts.runDir + "/checkpoint").empty())
+    // Before the first step nothing was written (an earlier run's checkpoints may be
+    // there, but resuming them is not what was interrupted).
+    bool wroteCheckpoint = llvm::StringRef(result.message()).starts_with("interrupted at step");
+    if (wroteCheckpoint && !lrt::listCheckpoints(opts.runDir + "/checkpoint").empty())
       llvm::errs() << "llmpc: continue with: " << resumeCommand() << "\n";
     return 130;
   }
