@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libopenblas-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libicu-dev
+  libcairo2-dev
   bibledit-data
 )
 PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece)

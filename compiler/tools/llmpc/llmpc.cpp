@@ -8,6 +8,8 @@
 ///                    [--resume] [--checkpoint-every N]
 ///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
 ///                                                         batch, for reference tests)
+///   llmpc report RUN_DIR [-o OUT_DIR]    charts (PNG, SVG) and report.html of a run
+///                                        (default OUT_DIR: RUN_DIR/report)
 ///   llmpc logits FILE [--stage NAME] [--run-dir DIR] --prompt TEXT... [--greedy N]
 ///                    -o OUT.safetensors  (the trained model's logits on prompts and their
 ///                                         greedy continuations, for reference tests)
@@ -34,6 +36,7 @@
 #include "runtime/Logits.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
+#include "runtime/Report.h"
 #include "runtime/Trainer.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -63,10 +66,10 @@ using namespace llmp;
 namespace {
 
 cl::OptionCategory category("llmpc options");
-cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|grads>"), cl::Required,
-                             cl::cat(category));
-cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.llmp>"), cl::Required,
-                               cl::cat(category));
+cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|grads|report>"),
+                             cl::Required, cl::cat(category));
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.llmp | run dir (report)>"),
+                               cl::Required, cl::cat(category));
 cl::opt<std::string> stageName("stage", cl::desc("stage to emit (default: the first)"),
                                cl::value_desc("name"), cl::cat(category));
 cl::opt<std::string> stdlibDir("stdlib", cl::desc("folder that `import std.*` resolves in"),
@@ -815,6 +818,21 @@ int runLogits(Session &s) {
   return s.finish(true);
 }
 
+/// `llmpc report RUN_DIR [-o OUT_DIR]`: charts and report.html of a run (runtime/Report.h).
+int runReport() {
+  lrt::ReportOptions opts;
+  if (outputFile != "-")
+    opts.outDir = outputFile;
+  lrt::ReportResult result;
+  if (lrt::Status st = lrt::writeReport(inputFile, opts, &result); !st.isOk())
+    return toolError(st.message());
+  for (const std::string &warning : result.warnings)
+    llvm::errs() << "llmpc: warning: " << warning << "\n";
+  llvm::outs() << "report: " << result.htmlPath << " (" << (result.files.size() - 1) / 2
+               << " charts as PNG and SVG beside it)\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -830,6 +848,8 @@ int main(int argc, char **argv) {
     return runRun(session);
   if (command == "grads")
     return runGrads(session);
+  if (command == "report")
+    return runReport();
   if (command == "export")
     return runExport(session);
   if (command == "import-hf")
@@ -837,5 +857,5 @@ int main(int argc, char **argv) {
   if (command == "logits")
     return runLogits(session);
   return toolError("unknown command '" + command +
-                   "'; expected 'check', 'emit', 'run' or 'grads'");
+                   "'; expected 'check', 'emit', 'run', 'grads' or 'report'");
 }
