@@ -6,15 +6,18 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <unistd.h>
 #include <string>
 
 namespace lrt::test {
 
-/// A new empty directory under the GoogleTest temp dir, named after the running test.
+/// A new empty directory under the GoogleTest temp dir, named after the running test and
+/// the process (two test binaries running at once must not share folders).
 inline std::string freshDir() {
   const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::filesystem::path p = std::filesystem::path(::testing::TempDir()) /
-                            (std::string("llmp_rt_") + info->test_suite_name() + "_" + info->name());
+                            (std::string("llmp_rt_") + info->test_suite_name() + "_" +
+                             info->name() + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
