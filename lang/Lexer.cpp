@@ -3,6 +3,7 @@
 #include "lang/Lexer.h"
 
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdlib>
 
@@ -28,7 +29,8 @@ std::string describe(const Token &tok) {
 
 char Lexer::advance() {
   char c = buf[pos++];
-  if (c == '\n') {
+  // A line ends at "\n", "\r\n" or a lone "\r" (old Mac files).
+  if (c == '\n' || (c == '\r' && peek() != '\n')) {
     ++line;
     col = 1;
   } else {
@@ -39,10 +41,13 @@ char Lexer::advance() {
 
 Token Lexer::next() {
   Token tok;
+  // A UTF-8 byte order mark at the start of the file is not part of the text.
+  if (pos == 0 && buf.starts_with("\xEF\xBB\xBF"))
+    pos = 3;
   // Skip blanks and `//` comments, remembering line breaks.
   while (pos < buf.size()) {
     char c = peek();
-    if (c == '\n') {
+    if (c == '\n' || (c == '\r' && peek(1) != '\n')) {
       tok.newlineBefore = true;
       advance();
     } else if (c == ' ' || c == '\t' || c == '\r') {
@@ -106,12 +111,14 @@ Token Lexer::next() {
   }
   tok.kind = Tok::Error;
   unsigned char uc = static_cast<unsigned char>(c);
+  static const char *hex = "0123456789abcdef";
   if (std::isprint(uc))
     tok.text = std::string("unexpected character '") + c + "'";
-  else {
-    static const char *hex = "0123456789abcdef";
+  else if (uc >= 0x80)
+    tok.text = std::string("unexpected non-ASCII byte 0x") + hex[uc >> 4] + hex[uc & 15] +
+               "; identifiers are ASCII letters, digits and '_'";
+  else
     tok.text = std::string("unexpected byte 0x") + hex[uc >> 4] + hex[uc & 15];
-  }
   return tok;
 }
 
@@ -147,7 +154,14 @@ Token Lexer::lexNumber(Token tok) {
   }
   if (isFloat) {
     tok.kind = Tok::Float;
+    errno = 0;
     tok.floatValue = std::strtod(tok.text.c_str(), nullptr);
+    // strtod sets ERANGE on overflow and on underflow past the normal range; an underflow
+    // to zero loses the number entirely, so both are errors.
+    if (errno == ERANGE && (std::isinf(tok.floatValue) || tok.floatValue == 0)) {
+      tok.kind = Tok::Error;
+      tok.text = "number '" + tok.text + "' is out of range for a 64-bit float";
+    }
   } else {
     tok.kind = Tok::Int;
     errno = 0;

@@ -145,6 +145,8 @@ unsigned readSourceFile(llvm::SourceMgr &sourceMgr, llvm::StringRef path,
     return 0;
   }
   std::string why = checkText((*bufOr)->getBuffer());
+  if (why.empty() && Lexer((*bufOr)->getBuffer(), path).next().kind == Tok::Eof)
+    why = "it is empty (only blanks and comments)";
   if (!why.empty()) {
     toolError = "cannot compile '" + path.str() + "': " + why;
     return 0;

@@ -6,6 +6,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Location.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/STLExtras.h"
 
 namespace llmp::lang {
 
@@ -25,6 +26,14 @@ Parser::DepthGuard::DepthGuard(Parser &p) : p(p), ok(true) {
     p.error(p.cur.loc, "nesting is too deep; at most " +
                            llvm::Twine(kMaxNestingDepth) + " levels are allowed");
   }
+}
+
+bool Parser::OperatorDepth::deeper(const Loc &loc) {
+  if (++p.depth <= kMaxNestingDepth)
+    return true;
+  p.error(loc, "expression is nested too deeply (limit " + llvm::Twine(kMaxNestingDepth) +
+                   " levels of operators and brackets)");
+  return false;
 }
 
 void Parser::consume() {
@@ -415,11 +424,28 @@ DeclPtr Parser::parseStage() {
   if (consumeIf(Tok::Colon) &&
       !expectIdent(decl->kindName, decl->kindLoc, "as the stage kind after ':'"))
     return nullptr;
+  Loc open = cur.loc;
   if (!expect(Tok::LBrace, "'{'", "to open the stage body"))
     return nullptr;
   while (!consumeIf(Tok::RBrace)) {
     if (consumeIf(Tok::Semi))
       continue;
+    // A declaration keyword where a field should be, or the end of the file: the stage's
+    // '}' is missing (a field name is always followed by ':').
+    static const char *const declKeywords[] = {"import", "tokenizer", "dataset", "model",
+                                               "loss",   "reward",    "stage",   "pipeline"};
+    if (cur.kind == Tok::Eof ||
+        (cur.kind == Tok::Ident && ahead.kind != Tok::Colon &&
+         llvm::is_contained(declKeywords, cur.text))) {
+      if (!failed) {
+        auto diag = mlir::emitError(toMLIR(ctx, cur.loc))
+                    << "expected '}' to close stage '" << decl->name << "', found "
+                    << describe(cur);
+        diag.attachNote(toMLIR(ctx, open)) << "the stage body opens here";
+      }
+      failed = true;
+      return nullptr;
+    }
     if (cur.kind != Tok::Ident) {
       errorExpected("a field name or '}'", "in the stage body");
       return nullptr;
@@ -495,9 +521,12 @@ static ExprPtr makeBinary(std::string op, Loc loc, ExprPtr lhs, ExprPtr rhs) {
 
 /// additive ::= multiplicative (('+' | '-') multiplicative)*
 ExprPtr Parser::parseAdditive() {
+  OperatorDepth nesting(*this);
   ExprPtr lhs = parseMultiplicative();
   while (lhs && (cur.kind == Tok::Plus || cur.kind == Tok::Minus)) {
     Token op = cur;
+    if (!nesting.deeper(op.loc))
+      return nullptr;
     consume();
     ExprPtr rhs = parseMultiplicative();
     if (!rhs)
@@ -509,9 +538,12 @@ ExprPtr Parser::parseAdditive() {
 
 /// multiplicative ::= unary (('*' | '/' | '@') unary)*
 ExprPtr Parser::parseMultiplicative() {
+  OperatorDepth nesting(*this);
   ExprPtr lhs = parseUnary();
   while (lhs && (cur.kind == Tok::Star || cur.kind == Tok::Slash || cur.kind == Tok::At)) {
     Token op = cur;
+    if (!nesting.deeper(op.loc))
+      return nullptr;
     consume();
     ExprPtr rhs = parseUnary();
     if (!rhs)

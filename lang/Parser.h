@@ -73,6 +73,17 @@ private:
     ~DepthGuard() { --p.depth; }
   };
 
+  /// Counts the binary operators of a left-deep chain (`1+1+...`) as nesting levels, as the
+  /// tree they build is as deep as the chain is long; restores the depth on exit.
+  struct OperatorDepth {
+    Parser &p;
+    unsigned saved;
+    OperatorDepth(Parser &p) : p(p), saved(p.depth) {}
+    ~OperatorDepth() { p.depth = saved; }
+    /// Adds one level for the next operator; reports and returns false past the bound.
+    bool deeper(const Loc &loc);
+  };
+
   Lexer lexer;
   mlir::MLIRContext &ctx;
   Token cur, ahead;

@@ -11,11 +11,13 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <set>
 
@@ -111,10 +113,16 @@ std::string fmtNum(double v) {
   return buf;
 }
 
-/// A number computed at compile time.
+/// A number computed at compile time. Integers are exact in `i` (checked 64-bit arithmetic);
+/// `value` is the number as a double either way.
 struct Num {
   double value = 0;
   bool isInt = false;
+  int64_t i = 0;
+  static Num integer(int64_t v) { return Num{static_cast<double>(v), true, v}; }
+  static Num real(double v) { return Num{v, false, 0}; }
+  /// Prints the number as the user would write it (`-5`, `0.5`, `3e-05`).
+  std::string str() const { return isInt ? std::to_string(i) : fmtNum(value); }
 };
 
 /// One argument of a builtin.
@@ -163,8 +171,12 @@ public:
     collectGlobals();
     for (auto &m : prog.modules)
       for (DeclPtr &d : m->decls) {
-        if (d->kind == Decl::Kind::Family)
+        if (d->kind == Decl::Kind::Family) {
+          unsigned before = numErrors;
           checkFamily(static_cast<FamilyDecl &>(*d));
+          if (numErrors != before)
+            badFamilies.insert(d.get()); // its instances would repeat its errors
+        }
         else if (d->kind == Decl::Kind::Loss)
           checkLoss(static_cast<const LossDecl &>(*d));
       }
@@ -200,6 +212,7 @@ private:
 
   mlir::InFlightDiagnostic error(const Loc &loc) {
     failed = true;
+    ++numErrors;
     return mlir::emitError(toMLIR(ctx, loc));
   }
   mlir::Location mloc(const Loc &loc) { return toMLIR(ctx, loc); }
@@ -300,15 +313,21 @@ private:
   // Scalars and constants
   //===--------------------------------------------------------------------===//
 
+  std::optional<Num> overflow(const Expr &e, llvm::StringRef what) {
+    error(e.loc) << "integer overflow in " << what << ": '" << printExpr(e)
+                 << "' does not fit in 64 bits";
+    return std::nullopt;
+  }
+
   /// Evaluates a compile-time number. `env` holds visible numeric names. Reports and
   /// returns nullopt when `e` is not a number.
   std::optional<Num> evalNum(const Expr &e, const std::map<std::string, Num> &env,
                              llvm::StringRef what) {
     switch (e.kind) {
     case Expr::Kind::Int:
-      return Num{static_cast<double>(e.intValue), true};
+      return Num::integer(e.intValue);
     case Expr::Kind::Float:
-      return Num{e.floatValue, false};
+      return Num::real(e.floatValue);
     case Expr::Kind::Name: {
       auto it = env.find(e.text);
       if (it != env.end())
@@ -341,7 +360,7 @@ private:
                          << "' is not known before run time; declare it with 'vocab: N'";
             return std::nullopt;
           }
-          return Num{static_cast<double>(ti->second.vocab), true};
+          return Num::integer(ti->second.vocab);
         }
       }
       error(e.loc) << "expected a number for " << what << ", found '" << printExpr(e) << "'";
@@ -349,9 +368,13 @@ private:
     }
     case Expr::Kind::Neg: {
       auto v = evalNum(*e.operands[0], env, what);
-      if (v)
-        v->value = -v->value;
-      return v;
+      if (!v)
+        return v;
+      if (!v->isInt)
+        return Num::real(-v->value);
+      if (v->i == std::numeric_limits<int64_t>::min())
+        return overflow(e, what);
+      return Num::integer(-v->i);
     }
     case Expr::Kind::Binary: {
       auto a = evalNum(*e.operands[0], env, what);
@@ -360,20 +383,39 @@ private:
       auto b = evalNum(*e.operands[1], env, what);
       if (!b)
         return std::nullopt;
-      bool isInt = a->isInt && b->isInt;
-      if (e.text == "+")
-        return Num{a->value + b->value, isInt};
-      if (e.text == "-")
-        return Num{a->value - b->value, isInt};
-      if (e.text == "*")
-        return Num{a->value * b->value, isInt};
-      if (e.text == "/") {
-        if (b->value == 0) {
-          error(e.loc) << "division by zero in " << what;
-          return std::nullopt;
-        }
-        return Num{isInt ? std::floor(a->value / b->value) : a->value / b->value, isInt};
+      if (e.text == "/" && b->value == 0) {
+        error(e.loc) << "division by zero in " << what;
+        return std::nullopt;
       }
+      if (a->isInt && b->isInt) {
+        std::optional<int64_t> r;
+        if (e.text == "+")
+          r = llvm::checkedAdd(a->i, b->i);
+        else if (e.text == "-")
+          r = llvm::checkedSub(a->i, b->i);
+        else if (e.text == "*")
+          r = llvm::checkedMul(a->i, b->i);
+        else if (e.text == "/" &&
+                 !(a->i == std::numeric_limits<int64_t>::min() && b->i == -1)) {
+          // Floor division, as for the non-negative sizes it is meant for.
+          int64_t q = a->i / b->i;
+          r = q - ((a->i % b->i != 0) && ((a->i < 0) != (b->i < 0)));
+        }
+        if (e.text != "@") {
+          if (!r)
+            return overflow(e, what);
+          return Num::integer(*r);
+        }
+      }
+      double x = a->value, y = b->value;
+      if (e.text == "+")
+        return Num::real(x + y);
+      if (e.text == "-")
+        return Num::real(x - y);
+      if (e.text == "*")
+        return Num::real(x * y);
+      if (e.text == "/")
+        return Num::real(x / y);
       error(e.loc) << "operator '" << e.text << "' is not defined on numbers";
       return std::nullopt;
     }
@@ -458,12 +500,21 @@ private:
         error(d.loc) << "operator '@' is not defined on dimensions";
         return false;
       }
-      return checkDim(*d.operands[0], known, false) && checkDim(*d.operands[1], known, false);
+      if (d.text == "/" && d.operands[1]->kind == Expr::Kind::Int && d.operands[1]->intValue == 0) {
+        error(d.loc) << "division by zero in the dimension '" << printExpr(d) << "'";
+        return false;
+      }
+      // Operands are checked for names only: `dim - 1` is fine although 1 - 2 is not.
+      return checkOperand(*d.operands[0], known) && checkOperand(*d.operands[1], known);
     default:
       error(d.loc) << "expected a dimension (a number, a name or arithmetic on them), found '"
                    << printExpr(d) << "'";
       return false;
     }
+  }
+
+  bool checkOperand(const Expr &d, const std::map<std::string, Ty> &known) {
+    return d.kind == Expr::Kind::Int || checkDim(d, known, false);
   }
 
   void checkFamily(FamilyDecl &f) {
@@ -1286,7 +1337,10 @@ private:
     auto n = numArg(e, what, wantInt);
     if (!n || !checkRange(e, n->value, what, lo, loOpen, hi, hiOpen))
       return false;
-    out = static_cast<T>(n->value);
+    if constexpr (std::is_integral_v<T>)
+      out = n->isInt ? static_cast<T>(n->i) : static_cast<T>(n->value);
+    else
+      out = static_cast<T>(n->value);
     return true;
   }
 
@@ -1323,14 +1377,9 @@ private:
         return;
       if (!resolveRef(*args[0], Decl::Kind::Dataset, "dataset"))
         return;
-      if (args[1]->kind != Expr::Kind::Int) {
-        error(args[1]->loc) << "'vocab' must be an integer literal, found '"
-                            << printExpr(*args[1]) << "'";
+      // Byte fallback: 256 byte tokens, <unk> and a few merges (as the trainer requires).
+      if (!rangeArg(args[1], "'vocab'", true, info.vocab, 260, false))
         return;
-      }
-      if (!checkRange(args[1], static_cast<double>(args[1]->intValue), "'vocab'", 256, false))
-        return;
-      info.vocab = args[1]->intValue;
       info.vocabExpr = args[1];
       info.specialsKnown = true; // a trained vocabulary has exactly the declared specials
       specials = args[2];
@@ -1435,7 +1484,7 @@ private:
     if (!path)
       return;
     info.path = *path;
-    if (args[2] && !rangeArg(args[2], "'split'", false, info.split, 0, true, 1, false))
+    if (args[2] && !rangeArg(args[2], "'split'", false, info.split, 0, true, 1, true))
       return;
     if (info.kind == "text") {
       if (args[1]) {
@@ -1593,7 +1642,7 @@ private:
                         << printExpr(*e) << "'";
           return;
         }
-        env[p.name] = Num{val ? 1.0 : 0.0, true};
+        env[p.name] = Num::integer(val);
         continue;
       }
       auto n = evalNum(*e, given.count(p.name) ? std::map<std::string, Num>() : env,
@@ -1605,9 +1654,9 @@ private:
                       << printExpr(*e);
         return;
       }
-      if (n->value <= 0 && k == Ty::K::Int) {
-        error(e->loc) << "argument '" << p.name << "' must be positive, found "
-                      << fmtNum(n->value);
+      // Sizes, epsilons and RoPE bases alike: every numeric family argument is positive.
+      if (!(n->value > 0) && (k == Ty::K::Int || k == Ty::K::Float)) {
+        error(e->loc) << "argument '" << p.name << "' must be positive, found " << n->str();
         return;
       }
       env[p.name] = *n;
@@ -1616,6 +1665,9 @@ private:
       spec.args[name] = n.value;
       spec.isInt[name] = n.isInt;
     }
+    // A family with errors of its own would repeat them in every instance's parameters.
+    if (badFamilies.count(&f))
+      return;
     // Lay the parameters out in flat-buffer order, expanding `repeat` blocks in place.
     std::vector<bool> expanded(f.repeats.size(), false);
     auto add = [&](const ParamDecl &p, int layer) -> bool {
@@ -1629,17 +1681,28 @@ private:
         auto n = evalNum(*d, env, "a parameter dimension");
         if (!n)
           return false;
-        if (n->value <= 0) {
+        if (!n->isInt || n->i <= 0) {
           error(d->loc) << "dimension '" << printExpr(*d) << "' of parameter '" << p.name
-                        << "' must be positive, found " << n->value;
+                        << "' must be a positive integer, found " << n->str();
           return false;
         }
-        cp.shape.push_back(static_cast<int64_t>(n->value));
-        cp.numel *= cp.shape.back();
+        cp.shape.push_back(n->i);
+        auto numel = llvm::checkedMul(cp.numel, n->i);
+        if (!numel) {
+          tooLarge(b, d->loc, "parameter '" + cp.path + "' has more elements");
+          return false;
+        }
+        cp.numel = *numel;
       }
       cp.offset = spec.numParams;
       cp.decay = cp.shape.size() == 2 && !llvm::is_contained(f.embeddingTables, &p);
-      spec.numParams += cp.numel;
+      // Four bytes per element (and more for optimizer state) must stay addressable.
+      auto total = llvm::checkedAdd(spec.numParams, cp.numel);
+      if (!total || !llvm::checkedMul(*total, int64_t(16))) {
+        tooLarge(b, p.loc, "model '" + b.name + "' has more parameters");
+        return false;
+      }
+      spec.numParams = *total;
       spec.params.push_back(std::move(cp));
       return true;
     };
@@ -1663,6 +1726,14 @@ private:
     prog.models[b.name] = std::move(spec);
   }
 
+  /// Reports a model too large to count or address, at `loc`, with a note at the model.
+  void tooLarge(const BindingDecl &b, const Loc &loc, const std::string &what) {
+    auto diag = error(loc);
+    diag << what << " than 64-bit sizes can address";
+    if (loc.file != b.nameLoc.file || loc.line != b.nameLoc.line)
+      diag.attachNote(mloc(b.value->loc)) << "in model '" << b.name << "' declared here";
+  }
+
   /// Evaluates an integer expression over the family's arguments without reporting.
   static std::optional<int64_t> quietInt(const Expr &e, const std::map<std::string, Num> &env) {
     if (e.kind == Expr::Kind::Int)
@@ -1670,14 +1741,20 @@ private:
     if (e.kind == Expr::Kind::Name) {
       auto it = env.find(e.text);
       if (it != env.end() && it->second.isInt)
-        return static_cast<int64_t>(it->second.value);
+        return it->second.i;
       return std::nullopt;
     }
     if (e.kind == Expr::Kind::Binary && e.text != "@") {
       auto a = quietInt(*e.operands[0], env), b = quietInt(*e.operands[1], env);
       if (!a || !b || (e.text == "/" && *b == 0))
         return std::nullopt;
-      return e.text == "+" ? *a + *b : e.text == "-" ? *a - *b : e.text == "*" ? *a * *b : *a / *b;
+      if (e.text == "+")
+        return llvm::checkedAdd(*a, *b);
+      if (e.text == "-")
+        return llvm::checkedSub(*a, *b);
+      if (e.text == "*")
+        return llvm::checkedMul(*a, *b);
+      return *b == -1 ? llvm::checkedMul(*a, *b) : *a / *b;
     }
     return std::nullopt;
   }
@@ -2029,8 +2106,8 @@ private:
         ok &= b && t && checkRange(e->operands[0].get(), b->value, "the batch size", 0, true) &&
               checkRange(e->operands[1].get(), t->value, "the sequence length", 0, true);
         if (b && t) {
-          info.batch = static_cast<int64_t>(b->value);
-          info.seqLen = static_cast<int64_t>(t->value);
+          info.batch = b->isInt ? b->i : static_cast<int64_t>(b->value);
+          info.seqLen = t->isInt ? t->i : static_cast<int64_t>(t->value);
         }
       }
     } else if (info.trains() && ok && !silent && info.batch == 0) {
@@ -2038,6 +2115,13 @@ private:
       ok = false;
     }
     ok &= rangeArg(get("steps"), "'steps'", true, info.steps, 0, true);
+    if (ok && info.steps > 0 && info.warmup > info.steps && get("schedule")) {
+      const Expr *w = get("schedule")->arg("warmup");
+      auto diag = error(w ? w->loc : get("schedule")->loc);
+      diag << "'warmup' (" << info.warmup << ") must be at most 'steps' (" << info.steps << ")";
+      diag.attachNote(mloc(get("steps")->loc)) << "'steps' is set here";
+      ok = false;
+    }
     ok &= rangeArg(get("eval_batches"), "'eval_batches'", true, info.evalBatches, 0, true);
     ok &= rangeArg(get("seed"), "'seed'", true, info.seed, 0, false);
     ok &= rangeArg(get("ranks"), "'ranks'", true, info.ranks, 0, true);
@@ -2460,6 +2544,17 @@ private:
     return true;
   }
 
+  /// Optimizer and schedule arguments are passed by name, like model family arguments.
+  bool namedOnly(const Expr &call, llvm::StringRef example) {
+    for (size_t i = 0; i < call.operands.size(); ++i)
+      if (call.argNames[i].empty()) {
+        error(call.operands[i]->loc) << "arguments of '" << call.text
+                                     << "' are passed by name, e.g. '" << example << ": ...'";
+        return false;
+      }
+    return true;
+  }
+
   bool checkOptimizer(const Expr *e, StageInfo &info) {
     if (!e)
       return true;
@@ -2476,7 +2571,7 @@ private:
                                    {"weight_decay", Ty::K::Float, true},
                                    {"eps", Ty::K::Float, true}};
     std::vector<const Expr *> args;
-    if (!bindArgs(*e, spec, args))
+    if (!namedOnly(*e, "lr") || !bindArgs(*e, spec, args))
       return false;
     auto lr = numArg(args[0], "'lr'", false);
     if (!lr || !checkRange(args[0], lr->value, "'lr'", 0, true))
@@ -2528,14 +2623,14 @@ private:
     }
     static const ArgSpec spec[] = {{"warmup", Ty::K::Int, true}, {"min_lr", Ty::K::Float, true}};
     std::vector<const Expr *> args;
-    if (!bindArgs(*e, spec, args))
+    if (!namedOnly(*e, "warmup") || !bindArgs(*e, spec, args))
       return false;
     info.minLr = 0.0;
     if (const Expr *w = args[0]) {
       auto n = numArg(w, "'warmup'", true);
       if (!n || !checkRange(w, n->value, "'warmup'", 0, false))
         return false;
-      info.warmup = static_cast<int64_t>(n->value);
+      info.warmup = n->isInt ? n->i : static_cast<int64_t>(n->value);
     }
     if (const Expr *m = args[1]) {
       auto n = numArg(m, "'min_lr'", false);
@@ -2633,19 +2728,35 @@ private:
     const ForwardDecl &fwd = *f.forward;
     std::map<std::string, Num> env;
     for (auto &[name, v] : m.args)
-      env[name] = Num{v, m.isInt.at(name)};
+      env[name] = m.isInt.at(name) ? Num::integer(static_cast<int64_t>(v)) : Num::real(v);
     const TypeRef &tokens = fwd.inputs[0].type;
-    env[printExpr(*tokens.dims[0])] = Num{static_cast<double>(info.batch), true};
-    env[printExpr(*tokens.dims[1])] = Num{static_cast<double>(info.seqLen), true};
+    env[printExpr(*tokens.dims[0])] = Num::integer(info.batch);
+    env[printExpr(*tokens.dims[1])] = Num::integer(info.seqLen);
     std::vector<int64_t> out;
     for (const ExprPtr &d : fwd.result.dims) {
       auto n = evalNum(*d, env, "a forward result dimension");
       if (!n)
         return false;
-      out.push_back(static_cast<int64_t>(n->value));
+      out.push_back(n->isInt ? n->i : static_cast<int64_t>(n->value));
     }
     if (!info.loss)
       return true;
+    // The stage computes logits [batch, sequence, vocab] from the forward's result.
+    std::vector<int64_t> logits = {info.batch, info.seqLen, m.get("vocab")};
+    if (m.args.count("vocab") && out != logits) {
+      auto diag = error(s.field("model") ? s.field("model")->value->loc : s.nameLoc);
+      diag << "model '" << m.decl->name << "' returns " << fwd.result.name << "[";
+      for (size_t i = 0; i < fwd.result.dims.size(); ++i)
+        diag << (i ? ", " : "") << printExpr(*fwd.result.dims[i]);
+      diag << "] = " << fwd.result.name << "[";
+      for (size_t i = 0; i < out.size(); ++i)
+        diag << (i ? ", " : "") << out[i];
+      diag << "] but stage '" << s.name << "' needs logits f32[B, T, vocab] = f32["
+           << info.batch << ", " << info.seqLen << ", " << m.get("vocab") << "]";
+      diag.attachNote(mloc(fwd.result.loc)) << "the result of 'forward' of model family '"
+                                            << f.name << "' is declared here";
+      return false;
+    }
     const LossDecl &l = *info.loss;
     // A stage's loss takes (logits, targets) or (logits, targets, mask), then numbers.
     std::vector<const Formal *> tensorFormals;
@@ -2754,6 +2865,9 @@ private:
   FamilyDecl *curFamily = nullptr;
   std::set<std::string> reportedUndeclared;
   bool failed = false;
+  unsigned numErrors = 0;
+  /// Families with errors of their own; their instances are not checked again.
+  std::set<const Decl *> badFamilies;
   /// `attention` calls with `kv_heads`, per family (checked with numbers per instance).
   struct GroupedQuery {
     const Expr *call, *heads, *kvHeads;

@@ -207,6 +207,17 @@ private:
   }
   mlir::Location loc(const Expr &e) { return toMLIR(ctx, e.loc); }
 
+  /// Points an error inside a model family at the user's arguments that caused it, e.g.
+  /// `heads: 3` in `model m = llama(...)`.
+  void noteModelArgs(mlir::InFlightDiagnostic &diag, llvm::ArrayRef<const char *> names) {
+    if (!m.decl || !m.decl->value)
+      return;
+    for (const char *name : names)
+      if (const Expr *a = m.decl->value->arg(name))
+        diag.attachNote(loc(*a)) << "'" << name << "' is set to " << printExpr(*a)
+                                 << " in model '" << m.decl->name << "'";
+  }
+
   mlir::LogicalResult stmt(const Stmt &s, std::optional<Val> &result) {
     switch (s.kind) {
     case Stmt::Kind::Assign: {
@@ -399,8 +410,10 @@ private:
       int64_t heads = static_cast<int64_t>(args[name == "rope" ? 1 : 3].number);
       int64_t d = shapeOf(x).back();
       if (heads <= 0 || d % heads != 0) {
-        mlir::emitError(l) << "'heads' (" << heads << ") must divide the model dimension "
-                           << d << " in '" << name << "'";
+        auto diag = mlir::emitError(l) << "'heads' (" << heads
+                                       << ") must divide the model dimension " << d << " in '"
+                                       << name << "'";
+        noteModelArgs(diag, {"heads", "dim"});
         return mlir::failure();
       }
       if (name == "rope") {

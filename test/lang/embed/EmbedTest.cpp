@@ -91,7 +91,7 @@ TEST(Embed, DiagnosticsPointAtTheCppCall) {
   p.import("std.models.llama");
   p.import("std.losses");
   Ref d = p.dataset("d", call("text", {{"", "/dev/null"}}));
-  Ref tok = p.tokenizer("tok", call("bpe", {{"train_on", d}, {"vocab", 256}}));
+  Ref tok = p.tokenizer("tok", call("bpe", {{"train_on", d}, {"vocab", 260}}));
   Ref m = p.model("m", "llama", {{"vocab", tok.member("vocab")}, {"dim", 16}, {"layers", 1},
                                  {"heads", 2}, {"context", 8}});
   unsigned badLine = __LINE__ + 3;
@@ -120,7 +120,7 @@ TEST(Embed, StdlibDiagnosticsKeepTheirFile) {
   p.import("std.models.llama");
   p.import("std.losses");
   Ref d = p.dataset("d", call("text", {{"", "/dev/null"}}));
-  Ref tok = p.tokenizer("tok", call("bpe", {{"train_on", d}, {"vocab", 256}}));
+  Ref tok = p.tokenizer("tok", call("bpe", {{"train_on", d}, {"vocab", 260}}));
   unsigned modelLine = __LINE__ + 1;
   Ref m = p.model("m", "llama", {{"vocab", tok.member("vocab")}, {"dim", 16}, {"layers", 1},
                                  {"heads", 4}, {"kv_heads", 3}, {"context", 8}});
