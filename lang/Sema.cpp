@@ -1439,9 +1439,10 @@ private:
       if (!bindArgs(*call, spec, args))
         return;
       const Expr *g = args[0];
-      llvm::StringRef gname = g->kind == Expr::Kind::Call || g->kind == Expr::Kind::Name
-                                  ? llvm::StringRef(g->text)
-                                  : llvm::StringRef(printExpr(*g));
+      // A string, not a StringRef: printExpr returns a temporary.
+      std::string gname = g->kind == Expr::Kind::Call || g->kind == Expr::Kind::Name
+                              ? g->text
+                              : printExpr(*g);
       if (gname != "arithmetic") {
         unknown(g->loc, "problem generator", gname, {"arithmetic"},
                 "'arithmetic(ops: [add, sub, mul], digits: 2)'");

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libopenblas-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libicu-dev
+  libclang-rt-22-dev
   libcairo2-dev
   bibledit-data
 )
