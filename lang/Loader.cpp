@@ -42,10 +42,12 @@ public:
 
   /// Parses the file already in buffer `bufferId`, then its imports (recursively, imports
   /// first). Returns false after a diagnostic.
-  bool load(unsigned bufferId, bool isStdlib, unsigned depth) {
+  bool load(unsigned bufferId, bool isStdlib, unsigned depth,
+            const std::vector<Loc> &importedFrom = {}) {
     const llvm::MemoryBuffer *buf = mgr.getMemoryBuffer(bufferId);
     llvm::StringRef file = buf->getBufferIdentifier();
     Parser parser(buf->getBuffer(), file, ctx);
+    parser.importedFrom = importedFrom;
     std::unique_ptr<Module> module = parser.parseModule();
     if (!module)
       return false;
@@ -77,7 +79,9 @@ public:
         return false;
       }
       unsigned id = mgr.AddNewSourceBuffer(std::move(*bufOr), llvm::SMLoc());
-      if (!load(id, imp.path.front() == "std", depth + 1))
+      std::vector<Loc> chain = {imp.loc};
+      chain.insert(chain.end(), importedFrom.begin(), importedFrom.end());
+      if (!load(id, imp.path.front() == "std", depth + 1, chain))
         return false;
     }
     modules.push_back(std::move(module));

@@ -50,10 +50,17 @@ bool Parser::consumeIf(Tok kind) {
 
 bool Parser::error(const Loc &loc, const llvm::Twine &message) {
   // Only the first error of a file is reported: later ones are usually its echoes.
-  if (!failed)
-    mlir::emitError(toMLIR(ctx, loc)) << message.str();
+  if (!failed) {
+    auto diag = mlir::emitError(toMLIR(ctx, loc)) << message.str();
+    noteImports(diag);
+  }
   failed = true;
   return false;
+}
+
+void Parser::noteImports(mlir::InFlightDiagnostic &diag) {
+  for (const Loc &imp : importedFrom)
+    diag.attachNote(toMLIR(ctx, imp)) << "imported from here";
 }
 
 bool Parser::errorExpected(llvm::StringRef what, llvm::StringRef context) {
@@ -442,6 +449,7 @@ DeclPtr Parser::parseStage() {
                     << "expected '}' to close stage '" << decl->name << "', found "
                     << describe(cur);
         diag.attachNote(toMLIR(ctx, open)) << "the stage body opens here";
+        noteImports(diag);
       }
       failed = true;
       return nullptr;

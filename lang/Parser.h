@@ -10,6 +10,11 @@
 #include "llvm/ADT/Twine.h"
 
 #include <memory>
+#include <vector>
+
+namespace mlir {
+class InFlightDiagnostic;
+} // namespace mlir
 
 namespace llmp::lang {
 
@@ -25,6 +30,9 @@ public:
   /// Returns the module, or null after reporting a syntax error.
   std::unique_ptr<Module> parseModule();
 
+  /// The `import`s that led to this file, innermost first; errors get a note at each.
+  std::vector<Loc> importedFrom;
+
 private:
   // Token stream.
   void consume();
@@ -36,6 +44,7 @@ private:
   bool expectIdent(std::string &out, Loc &loc, llvm::StringRef context);
   bool expectEnd(llvm::StringRef context);
   bool error(const Loc &loc, const llvm::Twine &message);
+  void noteImports(mlir::InFlightDiagnostic &diag);
   bool errorExpected(llvm::StringRef what, llvm::StringRef context);
 
   // Declarations.

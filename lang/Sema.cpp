@@ -213,7 +213,17 @@ private:
   mlir::InFlightDiagnostic error(const Loc &loc) {
     failed = true;
     ++numErrors;
-    return mlir::emitError(toMLIR(ctx, loc));
+    auto diag = mlir::emitError(toMLIR(ctx, loc));
+    // An error inside an imported file: show the import chain back to the main file.
+    llvm::StringRef file = loc.file;
+    for (int hops = 0; hops < 64; ++hops) {
+      auto it = importedAt.find(file.str());
+      if (it == importedAt.end())
+        break;
+      diag.attachNote(toMLIR(ctx, it->second)) << "imported from here";
+      file = it->second.file;
+    }
+    return diag;
   }
   mlir::Location mloc(const Loc &loc) { return toMLIR(ctx, loc); }
 
@@ -296,6 +306,13 @@ private:
   //===--------------------------------------------------------------------===//
 
   void collectGlobals() {
+    for (auto &m : prog.modules)
+      for (DeclPtr &d : m->decls)
+        if (d->kind == Decl::Kind::Import) {
+          const auto &imp = static_cast<const ImportDecl &>(*d);
+          if (imp.resolvedFile != prog.main().file)
+            importedAt.emplace(imp.resolvedFile, imp.loc); // the first import wins
+        }
     for (auto &m : prog.modules)
       for (DeclPtr &d : m->decls) {
         if (d->kind == Decl::Kind::Import)
@@ -2867,6 +2884,8 @@ private:
   std::set<std::string> reportedUndeclared;
   bool failed = false;
   unsigned numErrors = 0;
+  /// For each imported file, the `import` that first brought it in.
+  std::map<std::string, Loc> importedAt;
   /// Families with errors of their own; their instances are not checked again.
   std::set<const Decl *> badFamilies;
   /// `attention` calls with `kv_heads`, per family (checked with numbers per instance).
