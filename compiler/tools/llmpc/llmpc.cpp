@@ -621,18 +621,33 @@ std::string resumeCommand() {
   return cmd + " --resume";
 }
 
+/// The shared prologue of `run` and `grads`: checks the run options, compiles the stage
+/// and makes its run directory. Null after reporting; `status` then holds the exit status.
+std::unique_ptr<CompiledStage> prepareRun(Session &s, bool run, lrt::TrainOptions &opts,
+                                          int &status) {
+  if (std::optional<int> bad = checkRunOptions()) {
+    status = *bad;
+    return nullptr;
+  }
+  auto compiled = compileStage(s, status, run);
+  if (!compiled)
+    return nullptr;
+  opts = trainOptions(compiled->plan);
+  if (std::optional<int> bad = makeRunDirectory(opts.runDir)) {
+    status = *bad;
+    return nullptr;
+  }
+  return compiled;
+}
+
 /// `llmpc run FILE`: compile the stage and train it. Exit status 130 when interrupted
 /// (SIGINT/SIGTERM) after the checkpoint of the step in progress.
 int runRun(Session &s) {
-  if (std::optional<int> bad = checkRunOptions())
-    return *bad;
   int status = 0;
-  auto compiled = compileStage(s, status, /*run=*/true);
+  lrt::TrainOptions opts;
+  auto compiled = prepareRun(s, /*run=*/true, opts, status);
   if (!compiled)
     return status;
-  lrt::TrainOptions opts = trainOptions(compiled->plan);
-  if (std::optional<int> bad = makeRunDirectory(opts.runDir))
-    return *bad;
   opts.planJson = planJsonText(compiled->plan);
   opts.stop = &stopRequested;
   lrt::Status result = lrt::Status::ok();
@@ -660,15 +675,11 @@ int runRun(Session &s) {
 int runGrads(Session &s) {
   if (outputFile == "-")
     return toolError("'grads' writes a safetensors file; give it with -o FILE");
-  if (std::optional<int> bad = checkRunOptions())
-    return *bad;
   int status = 0;
-  auto compiled = compileStage(s, status, /*run=*/false);
+  lrt::TrainOptions opts;
+  auto compiled = prepareRun(s, /*run=*/false, opts, status);
   if (!compiled)
     return status;
-  lrt::TrainOptions opts = trainOptions(compiled->plan);
-  if (std::optional<int> bad = makeRunDirectory(opts.runDir))
-    return *bad;
   lrt::Status result = lrt::Status::ok();
   {
     RuntimeCallScope scope;
