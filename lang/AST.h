@@ -295,6 +295,7 @@ struct StageInfo {
   uint64_t seed = 0;
   bool hasOptimizer = false;
   int64_t ranks = 1;
+  int64_t accumulate = 1; ///< micro-batches per optimizer step (gradient accumulation)
   bool packing = false;
   // Adapter and quantized base.
   bool lora = false, rslora = false;

@@ -2,7 +2,7 @@
 /// The plan formulas (docs/language.md, "The plan"). With P parameters, L layers, model
 /// width D, MLP width H, vocabulary V, heads h, B sequences of T tokens per step:
 ///   activations = 4 B' T (L (10 D + 4 H + h T) + 2 D + 2 V) bytes, B' = 2B for pair data
-///   train FLOPs = (4 P + 2 P_trainable + 12 L T D) B' T
+///   train FLOPs = (4 P + 2 P_trainable + 12 L T D) B' T K, K = `accumulate` micro-batches
 /// and the reference, reward-model and rollout terms listed below.
 #include "lang/Plan.h"
 
@@ -70,6 +70,9 @@ StagePlanFigures planStage(const StageInfo &s) {
       f.flopsPerStep += double(s.batch) * s.maxNew * (2 * P + attn);
       f.kvCacheBytes = 2 * L * kvWidth * T * s.batch * 4;
     }
+    // `accumulate: K` runs K micro-batches of B sequences per step; activations are those
+    // of one micro-batch (its backward pass ends before the next one starts).
+    f.flopsPerStep *= double(s.accumulate);
   } else {
     // deploy: one generated token at full context; KV cache for max_batch sequences.
     const int64_t C = m.get("context", T);

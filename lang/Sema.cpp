@@ -43,6 +43,7 @@ llvm::ArrayRef<std::string> stageFieldNames() {
       "model",   "from",      "policy",  "reference",  "reward", "data",       "tokenizer",
       "loss",    "optimizer", "schedule", "batch",     "steps",  "grad_clip",  "eval",
       "eval_batches", "seed", "ranks",   "packing",    "adapter", "base",      "head",
+      "accumulate",
       "beta",    "clip",      "kl",      "gamma",      "lambda", "value_head", "group",
       "rollout", "quantize",  "serve"};
   return names;
@@ -954,6 +955,7 @@ private:
         {"transpose", {{"x", K::Tensor}}},
         {"unsqueeze", {{"x", K::Tensor}, {"axis", K::Int}}},
         {"cross_entropy", {{"logits", K::Tensor}, {"targets", K::Tensor}}},
+        {"target_mean", {{"x", K::Tensor}, {"targets", K::Tensor}}},
         {"take_along", {{"x", K::Tensor}, {"index", K::Tensor}}},
         {"clamp", {{"x", K::Tensor}, {"min", K::Float}, {"max", K::Float}}},
         {"min", {{"a", K::Tensor, false, true}, {"b", K::Tensor, false, true}}},
@@ -1069,6 +1071,13 @@ private:
         return bad(1, "i32[" + llvm::join(prefix, ", ") + "] to match " +
                           (name == "cross_entropy" ? "the logits" : "'x'"));
       return Ty::tensor("f32", prefix);
+    }
+    if (name == "target_mean") {
+      if (x.dtype != "f32")
+        return bad(0, "an f32 tensor");
+      if (tys[1].dtype != "i32" || tys[1].dims != x.dims)
+        return bad(1, "i32[" + llvm::join(x.dims, ", ") + "] to match 'x'");
+      return Ty::tensor("f32", {});
     }
     // Everything below takes f32 tensors (numbers where an argument allows them).
     for (size_t i = 0; i < args.size(); ++i)
@@ -1833,6 +1842,7 @@ private:
         {"schedule", KTrain},   {"batch", KTrain},            {"steps", KTrain},
         {"grad_clip", KTrain},  {"eval", KTrain},             {"eval_batches", KTrain},
         {"seed", KAll},         {"ranks", KTrain},            {"packing", KS},
+        {"accumulate", KTrain},
         {"adapter", KTune},     {"base", KTune},              {"head", KR},
         {"beta", KD},           {"clip", KO | KG},            {"kl", KO | KG},
         {"gamma", KO},          {"lambda", KO},               {"value_head", KO},
@@ -2143,6 +2153,7 @@ private:
     ok &= rangeArg(get("eval_batches"), "'eval_batches'", true, info.evalBatches, 0, true);
     ok &= rangeArg(get("seed"), "'seed'", true, info.seed, 0, false);
     ok &= rangeArg(get("ranks"), "'ranks'", true, info.ranks, 0, true);
+    ok &= rangeArg(get("accumulate"), "'accumulate'", true, info.accumulate, 0, true);
     if (const Expr *e = get("eval")) {
       if (e->kind != Expr::Kind::Every) {
         error(e->loc) << "expected 'eval: every N', found '" << printExpr(*e) << "'";

@@ -222,4 +222,90 @@ Expected<EvalBatches> makeEvalBatches(const std::vector<int32_t> &val, int64_t b
   return e;
 }
 
+Expected<std::vector<int32_t>> labelsFromAttention(const std::vector<int32_t> &ids,
+                                                   const std::vector<int32_t> &attention) {
+  if (ids.size() != attention.size())
+    return Status::invalid(fmt::format("labels: {} ids but {} attention mask values", ids.size(),
+                                       attention.size()));
+  std::vector<int32_t> labels(ids.size());
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (attention[t] != 0 && attention[t] != 1)
+      return Status::invalid(fmt::format(
+          "labels: attention mask value {} at position {}; expected 0 or 1", attention[t], t));
+    labels[t] = attention[t] ? ids[t] : kIgnoreIndex;
+  }
+  return labels;
+}
+
+std::vector<int32_t> shiftLabels(const std::vector<int32_t> &labels) {
+  std::vector<int32_t> targets(labels.size(), kIgnoreIndex);
+  for (size_t t = 0; t + 1 < labels.size(); ++t)
+    targets[t] = labels[t + 1];
+  return targets;
+}
+
+Expected<PackedRows> packDocuments(const std::vector<std::vector<int32_t>> &docs,
+                                   int64_t seqLen, int32_t padId) {
+  if (seqLen < 1)
+    return Status::invalid(fmt::format("packing: sequence length {} must be positive", seqLen));
+  PackedRows p;
+  p.seqLen = seqLen;
+  int64_t used = seqLen; // of the current row; seqLen forces a new row for the first document
+  int32_t segment = 0;
+  // The rest of the current row: padding, as one more document of its own.
+  auto padRow = [&] {
+    for (int64_t start = used; used < seqLen; ++used) {
+      p.tokens.push_back(padId);
+      p.targets.push_back(kIgnoreIndex);
+      p.segments.push_back(segment);
+      p.positions.push_back(int32_t(used - start));
+    }
+  };
+  for (size_t d = 0; d < docs.size(); ++d) {
+    const std::vector<int32_t> &doc = docs[d];
+    int64_t n = int64_t(doc.size());
+    if (n < 1 || n > seqLen)
+      return Status::invalid(fmt::format(
+          "packing: document {} has {} tokens; expected 1 to the sequence length {}", d, n,
+          seqLen));
+    if (used + n > seqLen) {
+      padRow();
+      ++p.rows;
+      used = 0;
+      segment = 0;
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      p.tokens.push_back(doc[t]);
+      p.targets.push_back(t + 1 < n ? doc[t + 1] : kIgnoreIndex);
+      p.segments.push_back(segment);
+      p.positions.push_back(int32_t(t));
+    }
+    used += n;
+    ++segment;
+  }
+  padRow();
+  return p;
+}
+
+int64_t countTargets(const int32_t *targets, int64_t n) {
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i)
+    count += targets[i] != kIgnoreIndex;
+  return count;
+}
+
+double gradScale(int64_t tokens, int64_t total) {
+  return total > 0 ? double(tokens) / double(total) : 0.0;
+}
+
+double weightedMeanLoss(const std::vector<double> &losses, const std::vector<int64_t> &tokens) {
+  double sum = 0;
+  int64_t total = 0;
+  for (size_t i = 0; i < losses.size() && i < tokens.size(); ++i) {
+    sum += double(tokens[i]) * losses[i];
+    total += tokens[i];
+  }
+  return total > 0 ? sum / double(total) : 0.0;
+}
+
 } // namespace lrt

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "runtime/Status.h"
+#include "runtime/StepABI.h"
 #include "runtime/Tokenizer.h"
 
 #include <cstdint>
@@ -91,5 +92,56 @@ struct EvalBatches {
 /// (the message gives both sizes) or `numBatches` < 1.
 Expected<EvalBatches> makeEvalBatches(const std::vector<int32_t> &val, int64_t batch,
                                       int64_t seqLen, int64_t numBatches);
+
+/// Labels of a padded sequence for causal language modelling (Hugging Face's `labels`,
+/// before the shift): labels[t] = ids[t] where attention[t] is 1 and kIgnoreIndex where it is
+/// 0. Padding is recognised by the attention mask, never by the pad id: with pad == EOS
+/// the real EOS stays a label (ids [5, 9, 2, 2, 2], attention [1, 1, 1, 0, 0], pad = eos = 2
+/// give [5, 9, 2, -100, -100]). Errors: InvalidArgument if the sizes differ or an attention
+/// value is not 0 or 1.
+Expected<std::vector<int32_t>> labelsFromAttention(const std::vector<int32_t> &ids,
+                                                   const std::vector<int32_t> &attention);
+
+/// The step ABI's targets of a labelled sequence: position t predicts the label of t + 1,
+/// so targets[t] = labels[t + 1] and the last position gets kIgnoreIndex (the shift that
+/// transformers' causal LM loss applies internally).
+std::vector<int32_t> shiftLabels(const std::vector<int32_t> &labels);
+
+/// Rows of documents packed together (sequence packing), each i32[rows, seqLen] row-major.
+struct PackedRows {
+  int64_t rows = 0, seqLen = 0;
+  std::vector<int32_t> tokens;
+  /// Next-token targets inside each document; kIgnoreIndex on the last token of a document
+  /// (its successor belongs to another document) and on padding.
+  std::vector<int32_t> targets;
+  /// Document index of each token within its row (0, 1, ...; padding gets one more index),
+  /// the `segments` step input of packed stages (block-diagonal causal attention).
+  std::vector<int32_t> segments;
+  /// Position of each token inside its own document (0 at each document start), for RoPE.
+  std::vector<int32_t> positions;
+};
+
+/// Packs `docs` in order into rows of `seqLen` tokens: a document goes into the current
+/// row when it fits in what is left, else it starts a new row; the rest of a row is
+/// `padId` with target kIgnoreIndex. Documents of lengths 3 and 2 in one row of 5 get
+/// segments [0, 0, 0, 1, 1], positions [0, 1, 2, 0, 1] and targets [a1, a2, -100, b1, -100].
+/// Errors: InvalidArgument if seqLen < 1, a document is empty or longer than seqLen.
+Expected<PackedRows> packDocuments(const std::vector<std::vector<int32_t>> &docs,
+                                   int64_t seqLen, int32_t padId);
+
+/// Number of entries of `targets` (i32[n]) that are not kIgnoreIndex (StepABI.h): the
+/// target tokens a loss averages over.
+int64_t countTargets(const int32_t *targets, int64_t n);
+
+/// The gradient scale of a micro-batch with `tokens` target tokens in a step of `total`
+/// target tokens (over all micro-batches and ranks): tokens / total, and 0 when total is 0
+/// (a step without targets changes no gradient). See the step protocol in StepABI.h.
+double gradScale(int64_t tokens, int64_t total);
+
+/// The loss of a step made of micro-batches with mean losses `losses[i]` over `tokens[i]`
+/// target tokens each: sum_i tokens[i] * losses[i] / sum_i tokens[i], i.e. the mean over
+/// every target token of the step (not the mean of the micro-batch means); 0 when there
+/// are no target tokens. Micro-batches with per-token losses [4] and [1, 1, 1] give 1.75.
+double weightedMeanLoss(const std::vector<double> &losses, const std::vector<int64_t> &tokens);
 
 } // namespace lrt

@@ -47,7 +47,10 @@ struct StagePlan {
   std::vector<ParamInfo> params;
   int64_t numParams = 0;  ///< total elements of the flat buffer
   int64_t vocab = 0, context = 0, dim = 0, layers = 0; ///< model dims, for reports and FLOPs
-  int64_t batch = 0, seqLen = 0; ///< `batch: B x T`
+  int64_t batch = 0, seqLen = 0; ///< `batch: B x T` (one micro-batch)
+  /// Micro-batches per optimizer step (gradient accumulation; `accumulate: K`). A step
+  /// trains on accumulate * batch rows; see the step protocol in StepABI.h.
+  int64_t accumulate = 1;
   int64_t steps = 0, evalEvery = 0, evalBatches = 8, warmup = 0;
   double lr = 1e-3, minLr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weightDecay = 0.1, gradClip = 1.0;

@@ -1,18 +1,44 @@
 // SPDX-License-Identifier: Apache-2.0
 /// The C ABI between compiled step functions and the host runtime. The compiler emits
-/// these three functions for every `pretrain` stage (as `_mlir_ciface_<name>`); the runtime
-/// calls them through the pointers below and never interprets the model graph itself.
+/// these functions for every `pretrain` stage (as `_mlir_ciface_<name>`); the runtime calls
+/// them through the pointers below and never interprets the model graph itself.
 ///
 /// All parameters of a model live in one flat fp32 buffer of `numParams` elements, in the
 /// order and at the offsets given by `ParamInfo` (see Plan.h). Gradients and the AdamW
 /// moments `m`, `v` are flat buffers of the same size and layout.
+///
+/// One optimizer step over K micro-batches (gradient accumulation), and over R ranks (data
+/// parallel), goes:
+///
+///   n_i = number of target tokens of micro-batch i (targets != kIgnoreIndex)
+///   N   = sum of n_i over the step's micro-batches (and over all ranks: allreduce-sum)
+///   grads = 0
+///   for each micro-batch i:  hyper[kHyperGradScale] = N > 0 ? n_i / N : 0
+///                            grad_step(params, grads, tokens_i, targets_i, hyper, metrics)
+///   (data parallel: allreduce-sum `grads` here)
+///   apply_step(params, grads, m, v, hyper, metrics)
+///
+/// Because each grad_step differentiates the mean loss of its micro-batch (sum over its
+/// n_i target tokens / n_i), the accumulated gradient is that of the sum of all per-token
+/// losses divided by N: the mean over every target token of the step, whatever the split
+/// into micro-batches or ranks (per-token losses [4] and [1, 1, 1] in two micro-batches give
+/// 1.75, not the mean of the means 2.5). The step's loss is sum_i n_i loss_i / N
+/// (lrt::weightedMeanLoss in Data.h). A micro-batch without targets has n_i = 0: its loss
+/// is 0 and it adds nothing.
 #pragma once
 
 #include "runtime/MemRef.h"
 
+#include <cstdint>
+
 namespace lrt {
 
-/// Indices into the `hyper` vector passed to `train_step` (fp32[kNumHyper]).
+/// The target id that contributes no loss and no gradient (PyTorch's `ignore_index`
+/// default of nn.CrossEntropyLoss): padding, document boundaries of packed rows, and
+/// prompt tokens in fine-tuning.
+constexpr int32_t kIgnoreIndex = -100;
+
+/// Indices into the `hyper` vector passed to `grad_step` and `apply_step` (fp32[kNumHyper]).
 enum Hyper : int {
   kHyperLr = 0,          ///< learning rate of this step (after the schedule)
   kHyperBeta1 = 1,       ///< AdamW beta1
@@ -21,28 +47,40 @@ enum Hyper : int {
   kHyperWeightDecay = 4, ///< decoupled weight decay (applied to params with `decay`)
   kHyperGradClip = 5,    ///< clip the global L2 norm of the gradient to this; <= 0: no clip
   kHyperStep = 6,        ///< 1-based step number t, for bias correction 1 - beta^t
+  kHyperGradScale = 7,   ///< grad_step: factor on this micro-batch's gradient (n_i / N)
   kNumHyper = 8,
 };
 
 /// Indices into the `metrics` output vector (fp32[kNumMetrics]).
 enum Metric : int {
-  kMetricLoss = 0,     ///< mean loss over the batch's target tokens
-  kMetricGradNorm = 1, ///< global L2 norm of the gradient before clipping (train only)
+  kMetricLoss = 0,     ///< grad/eval_step: mean loss over the batch's target tokens (unscaled)
+  kMetricGradNorm = 1, ///< apply_step: global L2 norm of the gradient before clipping
+  kMetricTokens = 2,   ///< grad_step: number of target tokens (targets != kIgnoreIndex)
   kNumMetrics = 4,
 };
 
-/// train_step: forward, backward and the AdamW update, in place.
-///   params, grads, m, v : fp32[numParams]
-///   tokens, targets     : i32[batch, seqLen]
-///   hyper               : fp32[kNumHyper]
-///   metrics             : fp32[kNumMetrics] (written)
-/// After the call `grads` holds the unclipped gradient of the mean loss, and params/m/v hold
-/// the updated values (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization",
-/// Algorithm 2, with bias-corrected moments).
-using TrainStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
-                             MemRef<float, 1> *m, MemRef<float, 1> *v,
-                             MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
-                             MemRef<float, 1> *hyper, MemRef<float, 1> *metrics);
+/// grad_step: forward and backward of one micro-batch, accumulating into `grads`.
+///   params, grads   : fp32[numParams]; params are read only
+///   tokens, targets : i32[batch, seqLen]; targets == kIgnoreIndex contribute nothing
+///   hyper           : fp32[kNumHyper]; only kHyperGradScale is read
+///   metrics         : fp32[kNumMetrics]; kMetricLoss and kMetricTokens are written
+/// After the call grads = grads_before + scale * d(loss)/d(params) where loss is the
+/// micro-batch's mean loss (0 with finite, zero gradients when every target is ignored).
+/// The scale seeds the backward pass, so scaling costs no pass over the parameters.
+using GradStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
+                            MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
+                            MemRef<float, 1> *hyper, MemRef<float, 1> *metrics);
+
+/// apply_step: global gradient norm, clipping and the AdamW update, in place.
+///   params, grads, m, v : fp32[numParams]; grads is read only
+///   hyper               : fp32[kNumHyper]; all but kHyperGradScale are read
+///   metrics             : fp32[kNumMetrics]; kMetricGradNorm is written
+/// norm = ||grads||_2; g = grads * (clip > 0 ? min(1, clip / (norm + 1e-6)) : 1); then
+/// params/m/v get one AdamW step (Loshchilov & Hutter 2019, "Decoupled Weight Decay
+/// Regularization", Algorithm 2, with bias-corrected moments; decay only on `decay` params).
+using ApplyStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
+                             MemRef<float, 1> *m, MemRef<float, 1> *v, MemRef<float, 1> *hyper,
+                             MemRef<float, 1> *metrics);
 
 /// eval_step: forward and loss only; writes metrics[kMetricLoss].
 using EvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
@@ -57,7 +95,8 @@ using LogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *toke
 
 /// The compiled entry points of one stage.
 struct StepFunctions {
-  TrainStepFn trainStep = nullptr;
+  GradStepFn gradStep = nullptr;
+  ApplyStepFn applyStep = nullptr;
   EvalStepFn evalStep = nullptr;
   LogitsStepFn logitsStep = nullptr;
 };

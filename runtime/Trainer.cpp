@@ -51,8 +51,10 @@ std::string formatDuration(double s) {
 
 /// Checks what the trainer relies on before touching any buffer.
 Status validatePlan(const StagePlan &plan, const StepFunctions &fns, bool needLogits) {
-  if (!fns.trainStep || !fns.evalStep)
-    return Status::invalid("plan: missing train_step or eval_step function");
+  if (!fns.gradStep || !fns.applyStep || !fns.evalStep)
+    return Status::invalid("plan: missing grad_step, apply_step or eval_step function");
+  if (plan.accumulate < 1)
+    return Status::invalid(fmt::format("plan: accumulate {} must be positive", plan.accumulate));
   if (needLogits && !fns.logitsStep)
     return Status::invalid("plan: samples requested but there is no logits_step function");
   if (plan.batch < 1 || plan.seqLen < 1)
@@ -457,17 +459,19 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       if (Status st = writeFileAtomic(runDir + "/plan.json", opts.planJson); !st)
         return st;
 
-    const int64_t B = plan.batch, T = plan.seqLen;
-    std::vector<int32_t> tokens(B * T), targets(B * T);
+    const int64_t B = plan.batch, T = plan.seqLen, K = plan.accumulate;
+    // The K micro-batches of one step, drawn before the first grad_step: each one's
+    // gradient scale needs the step's total number of target tokens.
+    std::vector<int32_t> tokens(K * B * T), targets(K * B * T);
     std::vector<float> hyper(kNumHyper, 0.0f), metrics(kNumMetrics, 0.0f);
     auto pP = viewOf(params.data(), {plan.numParams});
     auto pG = viewOf(grads.data(), {plan.numParams});
     auto pM = viewOf(m.data(), {plan.numParams});
     auto pV = viewOf(v.data(), {plan.numParams});
-    auto pTok = viewOf(tokens.data(), {B, T});
-    auto pTgt = viewOf(targets.data(), {B, T});
     auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
     auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
+    std::vector<double> microLoss(K);
+    std::vector<int64_t> microTokens(K);
 
     MetricsFile metricsFile;
     if (Status st = metricsFile.open(runDir + "/metrics.jsonl", resumed ? &*resumed : nullptr); !st)
@@ -529,13 +533,26 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       hyper[kHyperWeightDecay] = float(plan.weightDecay);
       hyper[kHyperGradClip] = float(plan.gradClip);
       hyper[kHyperStep] = float(step);
-      train.next(tokens.data(), targets.data());
+      int64_t stepTargets = 0;
+      for (int64_t i = 0; i < K; ++i) {
+        train.next(tokens.data() + i * B * T, targets.data() + i * B * T);
+        microTokens[i] = countTargets(targets.data() + i * B * T, B * T);
+        stepTargets += microTokens[i];
+      }
       auto t0 = Clock::now();
-      fns.trainStep(&pP, &pG, &pM, &pV, &pTok, &pTgt, &pHyper, &pMetrics);
+      std::fill(grads.begin(), grads.end(), 0.0f);
+      for (int64_t i = 0; i < K; ++i) {
+        auto pTok = viewOf(tokens.data() + i * B * T, {B, T});
+        auto pTgt = viewOf(targets.data() + i * B * T, {B, T});
+        hyper[kHyperGradScale] = float(gradScale(microTokens[i], stepTargets));
+        fns.gradStep(&pP, &pG, &pTok, &pTgt, &pHyper, &pMetrics);
+        microLoss[i] = metrics[kMetricLoss];
+      }
+      fns.applyStep(&pP, &pG, &pM, &pV, &pHyper, &pMetrics);
       double dt = secondsSince(t0);
       trainSeconds += dt;
-      double loss = metrics[kMetricLoss], gradNorm = metrics[kMetricGradNorm];
-      double tokPerSec = double(B * T) / std::max(dt, 1e-9);
+      double loss = weightedMeanLoss(microLoss, microTokens), gradNorm = metrics[kMetricGradNorm];
+      double tokPerSec = double(K * B * T) / std::max(dt, 1e-9);
       writeRow({{"step", step},
                 {"loss", loss},
                 {"lr", lr},
@@ -550,7 +567,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       if (step == 1)
         result.firstLoss = loss;
       result.lastLoss = loss;
-      double meanTokPerSec = double(step * B * T) / std::max(trainSeconds, 1e-9);
+      double meanTokPerSec = double(step * K * B * T) / std::max(trainSeconds, 1e-9);
       progress.step(step, loss, lr, meanTokPerSec, elapsed());
       if ((plan.evalEvery > 0 && step % plan.evalEvery == 0) || step == steps)
         runEval(step);
@@ -570,7 +587,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     progress.finish();
     result.steps = steps;
     result.elapsedSeconds = elapsed();
-    result.tokensPerSecond = double(steps * B * T) / std::max(trainSeconds, 1e-9);
+    result.tokensPerSecond = double(steps * K * B * T) / std::max(trainSeconds, 1e-9);
     result.corpusChars = data->corpusChars;
     result.corpusTokens = data->corpusTokens;
     result.trainTokens = data->trainTokens;
@@ -616,7 +633,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
                               result.firstValLoss, result.lastValLoss, ratio));
     progress.line(fmt::format("done: {} params, {} steps, {} tokens in {}, {:.0f} tok/s, "
                               "train loss {:.4f} -> {:.4f}",
-                              plan.numParams, steps, steps * B * T,
+                              plan.numParams, steps, steps * K * B * T,
                               formatDuration(result.elapsedSeconds), result.tokensPerSecond,
                               result.firstLoss, result.lastLoss));
     if (opts.result)
@@ -669,6 +686,7 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     hyper[kHyperWeightDecay] = 0.0f;
     hyper[kHyperGradClip] = float(plan.gradClip);
     hyper[kHyperStep] = 1.0f;
+    hyper[kHyperGradScale] = 1.0f;
     auto pP = viewOf(params.data(), {plan.numParams});
     auto pG = viewOf(grads.data(), {plan.numParams});
     auto pM = viewOf(m.data(), {plan.numParams});
@@ -677,8 +695,10 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     auto pTgt = viewOf(targets.data(), {B, T});
     auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
     auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
-    fns.trainStep(&pP, &pG, &pM, &pV, &pTok, &pTgt, &pHyper, &pMetrics);
+    fns.gradStep(&pP, &pG, &pTok, &pTgt, &pHyper, &pMetrics);
     float loss = metrics[kMetricLoss];
+    // lr = 0: the update leaves the parameters as they are; it reports the gradient norm.
+    fns.applyStep(&pP, &pG, &pM, &pV, &pHyper, &pMetrics);
 
     std::vector<TensorRef> tensors = paramTensors(plan, init, "");
     std::vector<TensorRef> gradTensors = paramTensors(plan, grads, "grad.");

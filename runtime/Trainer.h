@@ -73,9 +73,12 @@ struct TrainOptions {
 ///    (cached in `<run>/tokens.bin`) and splits it by position (plan.data.split).
 /// 2. Initialises the flat fp32 parameters from plan.seed (Normal/Ones/Zeros per ParamInfo)
 ///    and zeroes the AdamW moments.
-/// 3. For step = 1..steps: lr = learningRate(step - 1, ...), fns.trainStep on the next
-///    shuffled batch, one metrics.jsonl row; evaluates plan.evalBatches validation batches
-///    before step 1, every plan.evalEvery steps and after the last step.
+/// 3. For step = 1..steps: lr = learningRate(step - 1, ...); the next plan.accumulate
+///    shuffled micro-batches, each through fns.gradStep with the scale n_i / N of its
+///    target tokens (the step protocol of StepABI.h), then fns.applyStep; one
+///    metrics.jsonl row with the token-weighted loss of the step (weightedMeanLoss);
+///    evaluates plan.evalBatches validation batches before step 1, every plan.evalEvery
+///    steps and after the last step.
 ///    After a step's rows (and any evaluation at that step), every opts.checkpointEvery
 ///    steps and after the last step, writes `<run>/checkpoint/step-<N>/` (Checkpoint.h:
 ///    weights, AdamW state, data order/cursor/RNG, metrics offset) and keeps the newest
@@ -106,8 +109,9 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
 
 /// Writes one safetensors file to `outPath` for checking gradients against a reference:
 /// every parameter (by name, initialised from plan.seed), "grad.<name>" for each gradient
-/// of the first training batch (from one fns.trainStep with lr = 0 and weight decay 0, so
-/// the parameters are unchanged), "tokens" and "targets" (I32 [batch, seqLen]) and "loss"
+/// of the first training batch (one fns.gradStep with scale 1 into zeroed gradients, then
+/// fns.applyStep with lr = 0 and weight decay 0 for the norm, so the parameters are
+/// unchanged), "tokens" and "targets" (I32 [batch, seqLen]) and "loss"
 /// (F32 [1]). Uses the run directory of `opts` for the tokenizer and the token cache.
 /// Errors: as runPretrain.
 Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std::string &outPath,

@@ -74,6 +74,7 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
   plan.layers = m.get("layers");
   plan.batch = info.batch;
   plan.seqLen = info.seqLen;
+  plan.accumulate = info.accumulate;
   plan.steps = info.steps;
   plan.evalEvery = info.evalEvery;
   plan.evalBatches = info.evalBatches;
@@ -375,6 +376,7 @@ private:
         {"silu", {"x"}},
         {"transpose", {"x"}},
         {"cross_entropy", {"logits", "targets"}},
+        {"target_mean", {"x", "targets"}},
         {"mean", {"x", "axis", "keepdims"}},
     };
     auto sig = signatures.find(e.text);
@@ -449,6 +451,8 @@ private:
                                                     args[1].tensor)
                      .getResult()};
     }
+    if (name == "target_mean")
+      return Val{mlir::llmp::TargetMeanOp::create(b, l, f32({}), x, args[1].tensor).getResult()};
     return Val{mlir::llmp::MeanOp::create(b, l, f32({}), x).getResult()};
   }
 

@@ -129,5 +129,70 @@ TEST(DataTest, TokenizeCached) {
   EXPECT_FALSE(fromCache);
 }
 
+// Tests issue #5's pad == EOS case: padding is found by the attention mask, so the real
+// EOS (id 2, attended) stays a label while the two pad copies (also id 2) are ignored.
+// Expected values from the issue; the shift is transformers' labels[..., 1:].
+TEST(DataTest, PadEqualsEosKeepsTheRealEos) {
+  auto labels = labelsFromAttention({5, 9, 2, 2, 2}, {1, 1, 1, 0, 0});
+  ASSERT_TRUE(labels) << labels.status().message();
+  EXPECT_EQ(*labels, (std::vector<int32_t>{5, 9, 2, -100, -100}));
+  EXPECT_EQ(shiftLabels(*labels), (std::vector<int32_t>{9, 2, -100, -100, -100}));
+  EXPECT_EQ(countTargets(labels->data(), 5), 3);
+}
+
+// Tests that malformed attention masks are errors with the numbers involved.
+TEST(DataTest, LabelsRejectBadMasks) {
+  auto a = labelsFromAttention({1, 2}, {1});
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.status().message(), "labels: 2 ids but 1 attention mask values");
+  auto b = labelsFromAttention({1, 2}, {1, 3});
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.status().message(),
+            "labels: attention mask value 3 at position 1; expected 0 or 1");
+}
+
+// Tests issue #5's packing case: documents of lengths 3 and 2 in one row of 5 get
+// segments [0, 0, 0, 1, 1], positions [0, 1, 2, 0, 1] and no target across the boundary
+// (doc A's last token has -100, not doc B's first token). Values by hand.
+TEST(DataTest, PackingTwoDocuments) {
+  auto p = packDocuments({{11, 12, 13}, {21, 22}}, 5, 0);
+  ASSERT_TRUE(p) << p.status().message();
+  EXPECT_EQ(p->rows, 1);
+  EXPECT_EQ(p->tokens, (std::vector<int32_t>{11, 12, 13, 21, 22}));
+  EXPECT_EQ(p->segments, (std::vector<int32_t>{0, 0, 0, 1, 1}));
+  EXPECT_EQ(p->positions, (std::vector<int32_t>{0, 1, 2, 0, 1}));
+  EXPECT_EQ(p->targets, (std::vector<int32_t>{12, 13, -100, 22, -100}));
+}
+
+// Tests that a document that does not fit starts a new row and that the rest of a row is
+// padding with its own segment, restarted positions and no targets (by hand).
+TEST(DataTest, PackingPadsAndStartsNewRows) {
+  auto p = packDocuments({{1, 2}, {3, 4, 5}, {6}}, 4, 9);
+  ASSERT_TRUE(p) << p.status().message();
+  EXPECT_EQ(p->rows, 2);
+  EXPECT_EQ(p->tokens, (std::vector<int32_t>{1, 2, 9, 9, 3, 4, 5, 6}));
+  EXPECT_EQ(p->segments, (std::vector<int32_t>{0, 0, 1, 1, 0, 0, 0, 1}));
+  EXPECT_EQ(p->positions, (std::vector<int32_t>{0, 1, 0, 1, 0, 1, 2, 0}));
+  EXPECT_EQ(p->targets, (std::vector<int32_t>{2, -100, -100, -100, 4, 5, -100, -100}));
+  auto tooLong = packDocuments({{1, 2, 3}}, 2, 0);
+  ASSERT_FALSE(tooLong);
+  EXPECT_EQ(tooLong.status().message(),
+            "packing: document 0 has 3 tokens; expected 1 to the sequence length 2");
+}
+
+// Tests the accumulation arithmetic of issue #5: micro-batches with per-token losses [4]
+// and [1, 1, 1] (mean losses 4 and 1 over 1 and 3 target tokens) give the step loss
+// (4 + 1 + 1 + 1) / 4 = 1.75, not the mean of the means 2.5, with gradient scales 1/4 and
+// 3/4; a step without any target token gives scale 0 and loss 0 (no NaN).
+TEST(DataTest, TokenWeightedAccumulation) {
+  EXPECT_DOUBLE_EQ(weightedMeanLoss({4.0, 1.0}, {1, 3}), 1.75);
+  EXPECT_DOUBLE_EQ(gradScale(1, 4), 0.25);
+  EXPECT_DOUBLE_EQ(gradScale(3, 4), 0.75);
+  EXPECT_DOUBLE_EQ(weightedMeanLoss({0.0, 0.0}, {0, 0}), 0.0);
+  EXPECT_DOUBLE_EQ(gradScale(0, 0), 0.0);
+  const int32_t masked[4] = {-100, -100, -100, -100};
+  EXPECT_EQ(countTargets(masked, 4), 0);
+}
+
 } // namespace
 } // namespace lrt

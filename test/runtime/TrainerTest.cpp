@@ -25,15 +25,22 @@ namespace {
 
 constexpr int64_t kVocab = 320;
 
-/// Loss of the bigram model over tokens/targets i32[B, T]; adds dLoss/dParams to `grads`
-/// when non-null. params: W f32[V, V] at 0, b f32[V] at V*V.
+/// Mean loss of the bigram model over the targets of tokens/targets i32[B, T] that are not
+/// kIgnoreIndex (0 when there are none); adds `scale` * dLoss/dParams to `grads` when
+/// non-null. params: W f32[V, V] at 0, b f32[V] at V*V.
 double bigramLoss(const float *params, const int32_t *tokens, const int32_t *targets, int64_t N,
-                  float *grads) {
+                  float *grads, double scale = 1.0) {
   const int64_t V = kVocab;
   const float *W = params, *b = params + V * V;
   std::vector<double> row(V);
   double loss = 0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < N; ++i)
+    count += targets[i] != kIgnoreIndex;
+  const double denom = double(std::max<int64_t>(count, 1));
   for (int64_t i = 0; i < N; ++i) {
+    if (targets[i] == kIgnoreIndex)
+      continue;
     double maxv = -1e30;
     for (int64_t v = 0; v < V; ++v)
       maxv = std::max(maxv, row[v] = double(W[tokens[i] * V + v]) + b[v]);
@@ -45,20 +52,32 @@ double bigramLoss(const float *params, const int32_t *tokens, const int32_t *tar
       continue;
     for (int64_t v = 0; v < V; ++v) {
       double p = std::exp(row[v] - maxv) / sum - (v == targets[i] ? 1.0 : 0.0);
-      grads[tokens[i] * V + v] += float(p / double(N));
-      grads[V * V + v] += float(p / double(N));
+      grads[tokens[i] * V + v] += float(scale * p / denom);
+      grads[V * V + v] += float(scale * p / denom);
     }
   }
-  return loss / double(N);
+  return loss / denom;
 }
 
-void bigramTrain(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float, 1> *m,
-                 MemRef<float, 1> *v, MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
-                 MemRef<float, 1> *hyper, MemRef<float, 1> *metrics) {
-  const int64_t P = params->sizes[0], N = tokens->sizes[0] * tokens->sizes[1];
+/// grad_step of the ABI: grads += hyper[kHyperGradScale] * dLoss/dParams.
+void bigramGrad(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<int32_t, 2> *tokens,
+                MemRef<int32_t, 2> *targets, MemRef<float, 1> *hyper,
+                MemRef<float, 1> *metrics) {
+  const int64_t N = tokens->sizes[0] * tokens->sizes[1];
+  metrics->aligned[kMetricLoss] = float(bigramLoss(params->aligned, tokens->aligned,
+                                                   targets->aligned, N, grads->aligned,
+                                                   hyper->aligned[kHyperGradScale]));
+  int64_t count = 0;
+  for (int64_t i = 0; i < N; ++i)
+    count += targets->aligned[i] != kIgnoreIndex;
+  metrics->aligned[kMetricTokens] = float(count);
+}
+
+/// apply_step of the ABI: norm, clip, AdamW.
+void bigramApply(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float, 1> *m,
+                 MemRef<float, 1> *v, MemRef<float, 1> *hyper, MemRef<float, 1> *metrics) {
+  const int64_t P = params->sizes[0];
   float *p = params->aligned, *g = grads->aligned, *h = hyper->aligned;
-  std::fill_n(g, P, 0.0f);
-  double loss = bigramLoss(p, tokens->aligned, targets->aligned, N, g);
   double norm = 0;
   for (int64_t i = 0; i < P; ++i)
     norm += double(g[i]) * g[i];
@@ -77,7 +96,6 @@ void bigramTrain(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float
       p[i] -= float(lr * wd * p[i]);
     p[i] -= float(lr * mhat / (std::sqrt(vhat) + eps));
   }
-  metrics->aligned[kMetricLoss] = float(loss);
   metrics->aligned[kMetricGradNorm] = float(norm);
 }
 
@@ -97,7 +115,7 @@ void bigramLogits(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
       logits->aligned[t * V + v] = W[tokens->aligned[t] * V + v] + b[v];
 }
 
-StepFunctions bigramFns() { return {bigramTrain, bigramEval, bigramLogits}; }
+StepFunctions bigramFns() { return {bigramGrad, bigramApply, bigramEval, bigramLogits}; }
 
 /// A plan for the bigram model on `corpusPath`.
 StagePlan bigramPlan(const std::string &corpusPath) {
@@ -252,6 +270,55 @@ TEST(TrainerTest, DeterministicRerun) {
       EXPECT_EQ(rowsA[i]["loss"], rowsB[i]["loss"]) << "row " << i;
   }
   EXPECT_EQ(a.samples, b.samples);
+}
+
+// Tests gradient accumulation through the step protocol: 2 micro-batches of 4 rows per
+// step train exactly like 1 batch of 8 rows (same rows, same order: TrainBatches draws rows
+// in sequence), so the step losses and grad norms agree to fp32 rounding (the reference is
+// the unaccumulated run; a wrong scale, e.g. 1 instead of n_i / N, doubles the gradient and
+// changes every loss after the first step).
+TEST(TrainerTest, AccumulationEqualsLargerBatch) {
+  RunFixture fx(test::freshDir());
+  StagePlan big = bigramPlan(fx.corpus);
+  big.batch = 8;
+  StagePlan accum = big;
+  accum.batch = 4;
+  accum.accumulate = 2;
+  TrainOptions opts;
+  opts.numSamples = 0;
+  opts.steps = 10;
+  opts.progress = ProgressStyle::Quiet;
+  opts.runDir = fx.dir + "/big";
+  ASSERT_TRUE(runPretrain(big, bigramFns(), opts));
+  auto rowsBig = readJsonl(opts.runDir + "/metrics.jsonl");
+  opts.runDir = fx.dir + "/accum";
+  ASSERT_TRUE(runPretrain(accum, bigramFns(), opts));
+  auto rowsAccum = readJsonl(opts.runDir + "/metrics.jsonl");
+  ASSERT_EQ(rowsBig.size(), rowsAccum.size());
+  int stepRows = 0;
+  for (size_t i = 0; i < rowsBig.size(); ++i) {
+    if (!rowsBig[i].contains("loss"))
+      continue;
+    ++stepRows;
+    double a = rowsBig[i]["loss"], b = rowsAccum[i]["loss"];
+    EXPECT_NEAR(a, b, 1e-5 * std::fabs(a)) << "row " << i;
+    double ga = rowsBig[i]["grad_norm"], gb = rowsAccum[i]["grad_norm"];
+    EXPECT_NEAR(ga, gb, 1e-4 * std::fabs(ga)) << "row " << i;
+  }
+  EXPECT_EQ(stepRows, 10);
+}
+
+// Tests that validatePlan rejects a non-positive accumulation count.
+TEST(TrainerTest, AccumulateMustBePositive) {
+  RunFixture fx(test::freshDir());
+  StagePlan plan = bigramPlan(fx.corpus);
+  plan.accumulate = 0;
+  TrainOptions opts;
+  opts.runDir = fx.runDir;
+  opts.progress = ProgressStyle::Quiet;
+  Status st = runPretrain(plan, bigramFns(), opts);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("accumulate 0 must be positive"), std::string::npos) << st.message();
 }
 
 /// metrics.jsonl rows without the timing fields.
@@ -419,13 +486,12 @@ TEST(TrainerTest, ModelTooLargeForMemory) {
 
 std::atomic<bool> gStop{false};
 int64_t gStopAfter = 0, gTrainCalls = 0;
-/// bigramTrain that raises gStop (as a SIGINT handler would) during call gStopAfter.
-void stoppingTrain(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float, 1> *m,
-                   MemRef<float, 1> *v, MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
-                   MemRef<float, 1> *hyper, MemRef<float, 1> *metrics) {
+/// bigramApply that raises gStop (as a SIGINT handler would) during call gStopAfter.
+void stoppingApply(MemRef<float, 1> *params, MemRef<float, 1> *grads, MemRef<float, 1> *m,
+                   MemRef<float, 1> *v, MemRef<float, 1> *hyper, MemRef<float, 1> *metrics) {
   if (++gTrainCalls == gStopAfter)
     gStop = true;
-  bigramTrain(params, grads, m, v, tokens, targets, hyper, metrics);
+  bigramApply(params, grads, m, v, hyper, metrics);
 }
 
 std::string fileText(const std::string &path) {
@@ -458,7 +524,7 @@ TEST(TrainerTest, RunDirectoryAcrossReruns) {
   gStop = false, gTrainCalls = 0, gStopAfter = 13;
   opts.stop = &gStop;
   opts.planJson = "{\"run\": 2}\n";
-  Status st = runPretrain(plan, {stoppingTrain, bigramEval, bigramLogits}, opts);
+  Status st = runPretrain(plan, {bigramGrad, stoppingApply, bigramEval, bigramLogits}, opts);
   ASSERT_EQ(st.code(), StatusCode::Cancelled) << st.message();
   EXPECT_NE(st.message().find("interrupted at step 13 of 30; checkpoint " +
                               checkpointPath(fx.runDir + "/checkpoint", 13)),

@@ -514,6 +514,12 @@ SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
           L.fromHeads(dv, sh[0], heads)};
 }
 
+/// Whether the i32 target `t` is the ignore index -100 (runtime/StepABI.h kIgnoreIndex).
+Value isIgnored(OpBuilder &nb, Location nl, Value t) {
+  Value ignore = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(-100));
+  return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, t, ignore);
+}
+
 Value lower(Lowerer &L, CrossEntropyOp op) {
   auto sh = shapeOf(op.getResult());
   Value logits = op.getLogits();
@@ -524,10 +530,17 @@ Value lower(Lowerer &L, CrossEntropyOp op) {
                    [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                      Value ib = linalg::IndexOp::create(nb, nl, 0);
                      Value it = linalg::IndexOp::create(nb, nl, 1);
-                     Value tgt = Lowerer::toIndex(nb, nl, a[0]);
+                     // An ignored target (-100) reads logit 0 and contributes 0.
+                     Value ignored = isIgnored(nb, nl, a[0]);
+                     Value safe = arith::SelectOp::create(
+                         nb, nl, ignored, arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(0)),
+                         a[0]);
+                     Value tgt = Lowerer::toIndex(nb, nl, safe);
                      Value lt = tensor::ExtractOp::create(nb, nl, logits, ValueRange{ib, it, tgt});
                      Value lse = arith::AddFOp::create(nb, nl, math::LogOp::create(nb, nl, a[2]), a[1]);
-                     return arith::SubFOp::create(nb, nl, lse, lt);
+                     Value l = arith::SubFOp::create(nb, nl, lse, lt);
+                     return arith::SelectOp::create(
+                         nb, nl, ignored, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f)), l);
                    });
 }
 
@@ -545,7 +558,61 @@ Value lower(Lowerer &L, CrossEntropyGradOp op) {
                      Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, v, a[1]);
                      Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
                      Value pm = arith::SelectOp::create(nb, nl, hit, arith::SubFOp::create(nb, nl, p, one), p);
-                     return arith::MulFOp::create(nb, nl, pm, a[4]);
+                     Value g = arith::MulFOp::create(nb, nl, pm, a[4]);
+                     return arith::SelectOp::create(
+                         nb, nl, isIgnored(nb, nl, a[1]),
+                         arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f)), g);
+                   });
+}
+
+/// max(number of targets that are not -100, 1), as an f32 rank-0 tensor.
+Value targetCount(Lowerer &L, Value targets) {
+  unsigned rank = shapeOf(targets).size();
+  Value count = L.generic(L.fill({}, 0.0), targets,
+                          {L.id(rank), AffineMap::get(rank, 0, {}, L.b.getContext())},
+                          SmallVector<IteratorType>(rank, IteratorType::reduction),
+                          [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+                            Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f));
+                            Value inc = arith::SelectOp::create(nb, nl, isIgnored(nb, nl, a[0]), zero, one);
+                            return arith::AddFOp::create(nb, nl, a[1], inc);
+                          });
+  return L.elementwise({}, count, [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+    return arith::MaximumFOp::create(nb, nl, a[0],
+                                     arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f)));
+  });
+}
+
+Value lower(Lowerer &L, TargetMeanOp op) {
+  auto sh = shapeOf(op.getInput());
+  unsigned rank = sh.size();
+  Value sum = L.generic(L.fill({}, 0.0), ValueRange{op.getInput(), op.getTargets()},
+                        {L.id(rank), L.id(rank), AffineMap::get(rank, 0, {}, L.b.getContext())},
+                        SmallVector<IteratorType>(rank, IteratorType::reduction),
+                        [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                          Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f));
+                          Value x = arith::SelectOp::create(nb, nl, isIgnored(nb, nl, a[1]), zero, a[0]);
+                          return arith::AddFOp::create(nb, nl, a[2], x);
+                        });
+  Value count = targetCount(L, op.getTargets());
+  return L.elementwise({}, ValueRange{sum, count},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::DivFOp::create(nb, nl, a[0], a[1]);
+                       });
+}
+
+Value lower(Lowerer &L, TargetMeanGradOp op) {
+  auto sh = shapeOf(op.getResult());
+  unsigned rank = sh.size();
+  Value count = targetCount(L, op.getTargets());
+  AffineMap scalar = AffineMap::get(rank, 0, {}, L.b.getContext());
+  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getTargets(), op.getDy(), count},
+                   {L.id(rank), scalar, scalar, L.id(rank)},
+                   SmallVector<IteratorType>(rank, IteratorType::parallel),
+                   [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f));
+                     Value g = arith::DivFOp::create(nb, nl, a[1], a[2]);
+                     return arith::SelectOp::create(nb, nl, isIgnored(nb, nl, a[0]), zero, g);
                    });
 }
 
@@ -584,7 +651,8 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op) {
   return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
             SiluOp, SiluGradOp, RMSNormOp, RopeOp, AttentionOp, CrossEntropyOp,
-            CrossEntropyGradOp, MeanOp, SplatOp>([&](auto o) { return one(lower(L, o)); })
+            CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
+          [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
       .Default([](Operation *) { return failure(); });
 }

@@ -82,7 +82,8 @@ lrt::StepFunctions JitModule::stepFunctions() const {
     }
     return *sym;
   };
-  fns.trainStep = reinterpret_cast<lrt::TrainStepFn>(get("_mlir_ciface_train_step"));
+  fns.gradStep = reinterpret_cast<lrt::GradStepFn>(get("_mlir_ciface_grad_step"));
+  fns.applyStep = reinterpret_cast<lrt::ApplyStepFn>(get("_mlir_ciface_apply_step"));
   fns.evalStep = reinterpret_cast<lrt::EvalStepFn>(get("_mlir_ciface_eval_step"));
   fns.logitsStep = reinterpret_cast<lrt::LogitsStepFn>(get("_mlir_ciface_logits_step"));
   return fns;

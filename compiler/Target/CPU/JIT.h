@@ -28,11 +28,12 @@ public:
   JitModule(const JitModule &) = delete;
   JitModule &operator=(const JitModule &) = delete;
 
-  /// The address of the symbol `name` (e.g. "_mlir_ciface_train_step"), or an error if it
+  /// The address of the symbol `name` (e.g. "_mlir_ciface_grad_step"), or an error if it
   /// is not defined.
   llvm::Expected<void *> lookup(llvm::StringRef name) const;
 
-  /// `_mlir_ciface_train_step`, `_mlir_ciface_eval_step` and `_mlir_ciface_logits_step`;
+  /// `_mlir_ciface_grad_step`, `_mlir_ciface_apply_step`, `_mlir_ciface_eval_step` and
+  /// `_mlir_ciface_logits_step`;
   /// a function the module lacks is left null.
   lrt::StepFunctions stepFunctions() const;
 

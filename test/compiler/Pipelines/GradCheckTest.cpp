@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /// End-to-end checks of the compiler on the CPU: every forward op's gradient rule (through
 /// llmp-autodiff, the lowering and the JIT) against central finite differences, and one
-/// exact AdamW step of train_step against a hand computation.
+/// exact AdamW step of grad_step + apply_step against a hand computation.
 ///
 /// Finite differences: each case computes f(x) = mean(op(x...) * r) with a fixed random r,
 /// evaluated by the compiled fp32 eval_step. With h = 1e-2 the truncation error is O(h^2)
@@ -9,6 +9,7 @@
 /// test accepts |analytic - fd| <= 2e-3 + 2e-2 |fd|.
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "runtime/Data.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
@@ -136,17 +137,30 @@ struct Buffers {
     return metrics[0];
   }
 
-  void train(const lrt::StepFunctions &f) {
+  /// grad_step: adds hyper[kHyperGradScale] * the gradient to `grads`.
+  void grad(const lrt::StepFunctions &f) {
     int64_t n = params.size();
     auto p = lrt::viewOf(params.data(), {n});
     auto g = lrt::viewOf(grads.data(), {n});
-    auto mm = lrt::viewOf(m.data(), {n});
-    auto vv = lrt::viewOf(v.data(), {n});
     auto tk = lrt::viewOf(tokens.data(), {kB, kT});
     auto tg = lrt::viewOf(targets.data(), {kB, kT});
     auto h = lrt::viewOf(hyper.data(), {8});
     auto mt = lrt::viewOf(metrics.data(), {4});
-    f.trainStep(&p, &g, &mm, &vv, &tk, &tg, &h, &mt);
+    f.gradStep(&p, &g, &tk, &tg, &h, &mt);
+  }
+
+  /// grad_step into zeroed gradients, then apply_step.
+  void train(const lrt::StepFunctions &f) {
+    int64_t n = params.size();
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    grad(f);
+    auto p = lrt::viewOf(params.data(), {n});
+    auto g = lrt::viewOf(grads.data(), {n});
+    auto mm = lrt::viewOf(m.data(), {n});
+    auto vv = lrt::viewOf(v.data(), {n});
+    auto h = lrt::viewOf(hyper.data(), {8});
+    auto mt = lrt::viewOf(metrics.data(), {4});
+    f.applyStep(&p, &g, &mm, &vv, &h, &mt);
   }
 };
 
@@ -156,7 +170,7 @@ void checkGradients(const Case &c) {
   std::string src = caseModule(c, rng);
   auto compiled = compile(src);
   ASSERT_TRUE(compiled) << src;
-  ASSERT_TRUE(compiled->fns.trainStep && compiled->fns.evalStep);
+  ASSERT_TRUE(compiled->fns.gradStep && compiled->fns.applyStep && compiled->fns.evalStep);
   int64_t n = 0;
   for (auto &s : c.params)
     n += numel(s);
@@ -165,7 +179,7 @@ void checkGradients(const Case &c) {
   for (float &x : buf.params)
     x = uni(rng);
   // lr = 0 leaves the parameters unchanged; grads receives the analytic gradient.
-  buf.hyper = {0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 1.0f, 0.0f};
+  buf.hyper = {0.0f, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 1.0f, 1.0f};
   std::vector<float> before = buf.params;
   buf.train(compiled->fns);
   ASSERT_EQ(buf.params, before);
@@ -250,6 +264,20 @@ TEST(GradCheck, CrossEntropy) {
                   {2, 3}});
 }
 
+// Targets of -100 (PyTorch's ignore_index) add 0 to the loss and get no gradient: the
+// finite differences of eval_step see no dependence on their logits either.
+TEST(GradCheck, CrossEntropyIgnoresTargets) {
+  checkGradients({"cross_entropy-ignore", {{2, 3, 7}},
+                  "%t = arith.constant dense<[[2, -100, 6], [-100, -100, 5]]> : tensor<2x3xi32>\n"
+                  "%y = llmp.cross_entropy %p0, %t : (tensor<2x3x7xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>",
+                  {2, 3}});
+  checkGradients({"target_mean", {{2, 3}},
+                  "%t = arith.constant dense<[[2, -100, 6], [-100, 0, 5]]> : tensor<2x3xi32>\n"
+                  "%m = llmp.target_mean %p0, %t : (tensor<2x3xf32>, tensor<2x3xi32>) -> tensor<f32>\n"
+                  "%y = llmp.mul %m, %m : (tensor<f32>, tensor<f32>) -> tensor<f32>",
+                  {}});
+}
+
 TEST(GradCheck, Embedding) {
   // Token 1 and 4 repeat: their rows accumulate two gradients (scatter-add).
   checkGradients({"embedding", {{7, 4}},
@@ -291,10 +319,8 @@ TEST(GradCheck, TinyModel) {
   checkGradients({"tiny", {{7, 8}, {8}, {8, 8}, {8, 8}}, body, {2, 3}});
 }
 
-/// train_step on two parameters (one decayed), from non-zero moments at step t = 3 with
-/// clipping active, against the AdamW formulas evaluated in double precision.
-TEST(TrainStep, AdamWMatchesHandComputation) {
-  const char *src = R"(
+/// loss = mean(w^2) + mean(b) over w f32[2, 2] (decayed) and b f32[2].
+const char *kQuadraticLoss = R"(
   module attributes {llmp.num_params = 6 : i64} {
     func.func @loss(%w: tensor<2x2xf32> {llmp.param = "w", llmp.offset = 0 : i64, llmp.decay},
                     %b: tensor<2xf32> {llmp.param = "b", llmp.offset = 4 : i64},
@@ -307,14 +333,18 @@ TEST(TrainStep, AdamWMatchesHandComputation) {
       return %l : tensor<f32>
     }
   })";
-  auto compiled = compile(src);
+
+/// grad_step + apply_step on two parameters (one decayed), from non-zero moments at step
+/// t = 3 with clipping active, against the AdamW formulas evaluated in double precision.
+TEST(TrainStep, AdamWMatchesHandComputation) {
+  auto compiled = compile(kQuadraticLoss);
   ASSERT_TRUE(compiled);
   Buffers buf(6);
   buf.params = {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -2.0f};
   buf.m = {0.1f, -0.2f, 0.3f, 0.0f, 0.05f, -0.05f};
   buf.v = {0.01f, 0.02f, 0.03f, 0.04f, 0.001f, 0.002f};
   const double lr = 0.1, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1, clip = 0.5, t = 3;
-  buf.hyper = {(float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)clip, (float)t, 0.0f};
+  buf.hyper = {(float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)clip, (float)t, 1.0f};
   std::vector<float> p0 = buf.params, m0 = buf.m, v0 = buf.v;
   buf.train(compiled->fns);
 
@@ -346,6 +376,107 @@ TEST(TrainStep, AdamWMatchesHandComputation) {
   }
 }
 
+/// grad_step adds scale * gradient to what `grads` holds (accumulation), reports the
+/// unscaled loss and counts the targets that are not -100; apply_step is not involved.
+TEST(GradStep, AccumulatesScaledGradient) {
+  auto compiled = compile(kQuadraticLoss);
+  ASSERT_TRUE(compiled);
+  Buffers buf(6);
+  buf.params = {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -2.0f};
+  std::vector<float> before = {1, 2, 3, 4, 5, 6};
+  buf.grads = before;
+  buf.targets = {2, -100, 6, 3, -100, 5};
+  buf.hyper[lrt::kHyperGradScale] = 0.25f;
+  buf.grad(compiled->fns);
+  // By hand: loss = mean(w^2) + mean(b) = (0.25 + 1 + 4 + 0.0625) / 4 + 0.5 = 1.828125;
+  // dL/dw = w / 2, dL/db = 1/2; 4 of the 6 targets are not -100.
+  EXPECT_NEAR(buf.metrics[lrt::kMetricLoss], 1.828125f, 1e-6f);
+  EXPECT_EQ(buf.metrics[lrt::kMetricTokens], 4.0f);
+  const float grad[6] = {0.25f, -0.5f, 1.0f, 0.125f, 0.5f, 0.5f};
+  for (int i = 0; i < 6; ++i)
+    EXPECT_NEAR(buf.grads[i], before[i] + 0.25f * grad[i], 1e-6f) << i;
+  EXPECT_EQ(buf.params, (std::vector<float>{0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -2.0f}));
+}
+
+/// A bigram "model" whose logits are embedding rows, with next_token's loss
+/// (target_mean of cross_entropy), for loss-semantics checks on one row of 4 tokens.
+const char *kBigramLoss = R"(
+  module attributes {llmp.num_params = 8 : i64} {
+    func.func @loss(%w: tensor<4x2xf32> {llmp.param = "w", llmp.offset = 0 : i64},
+                    %tokens: tensor<1x4xi32>, %targets: tensor<1x4xi32>) -> tensor<f32>
+        attributes {llmp.differentiate} {
+      %lg = llmp.embedding %w, %tokens : (tensor<4x2xf32>, tensor<1x4xi32>) -> tensor<1x4x2xf32>
+      %ce = llmp.cross_entropy %lg, %targets : (tensor<1x4x2xf32>, tensor<1x4xi32>) -> tensor<1x4xf32>
+      %l = llmp.target_mean %ce, %targets : (tensor<1x4xf32>, tensor<1x4xi32>) -> tensor<f32>
+      return %l : tensor<f32>
+    }
+  })";
+
+/// One grad_step of kBigramLoss on one row; returns {loss, target tokens}.
+std::pair<float, float> bigramGradStep(const lrt::StepFunctions &f, std::vector<float> &params,
+                                       std::vector<float> &grads, std::vector<int32_t> tokens,
+                                       std::vector<int32_t> targets, float scale) {
+  std::vector<float> hyper(8, 0.0f), metrics(4, -1.0f);
+  hyper[lrt::kHyperGradScale] = scale;
+  auto p = lrt::viewOf(params.data(), {8});
+  auto g = lrt::viewOf(grads.data(), {8});
+  auto tk = lrt::viewOf(tokens.data(), {1, 4});
+  auto tg = lrt::viewOf(targets.data(), {1, 4});
+  auto h = lrt::viewOf(hyper.data(), {8});
+  auto mt = lrt::viewOf(metrics.data(), {4});
+  f.gradStep(&p, &g, &tk, &tg, &h, &mt);
+  return {metrics[lrt::kMetricLoss], metrics[lrt::kMetricTokens]};
+}
+
+/// Issue #5: gradient accumulation divides by the total number of target tokens. Token 0's
+/// logits [0, d4] with target 0 have cross-entropy log(1 + e^d4) = 4 for
+/// d4 = log(e^4 - 1); token 1's [0, d1] give 1 for d1 = log(e - 1). Micro-batch A has one
+/// target (per-token losses [4]), B three ([1, 1, 1]); with the host's scales n_i / N =
+/// 1/4, 3/4 the step loss is 1.75 (not 2.5) and the gradient is the mean over the 4 target
+/// tokens: d(CE)/d(logits) = softmax - onehot = [-q, q] with q = 1 - e^-CE, so row 0 gets
+/// [-q4, q4] / 4 and row 1 gets 3 [-q1, q1] / 4 (by hand).
+TEST(GradStep, AccumulationDividesByAllTargetTokens) {
+  auto compiled = compile(kBigramLoss);
+  ASSERT_TRUE(compiled);
+  const double d4 = std::log(std::exp(4.0) - 1), d1 = std::log(std::exp(1.0) - 1);
+  std::vector<float> params = {0, (float)d4, 0, (float)d1, 0.3f, -0.2f, 0.1f, 0.5f};
+  std::vector<float> grads(8, 0.0f);
+  const std::vector<int32_t> tokA = {0, 2, 3, 1}, tgtA = {0, -100, -100, -100};
+  const std::vector<int32_t> tokB = {1, 1, 2, 1}, tgtB = {0, 0, -100, 0};
+  int64_t nA = lrt::countTargets(tgtA.data(), 4), nB = lrt::countTargets(tgtB.data(), 4);
+  ASSERT_EQ(nA + nB, 4);
+  auto [lossA, countA] = bigramGradStep(compiled->fns, params, grads, tokA, tgtA,
+                                        (float)lrt::gradScale(nA, nA + nB));
+  auto [lossB, countB] = bigramGradStep(compiled->fns, params, grads, tokB, tgtB,
+                                        (float)lrt::gradScale(nB, nA + nB));
+  EXPECT_NEAR(lossA, 4.0f, 1e-5f);
+  EXPECT_NEAR(lossB, 1.0f, 1e-5f);
+  EXPECT_EQ(countA, 1.0f);
+  EXPECT_EQ(countB, 3.0f);
+  EXPECT_NEAR(lrt::weightedMeanLoss({lossA, lossB}, {nA, nB}), 1.75, 1e-5);
+  const double q4 = 1 - std::exp(-4.0), q1 = 1 - std::exp(-1.0);
+  const double want[8] = {-q4 / 4, q4 / 4, -3 * q1 / 4, 3 * q1 / 4, 0, 0, 0, 0};
+  for (int i = 0; i < 8; ++i)
+    EXPECT_NEAR(grads[i], want[i], 1e-6) << i;
+}
+
+/// Issue #5: a micro-batch whose targets are all -100 has loss 0, 0 target tokens and adds
+/// exactly zero (finite) gradients, even with scale 1 (no 0/0 in the mean).
+TEST(GradStep, AllMaskedBatchIsZeroNotNaN) {
+  auto compiled = compile(kBigramLoss);
+  ASSERT_TRUE(compiled);
+  std::vector<float> params = {0.1f, 0.2f, -0.3f, 0.4f, 0.5f, -0.6f, 0.7f, 0.8f};
+  std::vector<float> grads(8, 0.0f);
+  auto [loss, count] = bigramGradStep(compiled->fns, params, grads, {0, 1, 2, 3},
+                                      {-100, -100, -100, -100}, 1.0f);
+  EXPECT_EQ(loss, 0.0f);
+  EXPECT_EQ(count, 0.0f);
+  for (float g : grads) {
+    EXPECT_TRUE(std::isfinite(g));
+    EXPECT_EQ(g, 0.0f);
+  }
+}
+
 /// logits_step writes the logits of the forward pass (here a pure embedding lookup).
 TEST(LogitsStep, WritesLogits) {
   const char *src = R"(
@@ -359,7 +490,8 @@ TEST(LogitsStep, WritesLogits) {
   auto compiled = compile(src);
   ASSERT_TRUE(compiled);
   ASSERT_TRUE(compiled->fns.logitsStep);
-  EXPECT_FALSE(compiled->fns.trainStep);
+  EXPECT_FALSE(compiled->fns.gradStep);
+  EXPECT_FALSE(compiled->fns.applyStep);
   std::vector<float> params(14), out(6, -1.0f);
   for (int i = 0; i < 14; ++i)
     params[i] = (float)i;

@@ -3,21 +3,24 @@
 // RUN: llmp-opt %s --llmp-grad-phase --llmp-linalg-phase --llmp-llvm-phase | FileCheck %s --check-prefix=LLVM
 
 // Tests that a tiny model goes through every phase.
-// GRAD-LABEL: func.func @train_step
+// GRAD-LABEL: func.func @grad_step
 // GRAD: llmp.cross_entropy_grad
 // GRAD: llmp.embedding_grad
+// GRAD-LABEL: func.func @apply_step
 // GRAD-LABEL: func.func @eval_step
 // GRAD-LABEL: func.func @logits_step
 
 // LINALG-NOT: {{= llmp\.}}
 // LINALG-NOT: func.func private @loss
-// LINALG-LABEL: func.func @train_step
+// LINALG-LABEL: func.func @grad_step
 // LINALG: linalg.matmul
+// LINALG-LABEL: func.func @apply_step
 // LINALG-LABEL: func.func @eval_step
 // LINALG-LABEL: func.func @logits_step
 
 // LLVM-NOT: linalg.
-// LLVM-DAG: llvm.func @_mlir_ciface_train_step
+// LLVM-DAG: llvm.func @_mlir_ciface_grad_step
+// LLVM-DAG: llvm.func @_mlir_ciface_apply_step
 // LLVM-DAG: llvm.func @_mlir_ciface_eval_step
 // LLVM-DAG: llvm.func @_mlir_ciface_logits_step
 // LLVM-DAG: llvm.func @_mlir_ciface_lrt_matmul_f32

@@ -168,6 +168,14 @@ LogicalResult CrossEntropyOp::verify() {
 
 LogicalResult MeanOp::verify() { return success(); }
 
+LogicalResult TargetMeanOp::verify() {
+  return checkShape(*this, "targets", shapeOf(getInput()), getTargets());
+}
+
+LogicalResult TargetMeanGradOp::verify() {
+  return checkShape(*this, "result", shapeOf(getTargets()), getResult());
+}
+
 LogicalResult SplatOp::verify() { return success(); }
 
 LogicalResult EmbeddingGradOp::verify() {
@@ -344,6 +352,14 @@ LogicalResult CrossEntropyOp::buildGradients(OpBuilder &b, ArrayRef<Value> resul
   operandGrads.push_back(CrossEntropyGradOp::create(b, getLoc(), getLogits().getType(),
                                                     getLogits(), getTargets(),
                                                     soleGrad(resultGrads)));
+  operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult TargetMeanOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                           SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(TargetMeanGradOp::create(b, getLoc(), getInput().getType(),
+                                                  getTargets(), soleGrad(resultGrads)));
   operandGrads.push_back(Value());
   return success();
 }

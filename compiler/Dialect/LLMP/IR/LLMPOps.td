@@ -167,7 +167,9 @@ def LLMP_CrossEntropyOp : LLMP_DiffOp<"cross_entropy"> {
   let summary = "per-token cross-entropy of logits against target ids";
   let description = [{
     `logits` is (B, T, V), `targets` is (B, T); the result is (B, T) with
-    `logsumexp(logits[b, t, :]) - logits[b, t, targets[b, t]]`.
+    `logsumexp(logits[b, t, :]) - logits[b, t, targets[b, t]]`, and 0 where
+    `targets[b, t]` is -100 (PyTorch's `ignore_index`: padding, document boundaries,
+    prompt tokens), which also get no gradient.
 
     ```mlir
     %l = llmp.cross_entropy %logits, %targets : (tensor<2x8x64xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
@@ -188,6 +190,23 @@ def LLMP_MeanOp : LLMP_DiffOp<"mean"> {
   let arguments = (ins LLMP_F32Tensor:$input);
   let results = (outs 0DTensorOf<[F32]>:$result);
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_TargetMeanOp : LLMP_DiffOp<"target_mean"> {
+  let summary = "mean over the positions whose target is not -100, as a rank-0 tensor";
+  let description = [{
+    `input` and `targets` have the same shape; the result is
+    `sum(input[i] for targets[i] != -100) / max(count(targets != -100), 1)`: the mean of a
+    per-token loss over the target tokens (PyTorch's `reduction="mean"` with
+    `ignore_index=-100`), 0 when every target is ignored.
+
+    ```mlir
+    %m = llmp.target_mean %l, %targets : (tensor<2x8xf32>, tensor<2x8xi32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, LLMP_I32Tensor:$targets);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input `,` $targets attr-dict `:` functional-type(operands, results)";
 }
 
 //===----------------------------------------------------------------------===//
@@ -266,7 +285,7 @@ def LLMP_AttentionGradOp : LLMP_GradOp<"attention_grad"> {
 }
 
 def LLMP_CrossEntropyGradOp : LLMP_GradOp<"cross_entropy_grad"> {
-  let summary = "gradient of cross_entropy: (softmax(logits) - onehot(targets)) * dy";
+  let summary = "gradient of cross_entropy: (softmax(logits) - onehot(targets)) * dy, 0 where targets is -100";
   let description = [{
     ```mlir
     %g = llmp.cross_entropy_grad %logits, %targets, %dy : (tensor<2x8x64xf32>, tensor<2x8xi32>, tensor<2x8xf32>) -> tensor<2x8x64xf32>
@@ -275,6 +294,18 @@ def LLMP_CrossEntropyGradOp : LLMP_GradOp<"cross_entropy_grad"> {
   let arguments = (ins LLMP_F32Tensor:$logits, LLMP_I32Tensor:$targets, LLMP_F32Tensor:$dy);
   let results = (outs LLMP_F32Tensor:$result);
   let assemblyFormat = "$logits `,` $targets `,` $dy attr-dict `:` functional-type(operands, results)";
+}
+
+def LLMP_TargetMeanGradOp : LLMP_GradOp<"target_mean_grad"> {
+  let summary = "gradient of target_mean: dy * (targets != -100) / max(count, 1)";
+  let description = [{
+    ```mlir
+    %g = llmp.target_mean_grad %targets, %dy : (tensor<2x8xi32>, tensor<f32>) -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_I32Tensor:$targets, 0DTensorOf<[F32]>:$dy);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$targets `,` $dy attr-dict `:` functional-type(operands, results)";
 }
 
 #endif // LLMP_OPS_TD

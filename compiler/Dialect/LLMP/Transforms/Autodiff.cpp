@@ -2,7 +2,7 @@
 /// `llmp-autodiff`: reverse-mode differentiation. For each function `@f` marked
 /// `llmp.differentiate`:
 ///   1. Clone it as `@f_grad` (same arguments) and drop the marker from the clone.
-///   2. Seed the gradient of the returned loss with 1.
+///   2. Seed the gradient of the returned loss with 1 (a constant marked `llmp.seed`).
 ///   3. Walk the body's ops backwards; for each op with a gradient on a result, call
 ///      DifferentiableOpInterface::buildGradients (new ops go before the return) and add
 ///      each operand gradient to that operand's running sum (llmp.add on repeat uses).
@@ -55,8 +55,12 @@ LogicalResult differentiate(func::FuncOp f) {
   // 2. Seed.
   DenseMap<Value, Value> grads;
   Value loss = ret.getOperand(0);
-  grads[loss] = arith::ConstantOp::create(
+  auto seed = arith::ConstantOp::create(
       b, loc, DenseElementsAttr::get(cast<RankedTensorType>(loss.getType()), b.getF32FloatAttr(1.0f)));
+  // llmp-build-steps replaces the op marked `llmp.seed` by the gradient scale of a
+  // micro-batch (runtime/StepABI.h grad_step).
+  seed->setAttr("llmp.seed", b.getUnitAttr());
+  grads[loss] = seed;
 
   auto accumulate = [&](Value v, Value gv, Location l) {
     auto it = grads.find(v);

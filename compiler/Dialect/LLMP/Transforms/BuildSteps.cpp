@@ -2,13 +2,19 @@
 /// `llmp-build-steps`: the C-ABI step functions of runtime/StepABI.h. Algorithm:
 ///   1. Read the parameter layout (`llmp.param`, `llmp.offset`, `llmp.decay`) from the
 ///      arguments of `@loss` and the buffer size from the module's `llmp.num_params`.
-///   2. train_step: view each parameter slice of the flat `params` memref as a tensor,
-///      clone `@loss_grad`'s body, write the gradients into `grads`, reduce the global
-///      squared norm, then run one AdamW linalg.generic on memrefs per run of contiguous
-///      parameters with the same decay flag (params, m, v updated in place).
-///   3. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits.
-///   4. Make `@loss`, `@loss_grad` and `@logits` private so symbol-dce drops them.
+///   2. grad_step: view each parameter slice of the flat `params` memref as a tensor,
+///      clone `@loss_grad`'s body with its seed (the constant marked `llmp.seed`) replaced
+///      by hyper[kHyperGradScale], and add each gradient into its slice of `grads`
+///      (accumulation over micro-batches); write the loss and the micro-batch's number of
+///      target tokens (targets != -100) to `metrics`.
+///   3. apply_step: reduce the global squared norm of `grads`, then run one AdamW
+///      linalg.generic on memrefs per run of contiguous parameters with the same decay
+///      flag (params, m, v updated in place).
+///   4. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits.
+///   5. Make `@loss`, `@loss_grad` and `@logits` private so symbol-dce drops them.
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
+
+#include "runtime/StepABI.h"
 
 #include "mlir/IR/IRMapping.h"
 
@@ -19,6 +25,7 @@ namespace mlir::llmp {
 
 using namespace mlir;
 using namespace mlir::llmp;
+using namespace lrt;
 
 namespace {
 
@@ -66,13 +73,19 @@ struct StepBuilder {
   }
 
   /// Clones the single-block body of `f` with `args` for its arguments; returns what it
-  /// returns.
-  SmallVector<Value> inlineBody(func::FuncOp f, ValueRange args) {
+  /// returns. With `seed`, the op marked `llmp.seed` (llmp-autodiff's seed of the backward
+  /// pass, a constant 1) is not cloned: its result becomes `seed`.
+  SmallVector<Value> inlineBody(func::FuncOp f, ValueRange args, Value seed = {}) {
     IRMapping map;
     Block &body = f.getBody().front();
     map.map(body.getArguments(), args);
-    for (Operation &op : body.without_terminator())
+    for (Operation &op : body.without_terminator()) {
+      if (seed && op.hasAttr("llmp.seed") && op.getNumResults() == 1) {
+        map.map(op.getResult(0), seed);
+        continue;
+      }
       b.clone(op, map);
+    }
     SmallVector<Value> results;
     for (Value v : body.getTerminator()->getOperands())
       results.push_back(map.lookup(v));
@@ -165,43 +178,109 @@ struct StepBuilder {
         });
   }
 
-  LogicalResult buildTrain(func::FuncOp lossGrad, ArrayRef<ParamSlice> slices,
-                           ArrayRef<Type> dataTypes) {
+  /// The number of elements of the i32 tensor `targets` that are not kIgnoreIndex, as f32.
+  Value countTargets(Value targets) {
+    auto ty = cast<RankedTensorType>(targets.getType());
+    unsigned rank = ty.getRank();
+    Value init = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{}, b.getF32Type());
+    init = linalg::FillOp::create(b, loc, ValueRange{cf(0.0)}, ValueRange{init}).getResult(0);
+    SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(rank),
+                                   AffineMap::get(rank, 0, {}, b.getContext())};
+    auto red = linalg::GenericOp::create(
+        b, loc, TypeRange{init.getType()}, ValueRange{targets}, ValueRange{init}, maps,
+        SmallVector<utils::IteratorType>(rank, utils::IteratorType::reduction),
+        [](OpBuilder &nb, Location nl, ValueRange a) {
+          Value ignore = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(kIgnoreIndex));
+          Value keep = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ne, a[0], ignore);
+          Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+          Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f));
+          Value inc = arith::SelectOp::create(nb, nl, keep, one, zero);
+          linalg::YieldOp::create(nb, nl, ValueRange{arith::AddFOp::create(nb, nl, a[1], inc)});
+        });
+    return tensor::ExtractOp::create(b, loc, red.getResult(0), ValueRange{});
+  }
+
+  /// grad_step(params, grads, data..., hyper, metrics): grads += scale * dloss/dparams.
+  LogicalResult buildGrad(func::FuncOp lossGrad, ArrayRef<ParamSlice> slices,
+                          ArrayRef<Type> dataTypes) {
+    if (dataTypes.size() < 2 ||
+        !cast<MemRefType>(dataTypes[1]).getElementType().isInteger(32))
+      return lossGrad.emitOpError()
+             << "expected i32 tokens and targets as the first two data arguments";
     MemRefType flat = flatType();
-    MemRefType hyperTy = MemRefType::get({8}, b.getF32Type());
-    MemRefType metricsTy = MemRefType::get({4}, b.getF32Type());
-    SmallVector<Type> inputs = {flat, flat, flat, flat};
+    SmallVector<Type> inputs = {flat, flat};
     inputs.append(dataTypes.begin(), dataTypes.end());
-    inputs.append({hyperTy, metricsTy});
-    func::FuncOp fn = newStep("train_step", inputs);
+    inputs.append({MemRefType::get({kNumHyper}, b.getF32Type()),
+                   MemRefType::get({kNumMetrics}, b.getF32Type())});
+    func::FuncOp fn = newStep("grad_step", inputs);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&fn.getBody().front());
     ValueRange a = fn.getArguments();
-    Value params = a[0], grads = a[1], m = a[2], v = a[3];
-    Value hyper = a[4 + dataTypes.size()], metrics = a[5 + dataTypes.size()];
-    auto args = argsFor(lossGrad, params, a.slice(4, dataTypes.size()));
+    Value params = a[0], grads = a[1];
+    ValueRange data = a.slice(2, dataTypes.size());
+    Value hyper = a[2 + dataTypes.size()], metrics = a[3 + dataTypes.size()];
+    auto args = argsFor(lossGrad, params, data);
     if (failed(args))
       return failure();
-    SmallVector<Value> res = inlineBody(lossGrad, *args);
+    // The backward pass starts from d(scale * loss)/d(loss) = scale: every gradient comes
+    // out scaled, with no pass over the parameters for it.
+    Value scale = load(hyper, kHyperGradScale);
+    Value seed = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({}, b.getF32Type()), ValueRange{scale});
+    SmallVector<Value> res = inlineBody(lossGrad, *args, seed);
 
-    // Gradients into `grads`, and the squared global norm.
-    Value sumsq = cf(0.0);
+    // grads[slice] += g, computed in place on the slice (to_tensor writable: the sum's
+    // destination is the buffer it reads).
+    AffineMap id1 = b.getMultiDimIdentityMap(1);
     for (auto [slice, g] : llvm::zip(slices, ArrayRef<Value>(res).drop_front())) {
-      writeInto(g, view(grads, slice.offset, slice.type));
-      sumsq = arith::AddFOp::create(b, loc, sumsq, sumSquares(g));
+      Value dst = view(grads, slice.offset, slice.type);
+      Value old = bufferization::ToTensorOp::create(b, loc, slice.type, dst, /*restrict=*/true,
+                                                    /*writable=*/true);
+      unsigned rank = slice.type.getRank();
+      AffineMap id = rank == 1 ? id1 : b.getMultiDimIdentityMap(rank);
+      auto sum = linalg::GenericOp::create(
+          b, loc, TypeRange{slice.type}, ValueRange{g}, ValueRange{old},
+          SmallVector<AffineMap>(2, id),
+          SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+          [](OpBuilder &nb, Location nl, ValueRange x) {
+            linalg::YieldOp::create(nb, nl, ValueRange{arith::AddFOp::create(nb, nl, x[1], x[0])});
+          });
+      writeInto(sum.getResult(0), dst);
     }
+    store(tensor::ExtractOp::create(b, loc, res[0], ValueRange{}), metrics, kMetricLoss);
+    Value targets = (*args)[args->size() - dataTypes.size() + 1];
+    store(countTargets(targets), metrics, kMetricTokens);
+    func::ReturnOp::create(b, loc);
+    return success();
+  }
+
+  /// apply_step(params, grads, m, v, hyper, metrics): global norm, clip, AdamW in place.
+  LogicalResult buildApply(ArrayRef<ParamSlice> slices) {
+    MemRefType flat = flatType();
+    func::FuncOp fn = newStep("apply_step", {flat, flat, flat, flat,
+                                             MemRefType::get({kNumHyper}, b.getF32Type()),
+                                             MemRefType::get({kNumMetrics}, b.getF32Type())});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&fn.getBody().front());
+    ValueRange a = fn.getArguments();
+    Value params = a[0], grads = a[1], m = a[2], v = a[3], hyper = a[4], metrics = a[5];
+
+    // The squared global norm, one reduction per parameter slice.
+    Value sumsq = cf(0.0);
+    for (const ParamSlice &slice : slices)
+      sumsq = arith::AddFOp::create(
+          b, loc, sumsq, sumSquares(toTensor(view(grads, slice.offset, slice.type), slice.type)));
     Value norm = math::SqrtOp::create(b, loc, sumsq);
-    store(tensor::ExtractOp::create(b, loc, res[0], ValueRange{}), metrics, 0);
-    store(norm, metrics, 1);
+    store(norm, metrics, kMetricGradNorm);
 
     // Clip factor min(1, clip / (norm + 1e-6)) when clip > 0, else 1.
     Adam h;
-    h.lr = load(hyper, 0);
-    h.b1 = load(hyper, 1);
-    h.b2 = load(hyper, 2);
-    h.eps = load(hyper, 3);
-    h.wd = load(hyper, 4);
-    Value clip = load(hyper, 5), t = load(hyper, 6);
+    h.lr = load(hyper, kHyperLr);
+    h.b1 = load(hyper, kHyperBeta1);
+    h.b2 = load(hyper, kHyperBeta2);
+    h.eps = load(hyper, kHyperEps);
+    h.wd = load(hyper, kHyperWeightDecay);
+    Value clip = load(hyper, kHyperGradClip), t = load(hyper, kHyperStep);
     Value one = cf(1.0);
     Value ratio = arith::DivFOp::create(b, loc, clip, arith::AddFOp::create(b, loc, norm, cf(1e-6)));
     Value clipped = arith::MinimumFOp::create(b, loc, one, ratio);
@@ -229,7 +308,7 @@ struct StepBuilder {
   LogicalResult buildEval(func::FuncOp loss, ArrayRef<Type> dataTypes) {
     SmallVector<Type> inputs = {flatType()};
     inputs.append(dataTypes.begin(), dataTypes.end());
-    inputs.push_back(MemRefType::get({4}, b.getF32Type()));
+    inputs.push_back(MemRefType::get({kNumMetrics}, b.getF32Type()));
     func::FuncOp fn = newStep("eval_step", inputs);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&fn.getBody().front());
@@ -238,7 +317,7 @@ struct StepBuilder {
     if (failed(args))
       return failure();
     SmallVector<Value> res = inlineBody(loss, *args);
-    store(tensor::ExtractOp::create(b, loc, res[0], ValueRange{}), a.back(), 0);
+    store(tensor::ExtractOp::create(b, loc, res[0], ValueRange{}), a.back(), kMetricLoss);
     func::ReturnOp::create(b, loc);
     return success();
   }
@@ -309,7 +388,7 @@ struct LLMPBuildStepsPass : mlir::llmp::impl::LLMPBuildStepsBase<LLMPBuildStepsP
         }
         slices.push_back({off.getInt(), ty, static_cast<bool>(loss.getArgAttr(i, "llmp.decay"))});
       }
-      if (failed(sb.buildTrain(lossGrad, slices, dataTypes)) ||
+      if (failed(sb.buildGrad(lossGrad, slices, dataTypes)) || failed(sb.buildApply(slices)) ||
           failed(sb.buildEval(loss, dataTypes)))
         return signalPassFailure();
       loss.setPrivate();

@@ -231,3 +231,21 @@ func.func @case25(%l: tensor<2x3x8xf32>, %t: tensor<2x3xi32>, %dy: tensor<2x4xf3
   %0 = llmp.cross_entropy_grad %l, %t, %dy : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<2x4xf32>) -> tensor<2x3x8xf32>
   return
 }
+
+// -----
+
+// Tests that target_mean targets have the shape of its input.
+func.func @target_mean_shape(%l: tensor<2x3xf32>, %t: tensor<3x2xi32>) {
+  // expected-error@+1 {{'llmp.target_mean' op expected targets of shape 2x3 but found 3x2}}
+  %0 = llmp.target_mean %l, %t : (tensor<2x3xf32>, tensor<3x2xi32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Tests that the target_mean gradient has the shape of the targets.
+func.func @target_mean_grad_shape(%t: tensor<2x3xi32>, %dy: tensor<f32>) {
+  // expected-error@+1 {{'llmp.target_mean_grad' op expected result of shape 2x3 but found 2x4}}
+  %0 = llmp.target_mean_grad %t, %dy : (tensor<2x3xi32>, tensor<f32>) -> tensor<2x4xf32>
+  return
+}

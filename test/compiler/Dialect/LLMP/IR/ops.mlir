@@ -56,3 +56,15 @@ func.func @gradients(%ids: tensor<2x4xi32>, %x: tensor<2x4x8xf32>, %n: tensor<8x
   %dlg = llmp.cross_entropy_grad %dk, %ids, %d2 : (tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32>) -> tensor<2x4x8xf32>
   return %de, %dlg, %dw, %dv, %ds : tensor<16x8xf32>, tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4x8xf32>, tensor<2x4x8xf32>
 }
+
+// -----
+
+// Tests that target_mean and its gradient round-trip.
+// CHECK-LABEL: func.func @target_mean
+func.func @target_mean(%l: tensor<2x4xf32>, %t: tensor<2x4xi32>, %dy: tensor<f32>) -> tensor<2x4xf32> {
+  // CHECK: llmp.target_mean %{{.*}}, %{{.*}} : (tensor<2x4xf32>, tensor<2x4xi32>) -> tensor<f32>
+  %m = llmp.target_mean %l, %t : (tensor<2x4xf32>, tensor<2x4xi32>) -> tensor<f32>
+  // CHECK: llmp.target_mean_grad %{{.*}}, %{{.*}} : (tensor<2x4xi32>, tensor<f32>) -> tensor<2x4xf32>
+  %g = llmp.target_mean_grad %t, %dy : (tensor<2x4xi32>, tensor<f32>) -> tensor<2x4xf32>
+  return %g : tensor<2x4xf32>
+}

@@ -4,7 +4,7 @@
 // CHECK-LABEL: func.func @mean_grad
 // CHECK-SAME: -> (tensor<f32>, tensor<4xf32>)
 // CHECK: %[[L:.+]] = llmp.mean
-// CHECK: %[[ONE:.+]] = arith.constant dense<1.000000e+00> : tensor<f32>
+// CHECK: %[[ONE:.+]] = arith.constant {llmp.seed} dense<1.000000e+00> : tensor<f32>
 // CHECK: %[[G:.+]] = llmp.splat %[[ONE]] {scale = 2.500000e-01 : f32}
 // CHECK: return %[[L]], %[[G]]
 func.func @mean(%w: tensor<4xf32> {llmp.param = "w"}) -> tensor<f32> attributes {llmp.differentiate} {

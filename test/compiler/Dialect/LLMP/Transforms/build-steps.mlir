@@ -1,33 +1,47 @@
 // RUN: llmp-opt %s --split-input-file --verify-diagnostics --llmp-autodiff --llmp-build-steps | FileCheck %s
 
-// Tests that train/eval/logits steps read parameters from flat-buffer slices, write
-// gradients and logits back, and update decayed and plain runs of parameters separately.
+// Tests that grad/apply/eval/logits steps read parameters from flat-buffer slices, seed
+// the backward pass with hyper[7] (the gradient scale), add the gradients into `grads`,
+// count the targets that are not -100, and update decayed and plain runs of parameters
+// separately.
 // CHECK-LABEL: func.func private @loss(
 // CHECK-LABEL: func.func private @loss_grad(
 // CHECK-LABEL: func.func private @logits(
-// CHECK-LABEL: func.func @train_step
-// CHECK-SAME: (%[[P:.+]]: memref<14xf32>, %[[G:.+]]: memref<14xf32>, %[[M:.+]]: memref<14xf32>, %[[V:.+]]: memref<14xf32>, %{{.+}}: memref<1x2xi32>, %{{.+}}: memref<1x2xi32>, %[[H:.+]]: memref<8xf32>, %[[MET:.+]]: memref<4xf32>)
+// CHECK-LABEL: func.func @grad_step
+// CHECK-SAME: (%[[P:.+]]: memref<14xf32>, %[[G:.+]]: memref<14xf32>, %{{.+}}: memref<1x2xi32>, %[[TGT:.+]]: memref<1x2xi32>, %[[H:.+]]: memref<8xf32>, %[[MET:.+]]: memref<4xf32>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK: %[[W:.+]] = memref.subview %[[P]][0] [6] [1]
 // CHECK: %[[WS:.+]] = memref.expand_shape %[[W]] {{\[\[}}0, 1]] output_shape [2, 3]
 // CHECK: bufferization.to_tensor %[[WS]] restrict
 // CHECK: %[[B:.+]] = memref.subview %[[P]][6] [2] [1]
 // CHECK: bufferization.to_tensor %[[B]] restrict
+// CHECK: %[[TT:.+]] = bufferization.to_tensor %[[TGT]] restrict
+// CHECK: %[[SCALE:.+]] = memref.load %[[H]][%{{.+}}]
+// CHECK: %[[SEED:.+]] = tensor.from_elements %[[SCALE]] : tensor<f32>
 // CHECK: llmp.mean
-// CHECK: %[[DW:.+]] = llmp.splat
+// CHECK: %[[DW:.+]] = llmp.splat %[[SEED]]
 // CHECK: %[[GW:.+]] = memref.subview %[[G]][0] [6] [1]
 // CHECK: %[[GWS:.+]] = memref.expand_shape %[[GW]]
-// CHECK: bufferization.materialize_in_destination %[[DW]] in restrict writable %[[GWS]]
-// CHECK: %[[NORM:.+]] = math.sqrt
+// CHECK: %[[OLD:.+]] = bufferization.to_tensor %[[GWS]] restrict writable
+// CHECK: %[[SUM:.+]] = linalg.generic {{.*}} ins(%[[DW]] : tensor<2x3xf32>) outs(%[[OLD]] : tensor<2x3xf32>)
+// CHECK: arith.addf
+// CHECK: bufferization.materialize_in_destination %[[SUM]] in restrict writable %[[GWS]]
 // CHECK: memref.store %{{.+}}, %[[MET]][%{{.+}}]
-// CHECK: memref.store %[[NORM]], %[[MET]][%{{.+}}]
+// CHECK: linalg.generic {{.*}} ins(%[[TT]] : tensor<1x2xi32>)
+// CHECK: arith.constant -100 : i32
+// CHECK: arith.cmpi ne
+// CHECK: memref.store %{{.+}}, %[[MET]][%{{.+}}]
+// CHECK-LABEL: func.func @apply_step
+// CHECK-SAME: (%[[AP:.+]]: memref<14xf32>, %[[AG:.+]]: memref<14xf32>, %{{.+}}: memref<14xf32>, %{{.+}}: memref<14xf32>, %{{.+}}: memref<8xf32>, %[[AMET:.+]]: memref<4xf32>)
+// CHECK: %[[NORM:.+]] = math.sqrt
+// CHECK: memref.store %[[NORM]], %[[AMET]][%{{.+}}]
 // CHECK: math.powf
-// CHECK: %[[P0:.+]] = memref.subview %[[P]][0] [6] [1]
+// CHECK: %[[P0:.+]] = memref.subview %[[AP]][0] [6] [1]
 // CHECK: linalg.generic {{.*}} ins(%{{.+}} : memref<6xf32{{.*}}>) outs(%[[P0]], %{{.+}}, %{{.+}} :
 // The decayed run (w) adds wd * p before scaling by lr.
 // CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
 // CHECK: linalg.yield
-// CHECK: %[[P1:.+]] = memref.subview %[[P]][6] [8] [1]
+// CHECK: %[[P1:.+]] = memref.subview %[[AP]][6] [8] [1]
 // CHECK: linalg.generic {{.*}} outs(%[[P1]], %{{.+}}, %{{.+}} :
 // CHECK-LABEL: func.func @eval_step
 // CHECK-SAME: (%{{.+}}: memref<14xf32>, %{{.+}}: memref<1x2xi32>, %{{.+}}: memref<1x2xi32>, %{{.+}}: memref<4xf32>)
