@@ -55,6 +55,12 @@ struct StagePlan {
   double lr = 1e-3, minLr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weightDecay = 0.1, gradClip = 1.0;
   uint64_t seed = 0;
+  /// `packing: true`: rows hold several documents, and the compiled `@loss` / `@logits`
+  /// (so train_step, eval_step and logits_step) take one more data argument after the
+  /// tokens (and targets): `segments`, i32 (B, T), the document index of each token in its
+  /// row (documents contiguous). Attention is then block-diagonal causal and RoPE positions
+  /// restart at 0 at each document start.
+  bool packing = false;
   DatasetSpec data;
   TokenizerSpec tokenizer;
 };

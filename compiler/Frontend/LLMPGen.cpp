@@ -94,6 +94,7 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
   plan.tokenizer.name = info.tokenizer->name;
   plan.tokenizer.kind = info.tokenizer->value->text;
   plan.tokenizer.vocabSize = info.vocab;
+  plan.packing = info.packing;
   return mlir::success();
 }
 
@@ -122,6 +123,10 @@ public:
     argTypes.push_back(ids);
     if (isLoss)
       argTypes.push_back(ids);
+    // A packing stage's rows hold several documents: `segments` (B, T) gives each token's
+    // document index, which masks attention across documents and restarts positions.
+    if (info.packing)
+      argTypes.push_back(ids);
     mlir::Type resultType = isLoss ? f32({}) : f32({batch, seq, m.get("vocab")});
     b.setInsertionPointToEnd(module.getBody());
     mlir::Location fnLoc = toMLIR(ctx, isLoss ? info.loss->loc : fwd.loc);
@@ -144,6 +149,12 @@ public:
     entry->getArgument(m.params.size()).setLoc(toMLIR(ctx, fwd.inputs[0].loc));
     if (isLoss)
       entry->getArgument(m.params.size() + 1).setLoc(toMLIR(ctx, info.loss->formals[1].loc));
+    segments = nullptr;
+    positions = nullptr;
+    if (info.packing) {
+      segments = entry->getArguments().back();
+      segments.setLoc(toMLIR(ctx, info.decl->loc));
+    }
     b.setInsertionPointToStart(entry);
     params.clear();
     for (size_t i = 0; i < m.params.size(); ++i)
@@ -425,18 +436,29 @@ private:
           return mlir::failure();
         }
         double theta = given[2] ? args[2].number : 10000.0;
-        return Val{mlir::llmp::RopeOp::create(b, l, x.getType(), x, b.getI64IntegerAttr(heads),
+        return Val{mlir::llmp::RopeOp::create(b, l, x.getType(), x, positionsAt(l),
+                                              b.getI64IntegerAttr(heads),
                                               b.getF32FloatAttr(theta), mlir::UnitAttr())
                        .getResult()};
       }
-      if (given[4] && static_cast<int64_t>(args[4].number) != heads)
-        return unsupported(e, "grouped-query attention (kv_heads " +
-                                  std::to_string(static_cast<int64_t>(args[4].number)) +
-                                  " < heads " + std::to_string(heads) + ")");
+      int64_t kvHeads = given[4] ? static_cast<int64_t>(args[4].number) : heads;
+      int64_t kvWidth = shapeOf(args[1].tensor).back();
+      if (kvHeads <= 0 || heads % kvHeads != 0 || kvWidth != d / heads * kvHeads) {
+        auto diag = mlir::emitError(l)
+                    << "'kv_heads' (" << kvHeads << ") must divide 'heads' (" << heads
+                    << ") and the keys must be " << d / heads << " x kv_heads wide, found "
+                    << kvWidth << " in 'attention'";
+        noteModelArgs(diag, {"heads", "kv_heads", "dim"});
+        return mlir::failure();
+      }
       bool causal = given[5] ? args[5].number != 0 : true;
-      return Val{mlir::llmp::AttentionOp::create(b, l, x.getType(), x, args[1].tensor,
-                                                 args[2].tensor, b.getI64IntegerAttr(heads),
-                                                 causal ? b.getUnitAttr() : mlir::UnitAttr())
+      // Packed rows: causal attention stays inside each document (block-diagonal mask).
+      mlir::Value seg = causal ? segments : mlir::Value();
+      return Val{mlir::llmp::AttentionOp::create(
+                     b, l, x.getType(), x, args[1].tensor, args[2].tensor, seg,
+                     b.getI64IntegerAttr(heads),
+                     kvHeads != heads ? b.getI64IntegerAttr(kvHeads) : mlir::IntegerAttr(),
+                     causal ? b.getUnitAttr() : mlir::UnitAttr())
                      .getResult()};
     }
     if (name == "silu")
@@ -456,8 +478,21 @@ private:
     return Val{mlir::llmp::MeanOp::create(b, l, f32({}), x).getResult()};
   }
 
+  /// Per-token positions for rope: null without packing, else the positions inside each
+  /// document, derived once per function from `segments` (first use at `l`).
+  mlir::Value positionsAt(mlir::Location l) {
+    if (segments && !positions) {
+      mlir::OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfterValue(segments);
+      positions = mlir::llmp::PositionsOp::create(b, l, segments.getType(), segments);
+    }
+    return positions;
+  }
+
   mlir::MLIRContext &ctx;
   mlir::OpBuilder b;
+  mlir::Value segments;  ///< (B, T) document index per token in packing stages, else null
+  mlir::Value positions; ///< llmp.positions of `segments`, created on first use
   const StageInfo &info;
   const ModelSpec &m;
   const FamilyDecl &f;

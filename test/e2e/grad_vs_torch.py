@@ -5,8 +5,10 @@
 1. `llmpc grads FILE -o out.safetensors` initialises the model from the stage's seed, takes the
    first training batch and runs the compiled train_step once; it writes the weights, the
    batch, the loss and every gradient.
-2. The model's hyper-parameters (heads, RMSNorm eps, RoPE theta) are read from the llmp IR that
-   `llmpc emit --compile-to=llmp` prints, so this file restates none of the stdlib.
+2. The model's hyper-parameters (heads, kv_heads, RMSNorm eps, RoPE theta) are read from the
+   llmp IR that `llmpc emit --compile-to=llmp` prints, so this file restates none of the
+   stdlib. ctest runs it on Inputs/tiny.llmp and on Inputs/tiny_gqa.llmp (grouped-query
+   attention, 4 query heads sharing 2 key/value heads).
 3. test/e2e/torch_llama.py, an independent implementation, recomputes the loss and the
    gradients with autograd in float64 on the same weights and batch.
 Passes when the loss and each gradient agree to a relative error (||a - b|| / ||b||) of at
@@ -34,7 +36,7 @@ def main():
     args = ap.parse_args()
 
     hyper = torch_llama.model_hyper(args.llmpc, args.file)
-    heads, eps, theta = hyper["heads"], hyper["eps"], hyper["theta"]
+    heads, kv_heads, eps, theta = hyper["heads"], hyper["kv_heads"], hyper["eps"], hyper["theta"]
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "grads.safetensors")
@@ -45,7 +47,8 @@ def main():
     params = {n: torch.tensor(tensors[n], dtype=torch.float64, requires_grad=True) for n in names}
     tokens = torch.tensor(tensors["tokens"], dtype=torch.int64)
     targets = torch.tensor(tensors["targets"], dtype=torch.int64)
-    loss = torch_llama.next_token_loss(torch_llama.forward(params, tokens, heads, eps, theta), targets)
+    logits = torch_llama.forward(params, tokens, heads, eps, theta, kv_heads)
+    loss = torch_llama.next_token_loss(logits, targets)
     loss.backward()
 
     failures = 0

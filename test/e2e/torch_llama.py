@@ -7,7 +7,11 @@ docs/internals.md, which are those of Hugging Face's LlamaForCausalLM:
 - RMSNorm: y = x / sqrt(mean(x^2) + eps) * w                (Zhang & Sennrich 2019)
 - RoPE on the two halves of each head (HF `rotate_half`), angle p * theta^(-2i/h)
   (Su et al. 2021, "RoFormer", eq. 34)
-- causal multi-head attention, scores scaled by 1/sqrt(head_dim)
+- causal multi-head attention, scores scaled by 1/sqrt(head_dim); with kv_heads < heads,
+  grouped-query attention (Ainslie et al. 2023): query head h uses key/value head
+  h // (heads // kv_heads), as HF's `repeat_kv` arranges it
+- packed rows (optional `segments`, the document index of each token): positions restart at
+  0 at each document and attention stays inside a document (block-diagonal causal mask)
 - SwiGLU MLP: (silu(h W_gate) * (h W_up)) W_down            (Shazeer 2020)
 - tied output embedding: logits = rmsnorm(x) @ embed^T
 Weights are stored as in llmp: a linear layer is `x @ W` with W of shape [in, out].
@@ -41,28 +45,47 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, heads, theta):
-    """x: [B, T, D] -> [B, T, D], rotating the halves of each of `heads` heads."""
+def positions_of(segments):
+    """segments: int [B, T] (contiguous documents) -> the position of each token in its own
+    document, int64 [B, T]: documents of lengths 3 and 2 give [0, 1, 2, 0, 1]."""
+    B, T = segments.shape
+    pos = torch.zeros(B, T, dtype=torch.int64)
+    for b in range(B):
+        for t in range(1, T):
+            pos[b, t] = pos[b, t - 1] + 1 if segments[b, t] == segments[b, t - 1] else 0
+    return pos
+
+
+def rope(x, heads, theta, segments=None):
+    """x: [B, T, D] -> [B, T, D], rotating the halves of each of `heads` heads, at positions
+    0..T-1, or at the per-document positions of `segments` ([B, T]) when given."""
     B, T, D = x.shape
     h = D // heads
     xh = x.view(B, T, heads, h)
     inv = theta ** (-torch.arange(0, h // 2, dtype=x.dtype) * 2.0 / h)
-    ang = torch.arange(T, dtype=x.dtype)[:, None] * inv[None, :]  # [T, h/2]
-    cos = torch.cat([ang.cos(), ang.cos()], -1)[None, :, None, :]
-    sin = torch.cat([ang.sin(), ang.sin()], -1)[None, :, None, :]
+    pos = torch.arange(T)[None, :].expand(B, T) if segments is None else positions_of(segments)
+    ang = pos.to(x.dtype)[:, :, None] * inv[None, None, :]  # [B, T, h/2]
+    cos = torch.cat([ang.cos(), ang.cos()], -1)[:, :, None, :]
+    sin = torch.cat([ang.sin(), ang.sin()], -1)[:, :, None, :]
     x1, x2 = xh[..., : h // 2], xh[..., h // 2 :]
     rot = torch.cat([-x2, x1], -1)
     return (xh * cos + rot * sin).view(B, T, D)
 
 
-def attention(q, k, v, heads):
-    """q, k, v: [B, T, D] -> [B, T, D], causal."""
+def attention(q, k, v, heads, kv_heads=None, segments=None):
+    """q: [B, T, heads*h], k, v: [B, T, kv_heads*h] -> [B, T, heads*h], causal; with
+    `segments` ([B, T]) also masked across documents."""
     B, T, D = q.shape
+    kv_heads = kv_heads or heads
     h = D // heads
-    split = lambda t: t.view(B, T, heads, h).transpose(1, 2)  # [B, H, T, h]
-    q, k, v = split(q), split(k), split(v)
+    split = lambda t, n: t.view(B, T, n, h).transpose(1, 2)  # [B, n, T, h]
+    # HF repeat_kv: each key/value head serves heads // kv_heads consecutive query heads.
+    repeat = lambda t: t.repeat_interleave(heads // kv_heads, dim=1)
+    q, k, v = split(q, heads), repeat(split(k, kv_heads)), repeat(split(v, kv_heads))
     s = q @ k.transpose(-1, -2) / (h ** 0.5)
-    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)[None, None]
+    if segments is not None:
+        mask = mask | (segments[:, None, :, None] != segments[:, None, None, :])
     s = s.masked_fill(mask, float("-inf"))
     return (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
 
@@ -71,15 +94,16 @@ def layer_count(params):
     return len({k.split(".")[1] for k in params if k.startswith("layers.")})
 
 
-def forward(params, tokens, heads, eps, theta):
-    """params: {name: tensor} with llmp's names; tokens: int64 [B, T] -> logits [B, T, V]."""
+def forward(params, tokens, heads, eps, theta, kv_heads=None, segments=None):
+    """params: {name: tensor} with llmp's names; tokens: int64 [B, T] -> logits [B, T, V].
+    kv_heads: key/value heads (default heads); segments: int [B, T] for packed rows."""
     x = params["embed"][tokens]
     for i in range(layer_count(params)):
         p = lambda n: params[f"layers.{i}.{n}"]
         h = rmsnorm(x, p("attn_norm"), eps)
-        q = rope(h @ p("wq"), heads, theta)
-        k = rope(h @ p("wk"), heads, theta)
-        x = x + attention(q, k, h @ p("wv"), heads) @ p("wo")
+        q = rope(h @ p("wq"), heads, theta, segments)
+        k = rope(h @ p("wk"), kv_heads or heads, theta, segments)
+        x = x + attention(q, k, h @ p("wv"), heads, kv_heads, segments) @ p("wo")
         h = rmsnorm(x, p("mlp_norm"), eps)
         x = x + (torch.nn.functional.silu(h @ p("w_gate")) * (h @ p("w_up"))) @ p("w_down")
     return rmsnorm(x, params["final_norm"], eps) @ params["embed"].T
@@ -92,7 +116,7 @@ def next_token_loss(logits, targets):
 
 
 def model_hyper(llmpc, path):
-    """Reads heads, RMSNorm eps and RoPE theta of FILE's model from the llmp IR that
+    """Reads heads, kv_heads, RMSNorm eps and RoPE theta of FILE's model from the llmp IR that
     `llmpc emit --compile-to=llmp` prints, so the reference restates none of the stdlib."""
     ir = subprocess.run([llmpc, "emit", path, "--compile-to=llmp"], check=True,
                         capture_output=True, text=True).stdout
@@ -103,5 +127,8 @@ def model_hyper(llmpc, path):
             raise RuntimeError(f"no '{name}' attribute on llmp.{op} in the emitted IR")
         return float(m.group(1))
 
-    return {"heads": int(attr("attention", "heads")), "eps": attr("rmsnorm", "eps"),
-            "theta": attr("rope", "theta")}
+    heads = int(attr("attention", "heads"))
+    # kv_heads is printed only for grouped-query attention (kv_heads < heads).
+    kv = re.search(r"llmp\.attention\b[^\n]*?\bkv_heads = (\d+)", ir)
+    return {"heads": heads, "kv_heads": int(kv.group(1)) if kv else heads,
+            "eps": attr("rmsnorm", "eps"), "theta": attr("rope", "theta")}

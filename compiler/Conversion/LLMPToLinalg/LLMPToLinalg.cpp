@@ -179,33 +179,88 @@ struct Lowerer {
         SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
   }
 
-  /// Scaled, masked score at (bh, i, j): -inf where causal and j > i.
-  static Value maskedScore(OpBuilder &nb, Location nl, Value s, double scale, bool causal) {
+  /// (B*H, T, d) -> (B*KV, (H/KV)*T, d) for `groups` = B*KV: the query heads of one
+  /// key/value group become consecutive rows (H = KV * G, head h = kv * G + g), so one
+  /// batch matmul per group computes all their scores against the shared key head.
+  Value groupHeads(Value x, int64_t groups) {
+    auto s = cast<RankedTensorType>(x.getType()).getShape();
+    int64_t g = s[0] / groups;
+    return regroup(x, {groups, g, s[1], s[2]}, {{0, 1}, {2}, {3}}, {{0}, {1, 2}, {3}});
+  }
+
+  /// (B*KV, G*T, d) -> (B*KV*G, T, d), the inverse of groupHeads.
+  Value ungroupHeads(Value x, int64_t t) {
+    auto s = cast<RankedTensorType>(x.getType()).getShape();
+    return regroup(x, {s[0], s[1] / t, t, s[2]}, {{0}, {1, 2}, {3}}, {{0, 1}, {2}, {3}});
+  }
+
+  /// Expands rank-3 `x` to the rank-4 `mid` by `expand`, then collapses it by `collapse`;
+  /// `x` itself when the group size mid[1] is 1.
+  Value regroup(Value x, ArrayRef<int64_t> mid, ArrayRef<ReassociationIndices> expand,
+                ArrayRef<ReassociationIndices> collapse) {
+    if (mid[1] == 1)
+      return x;
+    Value e = tensor::ExpandShapeOp::create(b, loc, RankedTensorType::get(mid, f32()), x, expand);
+    SmallVector<int64_t> out;
+    for (const ReassociationIndices &r : collapse) {
+      int64_t n = 1;
+      for (int64_t i : r)
+        n *= mid[i];
+      out.push_back(n);
+    }
+    return tensor::CollapseShapeOp::create(b, loc, RankedTensorType::get(out, f32()), e,
+                                           collapse);
+  }
+
+  /// Which scores of the (B*KV, G*T, T) score tensor are masked.
+  struct Mask {
+    double scale;     ///< 1/sqrt(head dim)
+    bool causal;      ///< mask j > i
+    int64_t t;        ///< sequence length: row r is query position r mod t
+    int64_t group;    ///< query heads per key/value head (H / KV): rows are G*T
+    int64_t kvHeads;  ///< KV: the batch index of score row block n is n / KV
+    Value segments;   ///< (B, T) i32 document ids, or null: mask seg[b,j] != seg[b,i]
+  };
+
+  /// Scaled, masked score at (n, r, j) of a (B*KV, G*T, T) score tensor: -inf where
+  /// causal and j > i, or where token j lies in another document than i (i = r mod T).
+  static Value maskedScore(OpBuilder &nb, Location nl, Value s, const Mask &m) {
     Value v = arith::MulFOp::create(
-        nb, nl, s, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
-    if (!causal)
+        nb, nl, s, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(m.scale)));
+    if (!m.causal && !m.segments)
       return v;
-    Value i = linalg::IndexOp::create(nb, nl, 1), j = linalg::IndexOp::create(nb, nl, 2);
-    Value masked = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ugt, j, i);
+    auto ci = [&](int64_t c) { return arith::ConstantIndexOp::create(nb, nl, c); };
+    Value r = linalg::IndexOp::create(nb, nl, 1), j = linalg::IndexOp::create(nb, nl, 2);
+    Value i = m.group == 1 ? r : arith::RemUIOp::create(nb, nl, r, ci(m.t)).getResult();
+    Value masked;
+    if (m.causal)
+      masked = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ugt, j, i);
+    if (m.segments) {
+      Value bi = arith::DivUIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 0), ci(m.kvHeads));
+      Value si = tensor::ExtractOp::create(nb, nl, m.segments, ValueRange{bi, i});
+      Value sj = tensor::ExtractOp::create(nb, nl, m.segments, ValueRange{bi, j});
+      Value other = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ne, si, sj);
+      masked = masked ? arith::OrIOp::create(nb, nl, masked, other).getResult() : other;
+    }
     Value ninf = arith::ConstantOp::create(
         nb, nl, nb.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
     return arith::SelectOp::create(nb, nl, masked, ninf, v);
   }
 
-  /// Attention probabilities P (BH,T,T) from head-split q, k.
-  Value probs(Value q, Value k, double scale, bool causal) {
+  /// Attention probabilities P (B*KV, G*T, T) from grouped q (B*KV, G*T, d) and k (B*KV, T, d).
+  Value probs(Value q, Value k, const Mask &mask) {
     auto s = cast<RankedTensorType>(q.getType()).getShape();
-    SmallVector<int64_t> sh = {s[0], s[1], s[1]};
+    SmallVector<int64_t> sh = {s[0], s[1], mask.t};
     Value scores = matmul(q, k, false, true, sh);
     AffineMap i3 = id(3), d3 = dropLast(3);
     Value mx = reduceLast(sh, scores, {i3}, -std::numeric_limits<float>::infinity(),
                           [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                            Value v = maskedScore(nb, nl, a[0], scale, causal);
+                            Value v = maskedScore(nb, nl, a[0], mask);
                             return arith::MaximumFOp::create(nb, nl, a[1], v);
                           });
     Value sum = reduceLast(sh, ValueRange{scores, mx}, {i3, d3}, 0.0,
                            [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                             Value v = maskedScore(nb, nl, a[0], scale, causal);
+                             Value v = maskedScore(nb, nl, a[0], mask);
                              Value e = math::ExpOp::create(
                                  nb, nl, arith::SubFOp::create(nb, nl, v, a[1]));
                              return arith::AddFOp::create(nb, nl, a[2], e);
@@ -213,7 +268,7 @@ struct Lowerer {
     return generic(empty(sh, f32()), ValueRange{scores, mx, sum}, {i3, d3, d3, i3},
                    SmallVector<IteratorType>(3, IteratorType::parallel),
                    [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                     Value v = maskedScore(nb, nl, a[0], scale, causal);
+                     Value v = maskedScore(nb, nl, a[0], mask);
                      Value e =
                          math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, v, a[1]));
                      return arith::DivFOp::create(nb, nl, e, a[2]);
@@ -422,28 +477,41 @@ Value lower(Lowerer &L, RopeOp op) {
   int64_t hd = sh[2] / static_cast<int64_t>(op.getHeads()), half = hd / 2;
   double logTheta = std::log(static_cast<double>(op.getTheta().convertToFloat()));
   bool inverse = op.getInverse();
-  Value x = op.getInput();
+  Value x = op.getInput(), positions = op.getPositions();
   // cos / sin of the angles as (T, hd) tables, computed once and shared by the batch and the
-  // heads (B*heads times fewer sin/cos calls than evaluating them per element).
+  // heads (B*heads times fewer sin/cos calls than evaluating them per element). With
+  // per-token positions the tables are (B, T, hd), still shared by the heads.
+  SmallVector<int64_t> tableShape = {sh[1], hd};
+  if (positions)
+    tableShape.insert(tableShape.begin(), sh[0]);
+  unsigned tr = tableShape.size();
   auto table = [&](bool sine) {
     return L.generic(
-        L.empty({sh[1], hd}, L.f32()), ValueRange{}, {L.id(2)},
-        SmallVector<IteratorType>(2, IteratorType::parallel),
+        L.empty(tableShape, L.f32()), ValueRange{}, {L.id(tr)},
+        SmallVector<IteratorType>(tr, IteratorType::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange) -> Value {
           auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
           auto cf = [&](double v) {
             return arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(v));
           };
-          Value it = linalg::IndexOp::create(nb, nl, 0), j = linalg::IndexOp::create(nb, nl, 1);
+          Value j = linalg::IndexOp::create(nb, nl, tr - 1);
+          Value pos;
+          if (positions) {
+            Value p = tensor::ExtractOp::create(
+                nb, nl, positions,
+                ValueRange{linalg::IndexOp::create(nb, nl, 0), linalg::IndexOp::create(nb, nl, 1)});
+            pos = arith::SIToFPOp::create(nb, nl, nb.getF32Type(), p);
+          } else {
+            pos = Lowerer::toF32(nb, nl, linalg::IndexOp::create(nb, nl, 0));
+          }
           Value lo = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, j, ci(half));
           Value i =
               arith::SelectOp::create(nb, nl, lo, j, arith::SubIOp::create(nb, nl, j, ci(half)));
-          // freq = theta^(-2i/h) = exp(-(2i/h) ln theta); angle = t * freq.
+          // freq = theta^(-2i/h) = exp(-(2i/h) ln theta); angle = position * freq.
           Value fi = Lowerer::toF32(nb, nl, i);
           Value expo =
               arith::MulFOp::create(nb, nl, fi, cf(-2.0 * logTheta / static_cast<double>(hd)));
-          Value ang = arith::MulFOp::create(nb, nl, Lowerer::toF32(nb, nl, it),
-                                            math::ExpOp::create(nb, nl, expo));
+          Value ang = arith::MulFOp::create(nb, nl, pos, math::ExpOp::create(nb, nl, expo));
           if (!sine)
             return math::CosOp::create(nb, nl, ang);
           Value sn = math::SinOp::create(nb, nl, ang);
@@ -463,8 +531,11 @@ Value lower(Lowerer &L, RopeOp op) {
         Value partner = arith::SelectOp::create(nb, nl, lo, arith::AddIOp::create(nb, nl, id, ci(half)),
                                                 arith::SubIOp::create(nb, nl, id, ci(half)));
         Value xp = tensor::ExtractOp::create(nb, nl, x, ValueRange{ib, it, partner});
-        Value c = tensor::ExtractOp::create(nb, nl, cosT, ValueRange{it, j});
-        Value s = tensor::ExtractOp::create(nb, nl, sinT, ValueRange{it, j});
+        SmallVector<Value> at = {it, j};
+        if (positions)
+          at.insert(at.begin(), ib);
+        Value c = tensor::ExtractOp::create(nb, nl, cosT, at);
+        Value s = tensor::ExtractOp::create(nb, nl, sinT, at);
         Value xc = arith::MulFOp::create(nb, nl, a[0], c);
         Value ps = arith::MulFOp::create(nb, nl, xp, s);
         return arith::SelectOp::create(nb, nl, lo, arith::SubFOp::create(nb, nl, xc, ps),
@@ -472,26 +543,64 @@ Value lower(Lowerer &L, RopeOp op) {
       });
 }
 
-Value lower(Lowerer &L, AttentionOp op) {
+Value lower(Lowerer &L, PositionsOp op) {
+  // result[b, t] = #{t' < t : seg[b, t'] == seg[b, t]}: a reduction over t' (no scan), which
+  // for contiguous documents is the position inside the token's own document.
+  auto sh = shapeOf(op.getResult());
+  Type i32 = L.b.getI32Type();
+  Value zero = arith::ConstantOp::create(L.b, L.loc, L.b.getI32IntegerAttr(0));
+  Value init = linalg::FillOp::create(L.b, L.loc, ValueRange{zero},
+                                      ValueRange{L.empty(sh, i32)})
+                   .getResult(0);
+  Value seg = op.getSegments();
+  return L.generic(init, ValueRange{seg, seg}, {L.map(3, {0, 1}), L.map(3, {0, 2}), L.map(3, {0, 1})},
+                   {IteratorType::parallel, IteratorType::parallel, IteratorType::reduction},
+                   [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     Value t = linalg::IndexOp::create(nb, nl, 1);
+                     Value u = linalg::IndexOp::create(nb, nl, 2);
+                     Value before = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, u, t);
+                     Value same = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, a[0], a[1]);
+                     Value hit = arith::AndIOp::create(nb, nl, before, same);
+                     Value inc = arith::ExtUIOp::create(nb, nl, nb.getI32Type(), hit);
+                     return arith::AddIOp::create(nb, nl, a[2], inc);
+                   });
+}
+
+/// The mask of an attention or attention_grad op.
+template <typename OpT>
+Lowerer::Mask maskOf(OpT op) {
   auto sh = shapeOf(op.getQ());
-  int64_t heads = op.getHeads(), hd = sh[2] / heads;
-  double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  Value q = L.toHeads(op.getQ(), heads), k = L.toHeads(op.getK(), heads),
-        v = L.toHeads(op.getV(), heads);
-  Value p = L.probs(q, k, scale, op.getCausal());
-  Value o = L.matmul(p, v, false, false, {sh[0] * heads, sh[1], hd});
-  return L.fromHeads(o, sh[0], heads);
+  int64_t heads = op.getHeads(), kv = op.getNumKVHeads();
+  return {1.0 / std::sqrt(static_cast<double>(sh[2] / heads)), op.getCausal(), sh[1],
+          heads / kv, kv, op.getSegments()};
+}
+
+Value lower(Lowerer &L, AttentionOp op) {
+  // Heads split next to the batch: q (B*KV, G*T, d), k and v (B*KV, T, d) with G = H/KV,
+  // so query head h = kv*G + g meets key/value head kv (Hugging Face repeat_kv) without
+  // copying k and v G times.
+  auto sh = shapeOf(op.getQ());
+  int64_t heads = op.getHeads(), kv = op.getNumKVHeads(), hd = sh[2] / heads;
+  Lowerer::Mask mask = maskOf(op);
+  Value q = L.groupHeads(L.toHeads(op.getQ(), heads), sh[0] * kv),
+        k = L.toHeads(op.getK(), kv), v = L.toHeads(op.getV(), kv);
+  Value p = L.probs(q, k, mask);
+  Value o = L.matmul(p, v, false, false, {sh[0] * kv, mask.group * sh[1], hd});
+  return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
 }
 
 SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
   auto sh = shapeOf(op.getQ());
-  int64_t heads = op.getHeads(), hd = sh[2] / heads, bh = sh[0] * heads, t = sh[1];
-  double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  Value q = L.toHeads(op.getQ(), heads), k = L.toHeads(op.getK(), heads),
-        v = L.toHeads(op.getV(), heads), dO = L.toHeads(op.getDy(), heads);
-  Value p = L.probs(q, k, scale, op.getCausal());
-  SmallVector<int64_t> hs = {bh, t, hd}, ss = {bh, t, t};
-  Value dv = L.matmul(p, dO, true, false, hs);  // dV = P^T dO
+  int64_t heads = op.getHeads(), kv = op.getNumKVHeads(), hd = sh[2] / heads, t = sh[1];
+  Lowerer::Mask mask = maskOf(op);
+  int64_t n = sh[0] * kv, rows = mask.group * t;
+  double scale = mask.scale;
+  Value q = L.groupHeads(L.toHeads(op.getQ(), heads), n), k = L.toHeads(op.getK(), kv),
+        v = L.toHeads(op.getV(), kv), dO = L.groupHeads(L.toHeads(op.getDy(), heads), n);
+  Value p = L.probs(q, k, mask);
+  SmallVector<int64_t> qs = {n, rows, hd}, kvs = {n, t, hd}, ss = {n, rows, t};
+  // The contractions over the G*T rows sum dK and dV over the query heads of a group.
+  Value dv = L.matmul(p, dO, true, false, kvs); // dV = P^T dO
   Value dp = L.matmul(dO, v, false, true, ss);  // dP = dO V^T
   AffineMap i3 = L.id(3), d3 = L.dropLast(3);
   Value rs = L.reduceLast(ss, ValueRange{dp, p}, {i3, i3}, 0.0,
@@ -508,10 +617,10 @@ SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
                          return arith::MulFOp::create(
                              nb, nl, g, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
                        });
-  Value dq = L.matmul(ds, k, false, false, hs); // dQ = dS K s
-  Value dk = L.matmul(ds, q, true, false, hs);  // dK = dS^T Q s
-  return {L.fromHeads(dq, sh[0], heads), L.fromHeads(dk, sh[0], heads),
-          L.fromHeads(dv, sh[0], heads)};
+  Value dq = L.matmul(ds, k, false, false, qs);  // dQ = dS K s
+  Value dk = L.matmul(ds, q, true, false, kvs);  // dK = dS^T Q s
+  return {L.fromHeads(L.ungroupHeads(dq, t), sh[0], heads), L.fromHeads(dk, sh[0], kv),
+          L.fromHeads(dv, sh[0], kv)};
 }
 
 /// Whether the i32 target `t` is the ignore index -100 (runtime/StepABI.h kIgnoreIndex).
@@ -650,7 +759,7 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op) {
   auto one = [](Value v) { return SmallVector<Value>{v}; };
   return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
-            SiluOp, SiluGradOp, RMSNormOp, RopeOp, AttentionOp, CrossEntropyOp,
+            SiluOp, SiluGradOp, RMSNormOp, RopeOp, PositionsOp, AttentionOp, CrossEntropyOp,
             CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })

@@ -258,6 +258,50 @@ TEST(GradCheck, Attention) {
                   "%y = llmp.attention %p0, %p1, %p2 {heads = 2 : i64}" + sig, {2, 3, 8}});
 }
 
+/// Grouped-query attention: query head h uses key/value head h / (heads / kv_heads), so the
+/// gradients of k and v sum over the query heads of their group.
+TEST(GradCheck, GroupedQueryAttention) {
+  auto attn = [](int64_t kv, const char *attrs) {
+    std::string qt = "tensor<2x3x8xf32>", kt = tensorType({2, 3, 2 * kv});
+    std::string y = "%y = llmp.attention %p0, %p1, %p2 {heads = 4 : i64, kv_heads = " +
+                    std::to_string(kv) + " : i64" + attrs + "} : (" + qt + ", " + kt + ", " +
+                    kt + ") -> " + qt;
+    return Case{"gqa kv_heads=" + std::to_string(kv) + attrs, {{2, 3, 8}, {2, 3, 2 * kv}, {2, 3, 2 * kv}}, y, {2, 3, 8}};
+  };
+  checkGradients(attn(2, ", causal"));
+  checkGradients(attn(2, ""));
+  checkGradients(attn(1, ", causal")); // multi-query attention
+}
+
+/// Packed rows: documents [0, 0, 1, 1] and [0, 0, 0, 1] of length 4, block-diagonal causal
+/// (or block-diagonal only) attention, with and without grouped-query heads.
+TEST(GradCheck, PackedAttention) {
+  const std::string seg =
+      "%seg = arith.constant dense<[[0, 0, 1, 1], [0, 0, 0, 1]]> : tensor<2x4xi32>\n";
+  auto attn = [&](int64_t heads, int64_t kv, const char *causal) {
+    std::string qt = "tensor<2x4x8xf32>", kt = tensorType({2, 4, 8 / heads * kv});
+    std::string y = seg + "%y = llmp.attention %p0, %p1, %p2 segments %seg {heads = " +
+                    std::to_string(heads) + " : i64, kv_heads = " + std::to_string(kv) +
+                    " : i64" + causal + "} : (" + qt + ", " + kt + ", " + kt +
+                    ", tensor<2x4xi32>) -> " + qt;
+    return Case{"packed heads=" + std::to_string(heads) + " kv_heads=" + std::to_string(kv) + causal,
+                {{2, 4, 8}, {2, 4, 8 / heads * kv}, {2, 4, 8 / heads * kv}}, y, {2, 4, 8}};
+  };
+  checkGradients(attn(2, 2, ", causal"));
+  checkGradients(attn(4, 2, ", causal"));
+  checkGradients(attn(2, 2, ""));
+}
+
+/// RoPE at per-document positions (llmp.positions of the segments): [0, 1, 0, 1] and
+/// [0, 1, 2, 0].
+TEST(GradCheck, RopePositions) {
+  checkGradients({"rope positions", {{2, 4, 8}},
+                  "%seg = arith.constant dense<[[0, 0, 1, 1], [0, 0, 0, 1]]> : tensor<2x4xi32>\n"
+                  "%pos = llmp.positions %seg : (tensor<2x4xi32>) -> tensor<2x4xi32>\n"
+                  "%y = llmp.rope %p0 positions %pos {heads = 2 : i64, theta = 1.0e+01 : f32} : (tensor<2x4x8xf32>, tensor<2x4xi32>) -> tensor<2x4x8xf32>",
+                  {2, 4, 8}});
+}
+
 TEST(GradCheck, CrossEntropy) {
   checkGradients({"cross_entropy", {{2, 3, 7}},
                   "%y = llmp.cross_entropy %p0, %targets : (tensor<2x3x7xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>",
@@ -501,6 +545,175 @@ TEST(LogitsStep, WritesLogits) {
   auto lg = lrt::viewOf(out.data(), {1, 3, 2});
   compiled->fns.logitsStep(&p, &tk, &lg);
   EXPECT_EQ(out, (std::vector<float>{6, 7, 0, 1, 12, 13}));
+}
+
+//===----------------------------------------------------------------------===//
+// Packed sequences: a row that holds several documents (`segments`, block-diagonal causal
+// attention, per-document RoPE positions) must give each document the logits it gets when
+// run alone, and `llmp.positions` must restart at 0 at each document start (issue #5:
+// documents of lengths 3 and 2 get positions [0, 1, 2, 0, 1]). The reference is
+// independent of the packing code: the same model compiled without segments for each
+// document's own length (plain causal attention, positions 0..T-1).
+//===----------------------------------------------------------------------===//
+
+/// logits_step of a packing module: one more i32 (B, T) argument, the segments.
+using PackedLogitsFn = void (*)(lrt::MemRef<float, 1> *params, lrt::MemRef<int32_t, 2> *tokens,
+                                lrt::MemRef<int32_t, 2> *segments, lrt::MemRef<float, 3> *logits);
+
+// A one-block Llama-style model with grouped-query attention: vocab 11, width 16, 4 query
+// heads of 4 sharing 2 key/value heads; logits tied to the embedding.
+constexpr int64_t kV = 11, kD = 16, kKV = 8;
+constexpr int64_t kEmbed = 0, kWq = kEmbed + kV * kD, kWk = kWq + kD * kD, kWv = kWk + kD * kKV,
+                  kWo = kWv + kD * kKV, kNumParams = kWo + kD * kD;
+
+/// The module's text for rows of shape (b, t); with `packed`, @logits takes segments and
+/// feeds them to attention and (through llmp.positions) to both ropes.
+std::string modelModule(int64_t b, int64_t t, bool packed) {
+  auto ty = [](std::initializer_list<int64_t> shape, const char *elt = "f32") {
+    std::string s = "tensor<";
+    for (int64_t d : shape)
+      s += std::to_string(d) + "x";
+    return s + elt + ">";
+  };
+  std::string x3 = ty({b, t, kD}), x2 = ty({b * t, kD}), k3 = ty({b, t, kKV}),
+              k2 = ty({b * t, kKV}), ids = ty({b, t}, "i32"), lg3 = ty({b, t, kV}),
+              lg2 = ty({b * t, kV});
+  std::string pos = packed ? " positions %pos" : "", seg = packed ? " segments %seg" : "";
+  std::string posTy = packed ? ", " + ids : "";
+  std::ostringstream os;
+  os << "module attributes {llmp.num_params = " << kNumParams << " : i64} {\n"
+     << "func.func @logits("
+     << "%embed: tensor<11x16xf32> {llmp.param = \"embed\", llmp.offset = " << kEmbed << " : i64}, "
+     << "%wq: tensor<16x16xf32> {llmp.param = \"wq\", llmp.offset = " << kWq << " : i64}, "
+     << "%wk: tensor<16x8xf32> {llmp.param = \"wk\", llmp.offset = " << kWk << " : i64}, "
+     << "%wv: tensor<16x8xf32> {llmp.param = \"wv\", llmp.offset = " << kWv << " : i64}, "
+     << "%wo: tensor<16x16xf32> {llmp.param = \"wo\", llmp.offset = " << kWo << " : i64}, "
+     << "%tokens: " << ids << (packed ? ", %seg: " + ids : "") << ") -> " << lg3 << " {\n";
+  if (packed)
+    os << "%pos = llmp.positions %seg : (" << ids << ") -> " << ids << "\n";
+  os << "%x = llmp.embedding %embed, %tokens : (tensor<11x16xf32>, " << ids << ") -> " << x3 << "\n"
+     << "%x2 = llmp.reshape %x : (" << x3 << ") -> " << x2 << "\n"
+     << "%q2 = llmp.matmul %x2, %wq : (" << x2 << ", tensor<16x16xf32>) -> " << x2 << "\n"
+     << "%k2 = llmp.matmul %x2, %wk : (" << x2 << ", tensor<16x8xf32>) -> " << k2 << "\n"
+     << "%v2 = llmp.matmul %x2, %wv : (" << x2 << ", tensor<16x8xf32>) -> " << k2 << "\n"
+     << "%q = llmp.reshape %q2 : (" << x2 << ") -> " << x3 << "\n"
+     << "%k = llmp.reshape %k2 : (" << k2 << ") -> " << k3 << "\n"
+     << "%v = llmp.reshape %v2 : (" << k2 << ") -> " << k3 << "\n"
+     << "%qr = llmp.rope %q" << pos << " {heads = 4 : i64, theta = 1.0e+01 : f32} : (" << x3
+     << posTy << ") -> " << x3 << "\n"
+     << "%kr = llmp.rope %k" << pos << " {heads = 2 : i64, theta = 1.0e+01 : f32} : (" << k3
+     << posTy << ") -> " << k3 << "\n"
+     << "%a = llmp.attention %qr, %kr, %v" << seg
+     << " {heads = 4 : i64, kv_heads = 2 : i64, causal} : (" << x3 << ", " << k3 << ", " << k3
+     << (packed ? ", " + ids : "") << ") -> " << x3 << "\n"
+     << "%a2 = llmp.reshape %a : (" << x3 << ") -> " << x2 << "\n"
+     << "%o2 = llmp.matmul %a2, %wo : (" << x2 << ", tensor<16x16xf32>) -> " << x2 << "\n"
+     << "%y2 = llmp.add %x2, %o2 : (" << x2 << ", " << x2 << ") -> " << x2 << "\n"
+     << "%lg2 = llmp.matmul %y2, %embed {transpose_b} : (" << x2 << ", tensor<11x16xf32>) -> "
+     << lg2 << "\n"
+     << "%lg = llmp.reshape %lg2 : (" << lg2 << ") -> " << lg3 << "\n"
+     << "return %lg : " << lg3 << "\n}\n}\n";
+  return os.str();
+}
+
+/// Logits (t, kV) of one document run alone through the unpacked model.
+std::vector<float> aloneLogits(std::vector<float> &params, std::vector<int32_t> tokens) {
+  int64_t t = tokens.size();
+  auto c = compile(modelModule(1, t, /*packed=*/false));
+  EXPECT_TRUE(c && c->fns.logitsStep);
+  std::vector<float> out(t * kV, NAN);
+  if (!c || !c->fns.logitsStep)
+    return out;
+  auto p = lrt::viewOf(params.data(), {kNumParams});
+  auto tk = lrt::viewOf(tokens.data(), {1, t});
+  auto lg = lrt::viewOf(out.data(), {1, t, kV});
+  c->fns.logitsStep(&p, &tk, &lg);
+  return out;
+}
+
+TEST(Packing, PackedRowsGiveEachDocumentItsOwnLogits) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> params(kNumParams);
+  for (float &x : params)
+    x = normal(rng);
+  // Row 0: documents A (3 tokens) and B (2); row 1: C (1), D (2), E (2).
+  const int64_t B = 2, T = 5;
+  std::vector<int32_t> tokens = {3, 7, 1, 9, 4, /**/ 5, 2, 8, 10, 0};
+  std::vector<int32_t> segments = {0, 0, 0, 1, 1, /**/ 0, 1, 1, 2, 2};
+  auto packed = compile(modelModule(B, T, /*packed=*/true));
+  ASSERT_TRUE(packed);
+  ASSERT_TRUE(packed->fns.logitsStep);
+  auto logitsStep = reinterpret_cast<PackedLogitsFn>(packed->fns.logitsStep);
+  std::vector<float> out(B * T * kV, NAN);
+  auto p = lrt::viewOf(params.data(), {kNumParams});
+  auto tk = lrt::viewOf(tokens.data(), {B, T});
+  auto sg = lrt::viewOf(segments.data(), {B, T});
+  auto lg = lrt::viewOf(out.data(), {B, T, kV});
+  logitsStep(&p, &tk, &sg, &lg);
+
+  struct Doc {
+    int64_t row, start, len;
+  };
+  for (Doc d : {Doc{0, 0, 3}, Doc{0, 3, 2}, Doc{1, 0, 1}, Doc{1, 1, 2}, Doc{1, 3, 2}}) {
+    SCOPED_TRACE("row " + std::to_string(d.row) + " document at " + std::to_string(d.start));
+    std::vector<int32_t> docTokens(tokens.begin() + d.row * T + d.start,
+                                   tokens.begin() + d.row * T + d.start + d.len);
+    std::vector<float> ref = aloneLogits(params, docTokens);
+    for (int64_t t = 0; t < d.len; ++t)
+      for (int64_t v = 0; v < kV; ++v) {
+        float got = out[(d.row * T + d.start + t) * kV + v], want = ref[t * kV + v];
+        // Same fp32 operations on the same values but for masked (exactly zero)
+        // probabilities and summation order: agreement to rounding.
+        EXPECT_NEAR(got, want, 1e-5f + 1e-5f * std::fabs(want)) << "t " << t << " v " << v;
+      }
+  }
+  // The documents interact without the segments: the same packed row through the unpacked
+  // model gives document B different logits (so the comparison above can fail).
+  auto plain = compile(modelModule(B, T, /*packed=*/false));
+  ASSERT_TRUE(plain);
+  std::vector<float> mixed(B * T * kV, NAN);
+  auto lm = lrt::viewOf(mixed.data(), {B, T, kV});
+  plain->fns.logitsStep(&p, &tk, &lm);
+  std::vector<float> refB = aloneLogits(params, {9, 4});
+  EXPECT_GT(std::fabs(mixed[3 * kV] - refB[0]), 1e-3f);
+}
+
+/// rope at llmp.positions of segments [0, 0, 0, 1, 1] rotates token t by the angle of
+/// position [0, 1, 2, 0, 1][t], computed here in double from the formula of
+/// docs/internals.md (Hugging Face rotate_half).
+TEST(Packing, RopeAtDocumentPositions) {
+  const char *src = R"(
+  module attributes {llmp.num_params = 20 : i64} {
+    func.func @logits(%x: tensor<1x5x4xf32> {llmp.param = "x", llmp.offset = 0 : i64},
+                      %tokens: tensor<1x5xi32>, %seg: tensor<1x5xi32>) -> tensor<1x5x4xf32> {
+      %pos = llmp.positions %seg : (tensor<1x5xi32>) -> tensor<1x5xi32>
+      %y = llmp.rope %x positions %pos {heads = 1 : i64, theta = 1.0e+01 : f32} : (tensor<1x5x4xf32>, tensor<1x5xi32>) -> tensor<1x5x4xf32>
+      return %y : tensor<1x5x4xf32>
+    }
+  })";
+  auto c = compile(src);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->fns.logitsStep);
+  std::vector<float> x(20);
+  for (int i = 0; i < 20; ++i)
+    x[i] = 0.1f * static_cast<float>(i + 1);
+  std::vector<int32_t> tokens(5, 0), segments = {0, 0, 0, 1, 1};
+  std::vector<float> out(20, NAN);
+  auto p = lrt::viewOf(x.data(), {20});
+  auto tk = lrt::viewOf(tokens.data(), {1, 5});
+  auto sg = lrt::viewOf(segments.data(), {1, 5});
+  auto lg = lrt::viewOf(out.data(), {1, 5, 4});
+  reinterpret_cast<PackedLogitsFn>(c->fns.logitsStep)(&p, &tk, &sg, &lg);
+  const int positions[5] = {0, 1, 2, 0, 1};
+  for (int t = 0; t < 5; ++t)
+    for (int i = 0; i < 2; ++i) {
+      // Head dim 4: pairs (i, i + 2) rotate by positions[t] * 10^(-2i/4).
+      double a = positions[t] * std::pow(10.0, -2.0 * i / 4.0);
+      double x0 = x[t * 4 + i], x1 = x[t * 4 + i + 2];
+      EXPECT_NEAR(out[t * 4 + i], x0 * std::cos(a) - x1 * std::sin(a), 1e-5) << t << "," << i;
+      EXPECT_NEAR(out[t * 4 + i + 2], x1 * std::cos(a) + x0 * std::sin(a), 1e-5) << t << "," << i;
+    }
 }
 
 } // namespace

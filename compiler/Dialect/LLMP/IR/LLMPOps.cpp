@@ -142,19 +142,47 @@ LogicalResult RMSNormOp::verify() {
 LogicalResult RopeOp::verify() {
   if (failed(checkRank(*this, "input", 3, getInput())))
     return failure();
-  if (failed(checkHeads(*this, getHeads(), shapeOf(getInput())[2], /*evenHead=*/true)))
+  auto x = shapeOf(getInput());
+  if (failed(checkHeads(*this, getHeads(), x[2], /*evenHead=*/true)))
     return failure();
-  return checkShape(*this, "result", shapeOf(getInput()), getResult());
+  if (getPositions() && failed(checkShape(*this, "positions", x.take_front(2), getPositions())))
+    return failure();
+  return checkShape(*this, "result", x, getResult());
+}
+
+/// Checks the operands of attention and attention_grad: q (B,T,H*d), k and v (B,T,KV*d)
+/// with KV dividing H, segments (B,T); `kvShape` receives k's expected shape.
+static LogicalResult checkAttention(Operation *op, Value q, Value k, Value v, Value segments,
+                                    int64_t heads, int64_t kvHeads,
+                                    SmallVectorImpl<int64_t> &kvShape) {
+  if (failed(checkRank(op, "q", 3, q)))
+    return failure();
+  auto qs = shapeOf(q);
+  if (failed(checkHeads(op, heads, qs[2], /*evenHead=*/false)))
+    return failure();
+  if (kvHeads <= 0 || heads % kvHeads != 0)
+    return op->emitOpError() << "expected kv_heads to divide heads = " << heads
+                             << " but found kv_heads = " << kvHeads;
+  kvShape.assign({qs[0], qs[1], qs[2] / heads * kvHeads});
+  if (failed(checkShape(op, "k", kvShape, k)) || failed(checkShape(op, "v", kvShape, v)))
+    return failure();
+  if (segments && failed(checkShape(op, "segments", qs.take_front(2), segments)))
+    return failure();
+  return success();
 }
 
 LogicalResult AttentionOp::verify() {
-  if (failed(checkRank(*this, "q", 3, getQ())))
+  SmallVector<int64_t> kvShape;
+  if (failed(checkAttention(*this, getQ(), getK(), getV(), getSegments(), getHeads(),
+                            getNumKVHeads(), kvShape)))
     return failure();
-  auto q = shapeOf(getQ());
-  if (failed(checkShape(*this, "k", q, getK())) || failed(checkShape(*this, "v", q, getV())) ||
-      failed(checkHeads(*this, getHeads(), q[2], /*evenHead=*/false)))
+  return checkShape(*this, "result", shapeOf(getQ()), getResult());
+}
+
+LogicalResult PositionsOp::verify() {
+  if (failed(checkRank(*this, "segments", 2, getSegments())))
     return failure();
-  return checkShape(*this, "result", q, getResult());
+  return checkShape(*this, "result", shapeOf(getSegments()), getResult());
 }
 
 LogicalResult CrossEntropyOp::verify() {
@@ -207,17 +235,16 @@ LogicalResult RMSNormGradOp::verify() {
 }
 
 LogicalResult AttentionGradOp::verify() {
-  if (failed(checkRank(*this, "q", 3, getQ())))
+  SmallVector<int64_t> kvShape;
+  if (failed(checkAttention(*this, getQ(), getK(), getV(), getSegments(), getHeads(),
+                            getNumKVHeads(), kvShape)))
     return failure();
   auto q = shapeOf(getQ());
-  if (failed(checkShape(*this, "k", q, getK())) || failed(checkShape(*this, "v", q, getV())) ||
-      failed(checkShape(*this, "dy", q, getDy())) ||
-      failed(checkHeads(*this, getHeads(), q[2], /*evenHead=*/false)))
+  if (failed(checkShape(*this, "dy", q, getDy())) ||
+      failed(checkShape(*this, "gradient", q, getDq())) ||
+      failed(checkShape(*this, "gradient", kvShape, getDk())))
     return failure();
-  for (Value r : getResults())
-    if (failed(checkShape(*this, "gradient", q, r)))
-      return failure();
-  return success();
+  return checkShape(*this, "gradient", kvShape, getDv());
 }
 
 LogicalResult CrossEntropyGradOp::verify() {
@@ -330,20 +357,25 @@ LogicalResult RMSNormOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrad
 
 LogicalResult RopeOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                      SmallVectorImpl<Value> &operandGrads) {
-  // A rotation's transpose is the rotation by the opposite angle.
-  auto g = RopeOp::create(b, getLoc(), getType(), soleGrad(resultGrads), getHeadsAttr(),
-                          getThetaAttr(), /*inverse=*/nullptr);
+  // A rotation's transpose is the rotation by the opposite angle (same positions).
+  auto g = RopeOp::create(b, getLoc(), getType(), soleGrad(resultGrads), getPositions(),
+                          getHeadsAttr(), getThetaAttr(), /*inverse=*/nullptr);
   g.setInverse(!getInverse());
   operandGrads.push_back(g);
+  if (getPositions())
+    operandGrads.push_back(Value());
   return success();
 }
 
 LogicalResult AttentionOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                           SmallVectorImpl<Value> &operandGrads) {
-  Type ty = getType();
-  auto g = AttentionGradOp::create(b, getLoc(), TypeRange{ty, ty, ty}, getQ(), getK(), getV(),
-                                   soleGrad(resultGrads), getHeadsAttr(), getCausalAttr());
+  auto g = AttentionGradOp::create(
+      b, getLoc(), TypeRange{getQ().getType(), getK().getType(), getV().getType()}, getQ(),
+      getK(), getV(), soleGrad(resultGrads), getSegments(), getHeadsAttr(), getKvHeadsAttr(),
+      getCausalAttr());
   operandGrads.append({g.getDq(), g.getDk(), g.getDv()});
+  if (getSegments())
+    operandGrads.push_back(Value());
   return success();
 }
 

@@ -133,34 +133,74 @@ def LLMP_RopeOp : LLMP_DiffOp<"rope"> {
   let summary = "rotary position embedding (rotate_half convention)";
   let description = [{
     `x` is (B, T, D), split into `heads` heads of `h = D / heads`. For `i < h/2` and
-    position `t`, `a = t * theta^(-2i/h)`:
+    position `p`, `a = p * theta^(-2i/h)`:
     `y[i] = x[i] cos a - x[i+h/2] sin a`, `y[i+h/2] = x[i+h/2] cos a + x[i] sin a`.
-    With `inverse` the rotation runs backwards (angle `-a`), which is its gradient.
+    The position of token (b, t) is `t`, or `positions[b, t]` (i32, (B, T)) when given:
+    packed sequences pass per-document positions (`llmp.positions`). With `inverse` the
+    rotation runs backwards (angle `-a`), which is its gradient.
 
     ```mlir
     %y = llmp.rope %x {heads = 2 : i64, theta = 1.0e+04 : f32} : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    %z = llmp.rope %x positions %pos {heads = 2 : i64, theta = 1.0e+04 : f32} : (tensor<2x8x16xf32>, tensor<2x8xi32>) -> tensor<2x8x16xf32>
     ```
   }];
-  let arguments = (ins LLMP_F32Tensor:$input, I64Attr:$heads, F32Attr:$theta,
-                       UnitAttr:$inverse);
+  let arguments = (ins LLMP_F32Tensor:$input, Optional<LLMP_I32Tensor>:$positions,
+                       I64Attr:$heads, F32Attr:$theta, UnitAttr:$inverse);
   let results = (outs LLMP_F32Tensor:$result);
-  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+  // `positions` is spelled out so that the optional operand reads as what it is.
+  let assemblyFormat = [{
+    $input (`positions` $positions^)? attr-dict `:` functional-type(operands, results)
+  }];
 }
 
 def LLMP_AttentionOp : LLMP_DiffOp<"attention"> {
-  let summary = "multi-head scaled dot-product attention";
+  let summary = "multi-head scaled dot-product attention, grouped-query and packed";
   let description = [{
-    `q`, `k`, `v` are (B, T, D), split into `heads` contiguous heads of D/heads. Scores are
-    scaled by 1/sqrt(D/heads), masked (j > i) when `causal`, and soft-maxed over j.
+    `q` is (B, T, H*d) with H = `heads`; `k` and `v` are (B, T, KV*d) with KV = `kv_heads`
+    (default: `heads`), which must divide H. Query head h attends with key/value head
+    h / (H/KV), as Hugging Face's `repeat_kv` arranges it (grouped-query attention,
+    Ainslie et al. 2023; KV = 1 is multi-query attention). Scores are scaled by 1/sqrt(d),
+    masked (j > i) when `causal`, and soft-maxed over j. The result is (B, T, H*d).
+
+    With `segments` (i32, (B, T): the document index of each token in its row), query i
+    also sees key j only if segments[b, j] == segments[b, i]: with `causal` this is the
+    block-diagonal causal mask of packed sequences, so each document of a packed row is
+    attended to as if it were alone.
 
     ```mlir
     %o = llmp.attention %q, %k, %v {heads = 2 : i64, causal} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+    %g = llmp.attention %q, %k, %v segments %seg {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x8x16xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xi32>) -> tensor<2x8x16xf32>
     ```
   }];
   let arguments = (ins LLMP_F32Tensor:$q, LLMP_F32Tensor:$k, LLMP_F32Tensor:$v,
-                       I64Attr:$heads, UnitAttr:$causal);
+                       Optional<LLMP_I32Tensor>:$segments, I64Attr:$heads,
+                       OptionalAttr<I64Attr>:$kv_heads, UnitAttr:$causal);
   let results = (outs LLMP_F32Tensor:$result);
-  let assemblyFormat = "$q `,` $k `,` $v attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $q `,` $k `,` $v (`segments` $segments^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The number of key/value heads: `kv_heads`, or `heads` when absent.
+    int64_t getNumKVHeads() { return getKvHeads().value_or(getHeads()); }
+  }];
+}
+
+def LLMP_PositionsOp : LLMP_Op<"positions"> {
+  let summary = "per-token positions inside the documents of packed rows";
+  let description = [{
+    `segments` is (B, T), the document index of each token in its row (documents are
+    contiguous); `result[b, t]` is the number of earlier tokens of the same row in the
+    same document, i.e. the position of the token in its own document: documents of
+    lengths 3 and 2 (segments [0, 0, 0, 1, 1]) give [0, 1, 2, 0, 1]. Feeds `llmp.rope`.
+
+    ```mlir
+    %pos = llmp.positions %seg : (tensor<2x8xi32>) -> tensor<2x8xi32>
+    ```
+  }];
+  let arguments = (ins LLMP_I32Tensor:$segments);
+  let results = (outs LLMP_I32Tensor:$result);
+  let assemblyFormat = "$segments attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
 }
 
 def LLMP_CrossEntropyOp : LLMP_DiffOp<"cross_entropy"> {
@@ -272,16 +312,25 @@ def LLMP_AttentionGradOp : LLMP_GradOp<"attention_grad"> {
   let description = [{
     Recomputes the attention probabilities P, then
     dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ = dS K s, dK = dS^T Q s
-    with s = 1/sqrt(D/heads), per batch and head.
+    with s = 1/sqrt(d), per batch and head. With `kv_heads` < `heads`, dK and dV of a
+    key/value head sum over the query heads of its group. `heads`, `kv_heads`, `causal`
+    and `segments` mean what they mean on `llmp.attention`; dq has q's shape, dk k's, dv v's.
 
     ```mlir
     %dq, %dk, %dv = llmp.attention_grad %q, %k, %v, %dy {heads = 2 : i64, causal} : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
     ```
   }];
   let arguments = (ins LLMP_F32Tensor:$q, LLMP_F32Tensor:$k, LLMP_F32Tensor:$v,
-                       LLMP_F32Tensor:$dy, I64Attr:$heads, UnitAttr:$causal);
+                       LLMP_F32Tensor:$dy, Optional<LLMP_I32Tensor>:$segments,
+                       I64Attr:$heads, OptionalAttr<I64Attr>:$kv_heads, UnitAttr:$causal);
   let results = (outs LLMP_F32Tensor:$dq, LLMP_F32Tensor:$dk, LLMP_F32Tensor:$dv);
-  let assemblyFormat = "$q `,` $k `,` $v `,` $dy attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $dy (`segments` $segments^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The number of key/value heads: `kv_heads`, or `heads` when absent.
+    int64_t getNumKVHeads() { return getKvHeads().value_or(getHeads()); }
+  }];
 }
 
 def LLMP_CrossEntropyGradOp : LLMP_GradOp<"cross_entropy_grad"> {

@@ -50,6 +50,77 @@ func.func @attention(%q: tensor<2x3x8xf32>) -> tensor<2x3x8xf32> {
 
 // -----
 
+// Tests that grouped-query attention (4 query heads, 2 key/value heads) puts the query heads
+// of a group on consecutive rows, (B*KV, G*T, d) = 4x6x2, against unrepeated keys 4x3x2,
+// and that the packed-sequence mask reads query i = row mod T and the segments of batch
+// row n / KV.
+// CHECK-LABEL: func.func @attention_gqa_segments
+// CHECK-SAME: %[[S:[^:]+]]: tensor<2x3xi32>
+// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2], [3]] : tensor<4x2x3x2xf32> into tensor<4x6x2xf32>
+// CHECK: linalg.batch_matmul {{.*}} ins(%{{.+}}, %{{.+}} : tensor<4x6x2xf32>, tensor<4x3x2xf32>) outs(%{{.+}} : tensor<4x6x3xf32>)
+// CHECK: %[[R:.+]] = linalg.index 1
+// CHECK: %[[J:.+]] = linalg.index 2
+// CHECK: %[[I:.+]] = arith.remui %[[R]], %{{.+}} : index
+// CHECK: %[[CAUSAL:.+]] = arith.cmpi ugt, %[[J]], %[[I]]
+// CHECK: %[[N:.+]] = linalg.index 0
+// CHECK: %[[B:.+]] = arith.divui %[[N]], %{{.+}} : index
+// CHECK: %[[SI:.+]] = tensor.extract %[[S]][%[[B]], %[[I]]]
+// CHECK: %[[SJ:.+]] = tensor.extract %[[S]][%[[B]], %[[J]]]
+// CHECK: %[[OTHER:.+]] = arith.cmpi ne, %[[SI]], %[[SJ]]
+// CHECK: arith.ori %[[CAUSAL]], %[[OTHER]]
+// CHECK: linalg.batch_matmul ins(%{{.+}}, %{{.+}} : tensor<4x6x3xf32>, tensor<4x3x2xf32>)
+// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1], [2, 3]] : tensor<2x3x4x2xf32> into tensor<2x3x8xf32>
+func.func @attention_gqa_segments(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>, %s: tensor<2x3xi32>) -> tensor<2x3x8xf32> {
+  %y = llmp.attention %q, %k, %k segments %s {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
+  return %y : tensor<2x3x8xf32>
+}
+
+// -----
+
+// Tests that the grouped-query gradient contracts over the G*T rows, so dK and dV come out
+// as (B*KV, T, d) = 4x3x2, summed over the query heads of each group.
+// CHECK-DAG: #[[PT:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d3, d1)>
+// CHECK-LABEL: func.func @attention_grad_gqa
+// CHECK: linalg.batch_matmul indexing_maps = [#[[PT]], {{.+}}] ins(%{{.+}}, %{{.+}} : tensor<4x6x3xf32>, tensor<4x6x2xf32>) outs(%{{.+}} : tensor<4x3x2xf32>)
+// CHECK: return {{.*}} : tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>
+func.func @attention_grad_gqa(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>) -> (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>) {
+  %dq, %dk, %dv = llmp.attention_grad %q, %k, %k, %q {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3x8xf32>) -> (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>)
+  return %dq, %dk, %dv : tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>
+}
+
+// -----
+
+// Tests that positions count the earlier tokens of the same document: a reduction over t'
+// of (t' < t and seg[t'] == seg[t]).
+// CHECK-LABEL: func.func @positions
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK: arith.cmpi ult
+// CHECK: arith.cmpi eq
+// CHECK: arith.andi
+// CHECK: arith.extui
+// CHECK: arith.addi
+func.func @positions(%s: tensor<2x5xi32>) -> tensor<2x5xi32> {
+  %p = llmp.positions %s : (tensor<2x5xi32>) -> tensor<2x5xi32>
+  return %p : tensor<2x5xi32>
+}
+
+// -----
+
+// Tests that rope with positions builds (B, T, hd) cos/sin tables from the positions.
+// CHECK-LABEL: func.func @rope_positions
+// CHECK-SAME: %[[P:[^:]+]]: tensor<2x3xi32>
+// CHECK: linalg.generic {{.*}}outs(%{{.+}} : tensor<2x3x4xf32>)
+// CHECK: %[[POS:.+]] = tensor.extract %[[P]]
+// CHECK: arith.sitofp %[[POS]] : i32 to f32
+// CHECK: math.cos
+// CHECK: math.sin
+func.func @rope_positions(%x: tensor<2x3x8xf32>, %p: tensor<2x3xi32>) -> tensor<2x3x8xf32> {
+  %y = llmp.rope %x positions %p {heads = 2 : i64, theta = 1.0e4 : f32} : (tensor<2x3x8xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
+  return %y : tensor<2x3x8xf32>
+}
+
+// -----
+
 // Tests that cross_entropy is max and sum-exp reductions plus a gather of the target logit.
 // CHECK-LABEL: func.func @cross_entropy
 // CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]

@@ -234,6 +234,78 @@ func.func @case25(%l: tensor<2x3x8xf32>, %t: tensor<2x3xi32>, %dy: tensor<2x4xf3
 
 // -----
 
+// Tests that kv_heads must divide heads.
+func.func @case26(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{'llmp.attention' op expected kv_heads to divide heads = 4 but found kv_heads = 3}}
+  %0 = llmp.attention %q, %k, %k {heads = 4 : i64, kv_heads = 3 : i64} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that grouped-query keys are (B, T, kv_heads * head dim).
+func.func @case27(%q: tensor<2x3x8xf32>) {
+  // expected-error@+1 {{'llmp.attention' op expected k of shape 2x3x4 but found 2x3x8}}
+  %0 = llmp.attention %q, %q, %q {heads = 4 : i64, kv_heads = 2 : i64} : (tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that grouped-query values have the keys' shape.
+func.func @case28(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{'llmp.attention' op expected v of shape 2x3x4 but found 2x3x8}}
+  %0 = llmp.attention %q, %k, %q {heads = 4 : i64, kv_heads = 2 : i64} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that attention segments are (B, T).
+func.func @case29(%q: tensor<2x3x8xf32>, %s: tensor<2x4xi32>) {
+  // expected-error@+1 {{'llmp.attention' op expected segments of shape 2x3 but found 2x4}}
+  %0 = llmp.attention %q, %q, %q segments %s {heads = 2 : i64, causal} : (tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x4xi32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that grouped-query dk has the keys' shape, not the queries'.
+func.func @case30(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{'llmp.attention_grad' op expected gradient of shape 2x3x4 but found 2x3x8}}
+  %0:3 = llmp.attention_grad %q, %k, %k, %q {heads = 4 : i64, kv_heads = 2 : i64} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3x8xf32>) -> (tensor<2x3x8xf32>, tensor<2x3x8xf32>, tensor<2x3x4xf32>)
+  return
+}
+
+// -----
+
+// Tests that rope positions are (B, T).
+func.func @case31(%x: tensor<2x3x8xf32>, %p: tensor<3x2xi32>) {
+  // expected-error@+1 {{'llmp.rope' op expected positions of shape 2x3 but found 3x2}}
+  %0 = llmp.rope %x positions %p {heads = 2 : i64, theta = 1.0e4 : f32} : (tensor<2x3x8xf32>, tensor<3x2xi32>) -> tensor<2x3x8xf32>
+  return
+}
+
+// -----
+
+// Tests that positions come from 2-D segments.
+func.func @case32(%s: tensor<6xi32>) {
+  // expected-error@+1 {{'llmp.positions' op expected segments of rank 2 but found rank 1}}
+  %0 = llmp.positions %s : (tensor<6xi32>) -> tensor<6xi32>
+  return
+}
+
+// -----
+
+// Tests that positions have the segments' shape.
+func.func @case33(%s: tensor<2x3xi32>) {
+  // expected-error@+1 {{'llmp.positions' op expected result of shape 2x3 but found 3x2}}
+  %0 = llmp.positions %s : (tensor<2x3xi32>) -> tensor<3x2xi32>
+  return
+}
+
+// -----
+
 // Tests that target_mean targets have the shape of its input.
 func.func @target_mean_shape(%l: tensor<2x3xf32>, %t: tensor<3x2xi32>) {
   // expected-error@+1 {{'llmp.target_mean' op expected targets of shape 2x3 but found 3x2}}

@@ -59,6 +59,24 @@ func.func @gradients(%ids: tensor<2x4xi32>, %x: tensor<2x4x8xf32>, %n: tensor<8x
 
 // -----
 
+// Tests that grouped-query attention with document segments, positions and rope with
+// positions round-trip.
+// CHECK-LABEL: func.func @packed_gqa
+func.func @packed_gqa(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>, %seg: tensor<2x4xi32>)
+    -> (tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2x4x4xf32>) {
+  // CHECK: %[[P:.+]] = llmp.positions %{{.*}} : (tensor<2x4xi32>) -> tensor<2x4xi32>
+  %pos = llmp.positions %seg : (tensor<2x4xi32>) -> tensor<2x4xi32>
+  // CHECK: llmp.rope %{{.*}} positions %[[P]] {heads = 1 : i64, theta = 1.000000e+04 : f32} : (tensor<2x4x4xf32>, tensor<2x4xi32>) -> tensor<2x4x4xf32>
+  %kr = llmp.rope %k positions %pos {heads = 1 : i64, theta = 1.0e4 : f32} : (tensor<2x4x4xf32>, tensor<2x4xi32>) -> tensor<2x4x4xf32>
+  // CHECK: llmp.attention %{{.*}}, %{{.*}}, %{{.*}} segments %{{.*}} {causal, heads = 4 : i64, kv_heads = 2 : i64}
+  %o = llmp.attention %q, %kr, %kr segments %seg {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2x4xi32>) -> tensor<2x4x8xf32>
+  // CHECK: llmp.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} segments %{{.*}} {causal, heads = 4 : i64, kv_heads = 2 : i64} {{.*}} -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+  %dq, %dk, %dv = llmp.attention_grad %q, %kr, %kr, %o segments %seg {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2x4x8xf32>, tensor<2x4xi32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+  return %o, %dq, %dk : tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2x4x4xf32>
+}
+
+// -----
+
 // Tests that target_mean and its gradient round-trip.
 // CHECK-LABEL: func.func @target_mean
 func.func @target_mean(%l: tensor<2x4xf32>, %t: tensor<2x4xi32>, %dy: tensor<f32>) -> tensor<2x4xf32> {

@@ -53,3 +53,22 @@ func.func @two(%a: tensor<3xf32> {llmp.param = "a"}) -> (tensor<f32>, tensor<f32
   %m = llmp.mean %a : (tensor<3xf32>) -> tensor<f32>
   return %m, %m : tensor<f32>, tensor<f32>
 }
+
+// -----
+
+// Tests that grouped-query attention with segments differentiates into attention_grad with
+// the same heads, kv_heads and segments, dk and dv of the keys' shape, and no gradient
+// for the segments, and that rope with positions reverses with the same positions.
+// CHECK-LABEL: func.func @gqa_grad
+// CHECK-SAME: -> (tensor<f32>, tensor<2x3x8xf32>, tensor<2x3x4xf32>)
+// CHECK: %[[P:.+]] = llmp.positions %[[S:[^ ]+]]
+// CHECK: llmp.attention_grad %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} segments %[[S]] {causal, heads = 4 : i64, kv_heads = 2 : i64} {{.*}} -> (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>)
+// CHECK: llmp.rope %{{.+}} positions %[[P]] {heads = 2 : i64, inverse,
+func.func @gqa(%q: tensor<2x3x8xf32> {llmp.param = "q"}, %k: tensor<2x3x4xf32> {llmp.param = "k"},
+               %s: tensor<2x3xi32>) -> tensor<f32> attributes {llmp.differentiate} {
+  %p = llmp.positions %s : (tensor<2x3xi32>) -> tensor<2x3xi32>
+  %kr = llmp.rope %k positions %p {heads = 2 : i64, theta = 1.0e4 : f32} : (tensor<2x3x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>
+  %o = llmp.attention %q, %kr, %k segments %s {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
+  %m = llmp.mean %o : (tensor<2x3x8xf32>) -> tensor<f32>
+  return %m : tensor<f32>
+}
