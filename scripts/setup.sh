@@ -17,7 +17,7 @@ APT_PACKAGES=(
   libcairo2-dev
   bibledit-data
 )
-PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece)
+PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes)
 
 want_tests=0
 for arg in "$@"; do

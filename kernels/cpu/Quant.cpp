@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: Apache-2.0
+/// NF4 quantization with double quantization of the absmax values, following
+/// bitsandbytes' CPU implementation step by step (backends/default/ops.py
+/// `quantize_blockwise` and `quantize_4bit`, functional.py `quantize_4bit` and
+/// `create_dynamic_map`), in plain loops.
+#include "kernels/cpu/Quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace lrt::quant {
+
+const std::array<float, 16> kNf4Code = {
+    -1.0f,
+    -0.6961928009986877f,
+    -0.5250730514526367f,
+    -0.39491748809814453f,
+    -0.28444138169288635f,
+    -0.18477343022823334f,
+    -0.09105003625154495f,
+    0.0f,
+    0.07958029955625534f,
+    0.16093020141124725f,
+    0.24611230194568634f,
+    0.33791524171829224f,
+    0.44070982933044434f,
+    0.5626170039176941f,
+    0.7229568362236023f,
+    1.0f,
+};
+
+namespace {
+
+/// torch.linspace(start, end, steps, dtype=float32) on the CPU (aten
+/// RangeFactoriesKernel.cpp): an fp32 step, the first half counted up from `start`, the
+/// second half down from `end`, each element one fused multiply-add (the vectorised
+/// kernels are compiled with FMA contraction; bitsandbytes' map differs in the last bit
+/// from separately rounded products).
+std::vector<float> linspaceF32(float start, float end, int64_t steps) {
+  std::vector<float> r(static_cast<size_t>(steps));
+  if (steps == 1) {
+    r[0] = start;
+    return r;
+  }
+  float step = (end - start) / static_cast<float>(steps - 1);
+  int64_t half = steps / 2;
+  for (int64_t i = 0; i < steps; ++i)
+    r[static_cast<size_t>(i)] = i < half ? std::fma(step, static_cast<float>(i), start)
+                                         : std::fma(-step, static_cast<float>(steps - i - 1), end);
+  return r;
+}
+
+std::array<float, 256> makeDynamicCode8() {
+  // create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8): for exponent
+  // i = 0..6, 2^i midpoints of linspace(0.1, 1, 2^i + 1), scaled by +-10^(i-6).
+  std::vector<float> data;
+  for (int i = 0; i < 7; ++i) {
+    std::vector<float> b = linspaceF32(0.1f, 1.0f, (int64_t{1} << i) + 1);
+    float scale = static_cast<float>(std::pow(10.0, i - 6));
+    for (size_t k = 0; k + 1 < b.size(); ++k) {
+      float mean = (b[k] + b[k + 1]) / 2.0f;
+      data.push_back(mean * scale);
+      data.push_back(mean * -scale);
+    }
+  }
+  data.push_back(0.0f);
+  data.push_back(1.0f);
+  std::sort(data.begin(), data.end());
+  std::array<float, 256> code{};
+  std::copy(data.begin(), data.end(), code.begin());
+  return code;
+}
+
+Status checkFinite(const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i]))
+      return Status::invalid("quantize: weight " + std::to_string(i) + " is not finite (" + std::to_string(x[i]) +
+                             ")");
+  return Status::ok();
+}
+
+} // namespace
+
+const std::array<float, 256> &dynamicCode8() {
+  static const std::array<float, 256> code = makeDynamicCode8();
+  return code;
+}
+
+namespace {
+
+/// Midpoints between neighbouring entries of an ascending table, in fp32 as bitsandbytes
+/// computes them (`(code[:-1] + code[1:]) / 2`).
+template <size_t N> std::vector<float> midpoints(const std::array<float, N> &code) {
+  std::vector<float> mid(N - 1);
+  for (size_t k = 0; k + 1 < N; ++k)
+    mid[k] = (code[k] + code[k + 1]) / 2.0f;
+  return mid;
+}
+
+/// Blockwise absmax quantization, bitsandbytes' CPU path (backends/default/ops.py
+/// `quantize_blockwise` and `quantize_4bit`): per block, absmax = max |x|; full blocks
+/// scale by the fp32 reciprocal of max(absmax, 1e-38), a final partial block divides by
+/// it; the scaled value, clamped to [-1, 1], takes the code torch.bucketize gives against
+/// `mid` (the number of midpoints strictly below it, so a value on a midpoint takes the
+/// lower code). `code(i, c)` receives each code; absmax[ceil(n / blockSize)] is filled.
+template <typename Emit>
+void blockwise(const float *x, int64_t n, int64_t blockSize, const std::vector<float> &mid, std::vector<float> &absmax,
+               Emit code) {
+  absmax.assign(static_cast<size_t>((n + blockSize - 1) / blockSize), 0.0f);
+  for (int64_t b = 0; b * blockSize < n; ++b) {
+    int64_t begin = b * blockSize, end = std::min(n, begin + blockSize);
+    float am = 0.0f;
+    for (int64_t i = begin; i < end; ++i)
+      am = std::max(am, std::fabs(x[i]));
+    absmax[static_cast<size_t>(b)] = am;
+    float denom = std::max(am, 1e-38f);
+    float inv = 1.0f / denom;
+    bool partial = end - begin < blockSize;
+    for (int64_t i = begin; i < end; ++i) {
+      float s = std::clamp(partial ? x[i] / denom : x[i] * inv, -1.0f, 1.0f);
+      code(i, static_cast<uint8_t>(std::lower_bound(mid.begin(), mid.end(), s) - mid.begin()));
+    }
+  }
+}
+
+} // namespace
+
+Status quantizeBlockwise8(const float *v, int64_t n, int64_t blockSize, const std::array<float, 256> &code,
+                          std::vector<uint8_t> &codes, std::vector<float> &absmax) {
+  if (n < 0 || blockSize < 1)
+    return Status::invalid("quantizeBlockwise8: bad sizes (n=" + std::to_string(n) +
+                           ", blockSize=" + std::to_string(blockSize) + ")");
+  if (Status s = checkFinite(v, n); !s)
+    return s;
+  codes.assign(static_cast<size_t>(n), 0);
+  blockwise(v, n, blockSize, midpoints(code), absmax,
+            [&](int64_t i, uint8_t c) { codes[static_cast<size_t>(i)] = c; });
+  return Status::ok();
+}
+
+Expected<Nf4Tensor> quantizeNf4(const float *x, int64_t n, const Nf4Options &opts) {
+  if (n < 0 || opts.blockSize < 1 || (opts.doubleQuant && opts.absmaxBlockSize < 1))
+    return Status::invalid("quantizeNf4: bad sizes (n=" + std::to_string(n) + ", blockSize=" +
+                           std::to_string(opts.blockSize) + ", absmaxBlockSize=" +
+                           std::to_string(opts.absmaxBlockSize) + ")");
+  if (Status s = checkFinite(x, n); !s)
+    return s;
+  Nf4Tensor q;
+  q.numel = n;
+  q.blockSize = opts.blockSize;
+  q.doubleQuant = opts.doubleQuant;
+  q.absmaxBlockSize = opts.absmaxBlockSize;
+  q.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
+  std::vector<float> absmax;
+  blockwise(x, n, q.blockSize, midpoints(kNf4Code), absmax, [&](int64_t i, uint8_t c) {
+    uint8_t &byte = q.packed[static_cast<size_t>(i / 2)];
+    byte = i % 2 == 0 ? static_cast<uint8_t>(c << 4) : static_cast<uint8_t>(byte | c);
+  });
+  if (n % 2 == 1)
+    q.packed.back() |= 7; // bitsandbytes pads with 0.0, whose code is 7
+  if (!opts.doubleQuant) {
+    q.absmax = std::move(absmax);
+    return q;
+  }
+  // Double quantization: subtract the mean, then 8-bit blockwise with the dynamic map.
+  double sum = 0;
+  for (float a : absmax)
+    sum += a;
+  q.absmaxOffset = absmax.empty() ? 0.0f : static_cast<float>(sum / static_cast<double>(absmax.size()));
+  std::vector<float> centred(absmax.size());
+  for (size_t b = 0; b < absmax.size(); ++b)
+    centred[b] = absmax[b] - q.absmaxOffset;
+  if (Status s = quantizeBlockwise8(centred.data(), static_cast<int64_t>(centred.size()), q.absmaxBlockSize,
+                                    dynamicCode8(), q.absmaxCodes, q.absmaxScales);
+      !s)
+    return s;
+  return q;
+}
+
+std::vector<float> Nf4Tensor::blockAbsmax() const {
+  if (!doubleQuant)
+    return absmax;
+  const auto &code = dynamicCode8();
+  std::vector<float> r(absmaxCodes.size());
+  for (size_t b = 0; b < r.size(); ++b) {
+    // Two roundings, as bitsandbytes (dequantize_blockwise, then += offset); separate
+    // statements so that the compiler cannot fuse them into one FMA.
+    float scaled = code[absmaxCodes[b]] * absmaxScales[b / static_cast<size_t>(absmaxBlockSize)];
+    r[b] = scaled + absmaxOffset;
+  }
+  return r;
+}
+
+double Nf4Tensor::bitsPerParameter() const {
+  if (numel == 0)
+    return 0;
+  double bits = 4.0 * static_cast<double>(numel);
+  if (doubleQuant)
+    bits += 8.0 * static_cast<double>(absmaxCodes.size()) + 32.0 * static_cast<double>(absmaxScales.size()) + 32.0;
+  else
+    bits += 32.0 * static_cast<double>(absmax.size());
+  return bits / static_cast<double>(numel);
+}
+
+Status dequantizeNf4(const Nf4Tensor &q, float *out) {
+  int64_t nb = q.numBlocks();
+  bool ok = q.numel >= 0 && q.blockSize >= 1 && q.packed.size() == static_cast<size_t>((q.numel + 1) / 2);
+  if (ok && q.doubleQuant)
+    ok = q.absmaxBlockSize >= 1 && q.absmaxCodes.size() == static_cast<size_t>(nb) &&
+         q.absmaxScales.size() == static_cast<size_t>((nb + q.absmaxBlockSize - 1) / q.absmaxBlockSize);
+  else if (ok)
+    ok = q.absmax.size() == static_cast<size_t>(nb);
+  if (!ok)
+    return Status::invalid("dequantizeNf4: inconsistent tensor (numel=" + std::to_string(q.numel) +
+                           ", blockSize=" + std::to_string(q.blockSize) + ", packed=" +
+                           std::to_string(q.packed.size()) + " bytes)");
+  std::vector<float> absmax = q.blockAbsmax();
+  for (int64_t i = 0; i < q.numel; ++i) {
+    uint8_t byte = q.packed[static_cast<size_t>(i / 2)];
+    uint8_t code = i % 2 == 0 ? byte >> 4 : byte & 15;
+    out[i] = kNf4Code[code] * absmax[static_cast<size_t>(i / q.blockSize)];
+  }
+  return Status::ok();
+}
+
+} // namespace lrt::quant
