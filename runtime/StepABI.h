@@ -71,6 +71,15 @@ using GradStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
                             MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
                             MemRef<float, 1> *hyper, MemRef<float, 1> *metrics);
 
+/// grad_step of a packing stage (StagePlan::packing): the same symbol with one more input
+/// after `targets`, `segments` i32[batch, seqLen] (the document index of each token in its
+/// row; attention is block-diagonal causal and RoPE positions restart per document).
+/// Targets across a document boundary are kIgnoreIndex (lrt::packDocuments).
+using PackedGradStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
+                                  MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
+                                  MemRef<int32_t, 2> *segments, MemRef<float, 1> *hyper,
+                                  MemRef<float, 1> *metrics);
+
 /// apply_step: global gradient norm, clipping and the AdamW update, in place.
 ///   params, grads, m, v : fp32[numParams]; grads is read only
 ///   hyper               : fp32[kNumHyper]; all but kHyperGradScale are read
@@ -86,6 +95,11 @@ using ApplyStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
 using EvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
                             MemRef<int32_t, 2> *targets, MemRef<float, 1> *metrics);
 
+/// eval_step of a packing stage: `segments` i32[batch, seqLen] after `targets`.
+using PackedEvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
+                                  MemRef<int32_t, 2> *targets, MemRef<int32_t, 2> *segments,
+                                  MemRef<float, 1> *metrics);
+
 /// logits_step: forward of one sequence of the model's full context.
 ///   tokens : i32[1, context]  (positions past the prompt may hold any valid id: attention
 ///            is causal, so they do not change earlier logits)
@@ -93,7 +107,8 @@ using EvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens
 using LogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
                               MemRef<float, 3> *logits);
 
-/// The compiled entry points of one stage.
+/// The compiled entry points of one stage. In a packing stage gradStep and evalStep hold
+/// the PackedGradStepFn / PackedEvalStepFn entry points (cast them before calling).
 struct StepFunctions {
   GradStepFn gradStep = nullptr;
   ApplyStepFn applyStep = nullptr;

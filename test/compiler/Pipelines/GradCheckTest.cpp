@@ -567,8 +567,10 @@ constexpr int64_t kEmbed = 0, kWq = kEmbed + kV * kD, kWk = kWq + kD * kD, kWv =
                   kWo = kWv + kD * kKV, kNumParams = kWo + kD * kD;
 
 /// The module's text for rows of shape (b, t); with `packed`, @logits takes segments and
-/// feeds them to attention and (through llmp.positions) to both ropes.
-std::string modelModule(int64_t b, int64_t t, bool packed) {
+/// feeds them to attention and (through llmp.positions) to both ropes. With `loss`, the
+/// function is instead @loss(params, tokens, targets[, segments]) = next_token's loss,
+/// target_mean(cross_entropy(logits, targets), targets).
+std::string modelModule(int64_t b, int64_t t, bool packed, bool loss = false) {
   auto ty = [](std::initializer_list<int64_t> shape, const char *elt = "f32") {
     std::string s = "tensor<";
     for (int64_t d : shape)
@@ -582,13 +584,15 @@ std::string modelModule(int64_t b, int64_t t, bool packed) {
   std::string posTy = packed ? ", " + ids : "";
   std::ostringstream os;
   os << "module attributes {llmp.num_params = " << kNumParams << " : i64} {\n"
-     << "func.func @logits("
+     << "func.func " << (loss ? "@loss(" : "@logits(")
      << "%embed: tensor<11x16xf32> {llmp.param = \"embed\", llmp.offset = " << kEmbed << " : i64}, "
      << "%wq: tensor<16x16xf32> {llmp.param = \"wq\", llmp.offset = " << kWq << " : i64}, "
      << "%wk: tensor<16x8xf32> {llmp.param = \"wk\", llmp.offset = " << kWk << " : i64}, "
      << "%wv: tensor<16x8xf32> {llmp.param = \"wv\", llmp.offset = " << kWv << " : i64}, "
      << "%wo: tensor<16x16xf32> {llmp.param = \"wo\", llmp.offset = " << kWo << " : i64}, "
-     << "%tokens: " << ids << (packed ? ", %seg: " + ids : "") << ") -> " << lg3 << " {\n";
+     << "%tokens: " << ids << (loss ? ", %targets: " + ids : "")
+     << (packed ? ", %seg: " + ids : "") << ") -> " << (loss ? "tensor<f32>" : lg3)
+     << (loss ? " attributes {llmp.differentiate}" : "") << " {\n";
   if (packed)
     os << "%pos = llmp.positions %seg : (" << ids << ") -> " << ids << "\n";
   os << "%x = llmp.embedding %embed, %tokens : (tensor<11x16xf32>, " << ids << ") -> " << x3 << "\n"
@@ -611,8 +615,15 @@ std::string modelModule(int64_t b, int64_t t, bool packed) {
      << "%y2 = llmp.add %x2, %o2 : (" << x2 << ", " << x2 << ") -> " << x2 << "\n"
      << "%lg2 = llmp.matmul %y2, %embed {transpose_b} : (" << x2 << ", tensor<11x16xf32>) -> "
      << lg2 << "\n"
-     << "%lg = llmp.reshape %lg2 : (" << lg2 << ") -> " << lg3 << "\n"
-     << "return %lg : " << lg3 << "\n}\n}\n";
+     << "%lg = llmp.reshape %lg2 : (" << lg2 << ") -> " << lg3 << "\n";
+  if (loss)
+    os << "%ce = llmp.cross_entropy %lg, %targets : (" << lg3 << ", " << ids << ") -> "
+       << ty({b, t}) << "\n"
+       << "%l = llmp.target_mean %ce, %targets : (" << ty({b, t}) << ", " << ids
+       << ") -> tensor<f32>\n"
+       << "return %l : tensor<f32>\n}\n}\n";
+  else
+    os << "return %lg : " << lg3 << "\n}\n}\n";
   return os.str();
 }
 
@@ -677,6 +688,61 @@ TEST(Packing, PackedRowsGiveEachDocumentItsOwnLogits) {
   plain->fns.logitsStep(&p, &tk, &lm);
   std::vector<float> refB = aloneLogits(params, {9, 4});
   EXPECT_GT(std::fabs(mixed[3 * kV] - refB[0]), 1e-3f);
+}
+
+/// Issue #5: a packed row's loss is the token-weighted loss of its documents run
+/// separately, and so is its gradient. Documents A = [3, 7, 1] and B = [9, 4] are packed by
+/// lrt::packDocuments (targets [7, 1, -100, 4, -100]: nothing across the boundary); the
+/// reference runs each document alone through the unpacked model (plain causal attention,
+/// positions from 0) with targets [7, 1, -100] and [4, -100], and accumulates their
+/// gradients with scales n_i / N = 2/3 and 1/3 (the host's rule for micro-batches).
+TEST(Packing, PackedLossIsTokenWeightedLossOfDocuments) {
+  auto packed = lrt::packDocuments({{3, 7, 1}, {9, 4}}, 5, /*padId=*/0);
+  ASSERT_TRUE(packed) << packed.status().message();
+  ASSERT_EQ(packed->targets, (std::vector<int32_t>{7, 1, -100, 4, -100}));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uni(-0.5f, 0.5f);
+  std::vector<float> params(kNumParams);
+  for (float &x : params)
+    x = uni(rng);
+  auto p = lrt::viewOf(params.data(), {kNumParams});
+  std::vector<float> hyper(8, 0.0f), metrics(4, NAN);
+  auto h = lrt::viewOf(hyper.data(), {8});
+  auto mt = lrt::viewOf(metrics.data(), {4});
+
+  auto c = compile(modelModule(1, 5, /*packed=*/true, /*loss=*/true));
+  ASSERT_TRUE(c && c->fns.gradStep);
+  std::vector<float> packedGrads(kNumParams, 0.0f);
+  auto g = lrt::viewOf(packedGrads.data(), {kNumParams});
+  auto tk = lrt::viewOf(packed->tokens.data(), {1, 5});
+  auto tg = lrt::viewOf(packed->targets.data(), {1, 5});
+  auto sg = lrt::viewOf(packed->segments.data(), {1, 5});
+  hyper[lrt::kHyperGradScale] = 1.0f;
+  reinterpret_cast<lrt::PackedGradStepFn>(c->fns.gradStep)(&p, &g, &tk, &tg, &sg, &h, &mt);
+  const double packedLoss = metrics[lrt::kMetricLoss];
+  EXPECT_EQ(metrics[lrt::kMetricTokens], 3.0f);
+
+  std::vector<float> aloneGrads(kNumParams, 0.0f);
+  std::vector<double> losses;
+  std::vector<int64_t> counts;
+  const std::vector<std::vector<int32_t>> docs = {{3, 7, 1}, {9, 4}};
+  for (const std::vector<int32_t> &doc : docs) {
+    int64_t t = doc.size();
+    auto alone = compile(modelModule(1, t, /*packed=*/false, /*loss=*/true));
+    ASSERT_TRUE(alone && alone->fns.gradStep);
+    std::vector<int32_t> tokens = doc, targets = lrt::shiftLabels(doc);
+    auto ga = lrt::viewOf(aloneGrads.data(), {kNumParams});
+    auto tka = lrt::viewOf(tokens.data(), {1, t});
+    auto tga = lrt::viewOf(targets.data(), {1, t});
+    counts.push_back(lrt::countTargets(targets.data(), t));
+    hyper[lrt::kHyperGradScale] = float(lrt::gradScale(counts.back(), 3));
+    alone->fns.gradStep(&p, &ga, &tka, &tga, &h, &mt);
+    losses.push_back(metrics[lrt::kMetricLoss]);
+  }
+  ASSERT_EQ(counts, (std::vector<int64_t>{2, 1}));
+  EXPECT_NEAR(packedLoss, lrt::weightedMeanLoss(losses, counts), 1e-5 * std::fabs(packedLoss));
+  for (int64_t i = 0; i < kNumParams; ++i)
+    EXPECT_NEAR(packedGrads[i], aloneGrads[i], 1e-6 + 1e-4 * std::fabs(aloneGrads[i])) << i;
 }
 
 /// rope at llmp.positions of segments [0, 0, 0, 1, 1] rotates token t by the angle of
