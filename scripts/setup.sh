@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev
   libpcre2-dev libicu-dev
   libclang-rt-22-dev
+  libomp-22-dev
   libcairo2-dev
   bibledit-data
 )

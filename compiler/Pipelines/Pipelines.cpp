@@ -102,11 +102,20 @@ void buildLLVMPhase(OpPassManager &pm) {
           "llmp-linalg-to-lrt,"
           // exp -> inline polynomial, so softmax / cross-entropy loops vectorise.
           "llmp-approximate-math,"
-          // Everything else -> loops -> LLVM.
-          "convert-linalg-to-loops,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+          // Sums and maxima may be reassociated, so that the loop vectoriser widens them.
+          "llmp-reassociate-reductions,"
+          // Everything else -> loops: scf.parallel over the parallel dimensions, scf.for
+          // over reductions.
+          "convert-linalg-to-parallel-loops,"
+          // Outermost loops with enough work stay parallel, the rest become scf.for ...
+          "llmp-parallelize-loops,"
+          // ... and each parallel loop is one OpenMP region over the cores (libomp);
+          // canonicalize inlines the alloca scopes around the loop bodies (no allocas).
+          "convert-scf-to-openmp,canonicalize,"
+          "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
           // Allocations call _mlir_memref_to_llvm_{alloc,free}: the JIT's caching step heap.
           "finalize-memref-to-llvm{use-generic-functions},convert-math-to-llvm,convert-arith-to-llvm,"
-          "convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,"
+          "convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,convert-openmp-to-llvm,"
           "reconcile-unrealized-casts");
 }
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-/// GEMM kernels over strided memrefs: cblas_sgemm (OpenBLAS) with a plain-loop fallback.
+/// GEMM kernels over strided memrefs: cblas_sgemm (OpenBLAS) with a plain-loop fallback,
+/// shared over the OpenMP threads of the generated code (OpenBLAS itself single-threaded).
 #include "kernels/cpu/Matmul.h"
 
 #include <algorithm>
 #include <cblas.h>
+#include <mutex>
+#include <omp.h>
 
 namespace {
 
@@ -49,7 +52,7 @@ bool asBlas(const View &v, bool t, CBLAS_TRANSPOSE &trans, int64_t &ld) {
   return false;
 }
 
-void gemm(bool ta, bool tb, const View &a, const View &b, const View &c) {
+void gemm1(bool ta, bool tb, const View &a, const View &b, const View &c) {
   int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
   if (m == 0 || n == 0)
     return;
@@ -64,6 +67,58 @@ void gemm(bool ta, bool tb, const View &a, const View &b, const View &c) {
               c.s0);
 }
 
+/// The generated loops run on OpenMP threads and spread each GEMM over the same threads
+/// (below); OpenBLAS's own pthreads would oversubscribe the cores and spin in sched_yield
+/// while idle (about 20% of a step's samples before), so OpenBLAS runs single-threaded.
+void useSingleThreadedBlas() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+/// Rows [r0, r1) of op(X) for a (rows, cols) view `x` used transposed when `t`.
+View rowsOf(const View &x, bool t, int64_t r0, int64_t r1) {
+  return t ? View{x.data + r0 * x.s1, x.rows, r1 - r0, x.s0, x.s1}
+           : View{x.data + r0 * x.s0, r1 - r0, x.cols, x.s0, x.s1};
+}
+
+/// Columns [c0, c1) of op(X).
+View colsOf(const View &x, bool t, int64_t c0, int64_t c1) {
+  return t ? View{x.data + c0 * x.s0, c1 - c0, x.cols, x.s0, x.s1}
+           : View{x.data + c0 * x.s1, x.rows, c1 - c0, x.s0, x.s1};
+}
+
+/// Below this many multiply-adds a GEMM runs on the calling thread: a fork costs about
+/// a microsecond, 64^3 multiply-adds about ten.
+constexpr int64_t kMinParallelMacs = 64 * 64 * 64;
+
+/// C += op(A) op(B), split over the OpenMP threads along the longer of C's dimensions in
+/// blocks of 16 (the sgemm kernels' register tile). The split depends only on the shapes
+/// and the thread count, so runs with the same thread count are bitwise reproducible.
+void gemm(bool ta, bool tb, const View &a, const View &b, const View &c) {
+  useSingleThreadedBlas();
+  int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads <= 1 || m * n * k < kMinParallelMacs) {
+    gemm1(ta, tb, a, b, c);
+    return;
+  }
+  bool byRows = m >= n;
+  int64_t extent = byRows ? m : n;
+  int64_t blocks = (extent + 15) / 16;
+  threads = static_cast<int>(std::min<int64_t>(threads, blocks));
+#pragma omp parallel num_threads(threads)
+  {
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t lo = std::min(extent, blocks * t / nt * 16), hi = std::min(extent, blocks * (t + 1) / nt * 16);
+    if (lo < hi) {
+      if (byRows)
+        gemm1(ta, tb, rowsOf(a, ta, lo, hi), b, View{c.data + lo * c.s0, hi - lo, n, c.s0, c.s1});
+      else
+        gemm1(ta, tb, a, colsOf(b, tb, lo, hi), View{c.data + lo * c.s1, m, hi - lo, c.s0, c.s1});
+    }
+  }
+}
+
 } // namespace
 
 extern "C" void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, lrt::MemRef<float, 2> *a,
@@ -76,13 +131,22 @@ extern "C" void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb,
                                                   lrt::MemRef<float, 3> *a,
                                                   lrt::MemRef<float, 3> *b,
                                                   lrt::MemRef<float, 3> *c) {
-  for (int64_t i = 0; i < c->sizes[0]; ++i) {
-    auto slice = [i](lrt::MemRef<float, 3> *m) {
-      return View{m->aligned + m->offset + i * m->strides[0], m->sizes[1], m->sizes[2],
-                  m->strides[1], m->strides[2]};
-    };
-    gemm(ta != 0, tb != 0, slice(a), slice(b), slice(c));
+  auto slice = [](lrt::MemRef<float, 3> *m, int64_t i) {
+    return View{m->aligned + m->offset + i * m->strides[0], m->sizes[1], m->sizes[2],
+                m->strides[1], m->strides[2]};
+  };
+  int64_t batch = c->sizes[0];
+  useSingleThreadedBlas();
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (batch < threads) { // too few slices to share: split each product instead
+    for (int64_t i = 0; i < batch; ++i)
+      gemm(ta != 0, tb != 0, slice(a, i), slice(b, i), slice(c, i));
+    return;
   }
+  // Slices are independent: one thread each, in contiguous static chunks.
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < batch; ++i)
+    gemm1(ta != 0, tb != 0, slice(a, i), slice(b, i), slice(c, i));
 }
 
 extern "C" void lrt_matmul_f32_ref(int32_t ta, int32_t tb, const lrt::MemRef<float, 2> *a,

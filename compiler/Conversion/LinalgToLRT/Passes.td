@@ -51,4 +51,68 @@ def LLMPApproximateMath : Pass<"llmp-approximate-math", "ModuleOp"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def LLMPParallelizeLoops : Pass<"llmp-parallelize-loops", "ModuleOp"> {
+  let summary = "Keep only outermost, large scf.parallel loops parallel; serialise the rest";
+  let description = [{
+    Runs after `convert-linalg-to-parallel-loops`, which gives every parallel dimension of
+    every linalg op an `scf.parallel`, also inside reduction loops (an RMSNorm weight
+    gradient, parallel over D inside the sum over B and T, would fork 2,048 times per
+    call). `convert-scf-to-openmp` then turns each remaining `scf.parallel` into one
+    OpenMP parallel region (`omp.parallel` + `omp.wsloop`, static schedule).
+
+    This pass keeps an `scf.parallel` parallel only when it is not nested in another loop
+    and its loop nest runs at least `min-iterations` innermost iterations (static trip
+    counts multiplied), so that a fork (about a microsecond) is paid only where there is
+    work to share. Every other `scf.parallel` becomes a nest of `scf.for` in the same
+    order. Each iteration of a kept loop writes disjoint elements (linalg parallel
+    dimensions), and reductions stay sequential `scf.for` inside one thread, so results do
+    not depend on the number of threads: runs are bitwise reproducible.
+
+    Before:
+    ```mlir
+    scf.for %b = %c0 to %c16 step %c1 {
+      scf.parallel (%d) = (%c0) to (%c128) step (%c1) { ... }
+    }
+    ```
+    After:
+    ```mlir
+    scf.for %b = %c0 to %c16 step %c1 {
+      scf.for %d = %c0 to %c128 step %c1 { ... }
+    }
+    ```
+  }];
+  let options = [
+    Option<"minIterations", "min-iterations", "int64_t", /*default=*/"32768",
+           "smallest static iteration count of a loop nest that is run in parallel">
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
+def LLMPReassociateReductions : Pass<"llmp-reassociate-reductions", "ModuleOp"> {
+  let summary = "Allow reassociation of floating-point ops in linalg reduction bodies";
+  let description = [{
+    LLVM's loop vectoriser widens a floating-point reduction (a sum, a max) only when its
+    combining instruction may be reassociated: summing 8 or 16 partial sums in vector lanes
+    changes the order of additions. Without the flag each softmax, log-sum-exp, RMSNorm
+    and norm reduction runs one scalar add per element ("cannot prove it is safe to
+    reorder floating-point operations"). This pass sets `fastmath<reassoc, contract>` on the
+    arith floating-point ops in the body of every `linalg.generic` / `linalg.reduce` with a
+    reduction iterator (and only there: elementwise code keeps IEEE semantics). Results
+    change within rounding (pairwise-like summation is usually more accurate than the
+    sequential sum) and stay deterministic: the same code sums in the same order on every
+    run.
+
+    Before:
+    ```mlir
+    linalg.generic {iterator_types = ["parallel", "reduction"]} ... {
+      %s = arith.addf %x, %acc : f32
+    ```
+    After:
+    ```mlir
+      %s = arith.addf %x, %acc fastmath<reassoc,contract> : f32
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect"];
+}
+
 #endif

@@ -3,6 +3,7 @@
 #include "compiler/Target/CPU/JIT.h"
 
 #include "kernels/cpu/Alloc.h"
+#include "kernels/cpu/FloatEnv.h"
 #include "kernels/cpu/Matmul.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -65,6 +66,10 @@ llvm::Expected<std::unique_ptr<JitModule>> JitModule::create(ModuleOp module) {
     add("_mlir_memref_to_llvm_free", reinterpret_cast<void *>(&lrt_free));
     return map;
   });
+  // Step code runs with denormals flushed (on this thread and the OpenMP pool that the
+  // parallel loops and GEMMs use): denormal softmax tails and AdamW moments otherwise cost
+  // a microcode assist per operation late in training.
+  lrt_flush_denormals_to_zero();
   return std::unique_ptr<JitModule>(new JitModule(std::move(*engine)));
 }
 

@@ -22,6 +22,9 @@ public:
   /// Compiles `module`, which must be in the LLVM dialect (Phase::LLVM) and whose context
   /// has the LLVM IR translations registered (registerLLMPDialects). The module may be
   /// destroyed afterwards. Returns an error if translation or code generation fails.
+  /// Sets flush-to-zero / denormals-are-zero on the calling thread and the OpenMP pool
+  /// (kernels/cpu/FloatEnv.h): call the step functions from this thread. The generated
+  /// loops and GEMMs use OMP_NUM_THREADS threads (default: the cores).
   static llvm::Expected<std::unique_ptr<JitModule>> create(mlir::ModuleOp module);
 
   ~JitModule();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /// The BLAS-backed GEMM kernels against their plain-loop reference, for every transpose
-/// combination, strided (sub-matrix and column-major) operands and the batched form.
+/// combination, strided (sub-matrix and column-major) operands and the batched form, on one
+/// thread and split over several OpenMP threads.
 /// Tolerance: atol + |ref| * eps(f32) * K, with atol = 1e-5.
 #include "kernels/cpu/Matmul.h"
 
@@ -8,6 +9,7 @@
 
 #include <cmath>
 #include <limits>
+#include <omp.h>
 #include <random>
 #include <vector>
 
@@ -56,6 +58,29 @@ TEST(Matmul, MatchesReferenceForAllLayouts) {
       }
 }
 
+TEST(Matmul, SplitOverThreadsMatchesReference) {
+  // Large enough to be split (m n k >= 64^3), with sizes that are not multiples of the
+  // 16-row blocks or of the thread count; tall (split by rows) and wide (split by columns).
+  std::mt19937 rng(11);
+  struct Shape { int64_t m, n, k; };
+  for (int threads : {2, 3})
+    for (Shape s : {Shape{301, 70, 65}, Shape{45, 333, 97}})
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb) {
+          SCOPED_TRACE(testing::Message() << "threads=" << threads << " m=" << s.m << " n=" << s.n
+                                          << " ta=" << ta << " tb=" << tb);
+          omp_set_num_threads(threads);
+          Mat a = ta ? make(s.k, s.m, false, 1, rng) : make(s.m, s.k, false, 1, rng);
+          Mat b = tb ? make(s.n, s.k, true, 2, rng) : make(s.k, s.n, false, 0, rng);
+          Mat c1 = make(s.m, s.n, false, 3, rng), c2 = c1;
+          c2.ref.allocated = c2.ref.aligned = c2.data.data();
+          _mlir_ciface_lrt_matmul_f32(ta, tb, &a.ref, &b.ref, &c1.ref);
+          lrt_matmul_f32_ref(ta, tb, &a.ref, &b.ref, &c2.ref);
+          expectClose(c1.data, c2.data, s.k);
+        }
+  omp_set_num_threads(1);
+}
+
 TEST(Matmul, FallsBackForNonUnitStrides) {
   std::mt19937 rng(8);
   Mat a = make(4, 6, false, 0, rng), b = make(3, 5, false, 0, rng);
@@ -72,6 +97,7 @@ TEST(Matmul, FallsBackForNonUnitStrides) {
 TEST(Matmul, BatchedMatchesPerSliceReference) {
   std::mt19937 rng(9);
   const int64_t bt = 3, m = 4, n = 5, k = 6;
+  omp_set_num_threads(2); // 3 slices over 2 threads: one thread takes two
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   std::vector<float> a(bt * k * m), b(bt * k * n), c(bt * m * n, 0.5f), want = c;
   for (float &x : a)

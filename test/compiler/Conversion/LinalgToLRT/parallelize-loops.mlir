@@ -1,0 +1,77 @@
+// RUN: llmp-opt %s --split-input-file --llmp-parallelize-loops | FileCheck %s
+// RUN: llmp-opt %s --split-input-file --llmp-parallelize-loops=min-iterations=1 | FileCheck %s --check-prefix=ALL
+
+// Tests that an outermost scf.parallel with enough work (64 x 1024 = 65536 >= 32768
+// iterations) stays parallel and that a parallel loop nested in it becomes scf.for.
+// CHECK-LABEL: func.func @outer_kept
+// CHECK: scf.parallel (%[[I:.+]]) =
+// CHECK-NOT: scf.parallel
+// CHECK: scf.for %[[J:.+]] =
+// CHECK: memref.store %{{.+}}, %{{.+}}[%[[I]], %[[J]]]
+func.func @outer_kept(%m: memref<64x1024xf32>, %v: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %c1024 = arith.constant 1024 : index
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    scf.parallel (%j) = (%c0) to (%c1024) step (%c1) {
+      memref.store %v, %m[%i, %j] : memref<64x1024xf32>
+    }
+  }
+  return
+}
+
+// -----
+
+// Tests that a parallel loop inside a sequential (reduction) loop runs sequentially:
+// forking once per iteration of the enclosing loop would cost more than it shares.
+// CHECK-LABEL: func.func @inside_reduction
+// CHECK-NOT: scf.parallel
+// CHECK: scf.for
+// CHECK: scf.for
+// ALL-LABEL: func.func @inside_reduction
+// ALL-NOT: scf.parallel
+func.func @inside_reduction(%x: memref<4096x128xf32>, %acc: memref<128xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c128 = arith.constant 128 : index
+  %c4096 = arith.constant 4096 : index
+  scf.for %r = %c0 to %c4096 step %c1 {
+    scf.parallel (%d) = (%c0) to (%c128) step (%c1) {
+      %a = memref.load %x[%r, %d] : memref<4096x128xf32>
+      %b = memref.load %acc[%d] : memref<128xf32>
+      %s = arith.addf %a, %b : f32
+      memref.store %s, %acc[%d] : memref<128xf32>
+    }
+  }
+  return
+}
+
+// -----
+
+// Tests that a small outermost nest (2 x 3 x 8 = 48 iterations) runs sequentially, with its
+// two parallel dimensions as two scf.for in order, unless the threshold is lowered.
+// CHECK-LABEL: func.func @small
+// CHECK-NOT: scf.parallel
+// CHECK: scf.for %[[A:.+]] = %{{.+}} to %[[C2:.+]] step
+// CHECK-NEXT: scf.for %[[B:.+]] = %{{.+}} to %[[C3:.+]] step
+// CHECK-NEXT: scf.for %[[K:.+]] =
+// CHECK: memref.store %{{.+}}, %{{.+}}[%[[A]], %[[B]]]
+// ALL-LABEL: func.func @small
+// ALL: scf.parallel
+func.func @small(%x: memref<2x3x8xf32>, %y: memref<2x3xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c8 = arith.constant 8 : index
+  scf.parallel (%a, %b) = (%c0, %c0) to (%c2, %c3) step (%c1, %c1) {
+    scf.for %k = %c0 to %c8 step %c1 {
+      %v = memref.load %x[%a, %b, %k] : memref<2x3x8xf32>
+      %o = memref.load %y[%a, %b] : memref<2x3xf32>
+      %s = arith.addf %v, %o : f32
+      memref.store %s, %y[%a, %b] : memref<2x3xf32>
+    }
+  }
+  return
+}
