@@ -220,6 +220,7 @@ struct Lowerer {
     int64_t group;    ///< query heads per key/value head (H / KV): rows are G*T
     int64_t kvHeads;  ///< KV: the batch index of score row block n is n / KV
     Value segments;   ///< (B, T) i32 document ids, or null: mask seg[b,j] != seg[b,i]
+    Value keyOffset;  ///< index of the first key of a key block (blockwise forward), or null
   };
 
   /// Scaled, masked score at (n, r, j) of a (B*KV, G*T, T) score tensor: -inf where
@@ -231,6 +232,8 @@ struct Lowerer {
       return v;
     auto ci = [&](int64_t c) { return arith::ConstantIndexOp::create(nb, nl, c); };
     Value r = linalg::IndexOp::create(nb, nl, 1), j = linalg::IndexOp::create(nb, nl, 2);
+    if (m.keyOffset)
+      j = arith::AddIOp::create(nb, nl, j, m.keyOffset);
     Value i = m.group == 1 ? r : arith::RemUIOp::create(nb, nl, r, ci(m.t)).getResult();
     Value masked;
     if (m.causal)
@@ -272,6 +275,95 @@ struct Lowerer {
                      Value e =
                          math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, v, a[1]));
                      return arith::DivFOp::create(nb, nl, e, a[2]);
+                   });
+  }
+
+  /// Attention output (B*KV, G*T, d) from grouped q (B*KV, G*T, d), k and v (B*KV, T, d),
+  /// blockwise over `block` keys at a time (block divides T) with an online softmax (flash
+  /// attention, Dao et al. 2022, Algorithm 1). Per key block [kb, kb + block):
+  ///   s = q k_blk^T (masked, scaled); m' = max(m, rowmax s); c = (m' = -inf ? 0 : m')
+  ///   p = exp(s - c); a = exp(m - c); l' = l a + rowsum p; o' = o a + p v_blk
+  /// and finally out = o / l. `c` keeps rows whose keys so far are all masked (a document
+  /// that starts after the block) at p = 0, a = 0 instead of exp(-inf + inf) = NaN.
+  Value blockwiseAttention(Value q, Value k, Value v, const Mask &mask, int64_t block) {
+    auto s = cast<RankedTensorType>(q.getType()).getShape();
+    int64_t n = s[0], rows = s[1], hd = s[2];
+    double ninf = -std::numeric_limits<float>::infinity();
+    Value m0 = fill({n, rows}, ninf), l0 = fill({n, rows}, 0.0), o0 = fill({n, rows, hd}, 0.0);
+    auto loop = scf::ForOp::create(
+        b, loc, idx(0), idx(mask.t), idx(block), ValueRange{m0, l0, o0},
+        [&](OpBuilder &nb, Location nl, Value kb, ValueRange it) {
+          Lowerer I{nb, nl};
+          auto slice = [&](Value x) -> Value {
+            SmallVector<OpFoldResult> offsets = {nb.getIndexAttr(0), kb, nb.getIndexAttr(0)};
+            SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(n), nb.getIndexAttr(block),
+                                               nb.getIndexAttr(hd)};
+            SmallVector<OpFoldResult> strides(3, nb.getIndexAttr(1));
+            return tensor::ExtractSliceOp::create(nb, nl, x, offsets, sizes, strides);
+          };
+          Mask bm = mask;
+          bm.keyOffset = kb;
+          SmallVector<int64_t> sh = {n, rows, block};
+          AffineMap i3 = I.id(3), d3 = I.dropLast(3);
+          auto par3 = SmallVector<IteratorType>(3, IteratorType::parallel);
+          Value sc = I.matmul(q, slice(k), false, true, sh);
+          Value rmax = I.reduceLast(sh, sc, {i3}, -std::numeric_limits<float>::infinity(),
+                                    [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                      Value x = maskedScore(ib, il, a[0], bm);
+                                      return arith::MaximumFOp::create(ib, il, a[1], x);
+                                    });
+          // c = m' unless m' = -inf, with m' = max(m, rowmax).
+          auto shift = [](OpBuilder &ib, Location il, Value m, Value r) -> Value {
+            Value mx = arith::MaximumFOp::create(ib, il, m, r);
+            Value ni = arith::ConstantOp::create(
+                ib, il, ib.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
+            Value isNinf = arith::CmpFOp::create(ib, il, arith::CmpFPredicate::OEQ, mx, ni);
+            Value zero = arith::ConstantOp::create(ib, il, ib.getF32FloatAttr(0.0f));
+            return arith::SelectOp::create(ib, il, isNinf, zero, mx);
+          };
+          Value p = I.generic(I.empty(sh, I.f32()), ValueRange{sc, it[0], rmax}, {i3, d3, d3, i3},
+                              par3, [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                Value x = maskedScore(ib, il, a[0], bm);
+                                Value e = arith::SubFOp::create(ib, il, x, shift(ib, il, a[1], a[2]));
+                                return math::ExpOp::create(ib, il, e);
+                              });
+          Value rs = I.reduceLast(sh, p, {i3}, 0.0,
+                                  [](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                    return arith::AddFOp::create(ib, il, a[1], a[0]);
+                                  });
+          Value alpha = I.elementwise({n, rows}, ValueRange{it[0], rmax},
+                                      [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                        Value e = arith::SubFOp::create(ib, il, a[0],
+                                                                        shift(ib, il, a[0], a[1]));
+                                        return math::ExpOp::create(ib, il, e);
+                                      });
+          // The new running values are written into the loop's own tensors (l, o, and m
+          // last, after every read of the old max), so bufferization keeps them in place.
+          AffineMap i2 = I.id(2);
+          auto par2 = SmallVector<IteratorType>(2, IteratorType::parallel);
+          Value lNew = I.generic(it[1], ValueRange{alpha, rs}, {i2, i2, i2}, par2,
+                                 [](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                   Value la = arith::MulFOp::create(ib, il, a[2], a[0]);
+                                   return arith::AddFOp::create(ib, il, la, a[1]);
+                                 });
+          Value pv = I.matmul(p, slice(v), false, false, {n, rows, hd});
+          Value oNew = I.generic(it[2], ValueRange{alpha, pv}, {d3, i3, i3}, par3,
+                                 [](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                   Value oa = arith::MulFOp::create(ib, il, a[2], a[0]);
+                                   return arith::AddFOp::create(ib, il, oa, a[1]);
+                                 });
+          Value mNew = I.generic(it[0], rmax, {i2, i2}, par2,
+                                 [](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                                   return arith::MaximumFOp::create(ib, il, a[1], a[0]);
+                                 });
+          scf::YieldOp::create(nb, nl, ValueRange{mNew, lNew, oNew});
+        });
+    AffineMap i3 = id(3), d3 = dropLast(3);
+    return generic(empty({n, rows, hd}, f32()),
+                   ValueRange{loop.getResult(2), loop.getResult(1)}, {i3, d3, i3},
+                   SmallVector<IteratorType>(3, IteratorType::parallel),
+                   [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     return arith::DivFOp::create(nb, nl, a[0], a[1]);
                    });
   }
 
@@ -575,7 +667,19 @@ Lowerer::Mask maskOf(OpT op) {
           heads / kv, kv, op.getSegments()};
 }
 
-Value lower(Lowerer &L, AttentionOp op) {
+/// Keys per block of the blockwise attention forward for `t` keys: the largest divisor of
+/// `t` not above `limit`, or 0 (not blocked) when t <= limit or that divisor is below
+/// min(8, limit) (a prime `t` would otherwise run one key per iteration).
+int64_t attentionBlockFor(int64_t t, int64_t limit) {
+  if (limit <= 0 || t <= limit)
+    return 0;
+  int64_t b = limit;
+  while (t % b != 0)
+    --b;
+  return b >= std::min<int64_t>(8, limit) ? b : 0;
+}
+
+Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit) {
   // Heads split next to the batch: q (B*KV, G*T, d), k and v (B*KV, T, d) with G = H/KV,
   // so query head h = kv*G + g meets key/value head kv (Hugging Face repeat_kv) without
   // copying k and v G times.
@@ -584,8 +688,13 @@ Value lower(Lowerer &L, AttentionOp op) {
   Lowerer::Mask mask = maskOf(op);
   Value q = L.groupHeads(L.toHeads(op.getQ(), heads), sh[0] * kv),
         k = L.toHeads(op.getK(), kv), v = L.toHeads(op.getV(), kv);
-  Value p = L.probs(q, k, mask);
-  Value o = L.matmul(p, v, false, false, {sh[0] * kv, mask.group * sh[1], hd});
+  Value o;
+  if (int64_t block = attentionBlockFor(sh[1], blockLimit)) {
+    o = L.blockwiseAttention(q, k, v, mask, block);
+  } else {
+    Value p = L.probs(q, k, mask);
+    o = L.matmul(p, v, false, false, {sh[0] * kv, mask.group * sh[1], hd});
+  }
   return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
 }
 
@@ -755,11 +864,13 @@ Value lower(Lowerer &L, SplatOp op) {
 }
 
 /// Lowers one op; returns its replacement values or failure for an unknown op.
-FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op) {
+/// `attentionBlock` is the pass option of the same name.
+FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attentionBlock) {
   auto one = [](Value v) { return SmallVector<Value>{v}; };
   return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
+      .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, attentionBlock)); })
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
-            SiluOp, SiluGradOp, RMSNormOp, RopeOp, PositionsOp, AttentionOp, CrossEntropyOp,
+            SiluOp, SiluGradOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
             CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
@@ -768,6 +879,7 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op) {
 
 struct LLMPLowerToLinalgPass
     : mlir::llmp::impl::LLMPLowerToLinalgBase<LLMPLowerToLinalgPass> {
+  using LLMPLowerToLinalgBase::LLMPLowerToLinalgBase;
   void runOnOperation() override {
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
@@ -778,7 +890,7 @@ struct LLMPLowerToLinalgPass
     for (Operation *op : ops) {
       rewriter.setInsertionPoint(op);
       Lowerer L{rewriter, op->getLoc()};
-      FailureOr<SmallVector<Value>> repl = lowerOp(L, op);
+      FailureOr<SmallVector<Value>> repl = lowerOp(L, op, attentionBlock);
       if (failed(repl)) {
         op->emitOpError() << "has no lowering to linalg";
         return signalPassFailure();

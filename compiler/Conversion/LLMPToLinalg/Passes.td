@@ -26,6 +26,16 @@ def LLMPLowerToLinalg : Pass<"llmp-lower-to-linalg", "ModuleOp"> {
     "::mlir::arith::ArithDialect", "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect", "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect"
   ];
+  // The forward of attention over more keys than `attention-block` runs blockwise with an
+  // online softmax (flash attention, Dao et al. 2022, Algorithm 1): an `scf.for` over key
+  // blocks carries the running row max, row sum and output, so only (rows, block) scores
+  // exist at a time instead of the (rows, T) matrix.
+  let options = [
+    Option<"attentionBlock", "attention-block", "int64_t", /*default=*/"512",
+           "keys per block of the blockwise attention forward (the largest divisor of T "
+           "not above it); attention over at most this many keys, or whose T has no "
+           "divisor from min(8, attention-block) up to it, is not blocked">
+  ];
 }
 
 def LLMPFuseElementwise : Pass<"llmp-fuse-elementwise", "ModuleOp"> {

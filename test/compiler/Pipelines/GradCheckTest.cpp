@@ -782,4 +782,75 @@ TEST(Packing, RopeAtDocumentPositions) {
     }
 }
 
+/// Attention over more keys than the lowering's block (512) runs blockwise with an online
+/// softmax. Here T = 640 (two blocks of 320), grouped-query (4 heads, 2 key/value heads,
+/// head dim 4), causal, with documents [0, 400) and [400, 640): rows of the second document
+/// see only masked keys in the first block, the case an online softmax must not turn into
+/// NaN. Reference: the softmax of docs/internals.md evaluated directly in double.
+TEST(Attention, BlockwiseForwardMatchesDirectSoftmax) {
+  constexpr int64_t T = 640, H = 4, KV = 2, HD = 4, D = H * HD, DKV = KV * HD;
+  constexpr int64_t kQ = 0, kK = T * D, kVv = kK + T * DKV, n = kVv + T * DKV;
+  std::string src = R"(
+  module attributes {llmp.num_params = )" + std::to_string(n) + R"( : i64} {
+    func.func @logits(%q: tensor<1x640x16xf32> {llmp.param = "q", llmp.offset = 0 : i64},
+                      %k: tensor<1x640x8xf32> {llmp.param = "k", llmp.offset = )" +
+                    std::to_string(kK) + R"( : i64},
+                      %v: tensor<1x640x8xf32> {llmp.param = "v", llmp.offset = )" +
+                    std::to_string(kVv) + R"( : i64},
+                      %tokens: tensor<1x640xi32>, %seg: tensor<1x640xi32>) -> tensor<1x640x16xf32> {
+      %y = llmp.attention %q, %k, %v segments %seg {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<1x640x16xf32>, tensor<1x640x8xf32>, tensor<1x640x8xf32>, tensor<1x640xi32>) -> tensor<1x640x16xf32>
+      return %y : tensor<1x640x16xf32>
+    }
+  })";
+  auto c = compile(src);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->fns.logitsStep);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> params(n);
+  for (float &x : params)
+    x = normal(rng);
+  std::vector<int32_t> tokens(T, 0), segments(T);
+  for (int64_t t = 0; t < T; ++t)
+    segments[t] = t < 400 ? 0 : 1;
+  std::vector<float> out(T * D, NAN);
+  auto p = lrt::viewOf(params.data(), {n});
+  auto tk = lrt::viewOf(tokens.data(), {1, T});
+  auto sg = lrt::viewOf(segments.data(), {1, T});
+  auto lg = lrt::viewOf(out.data(), {1, T, D});
+  reinterpret_cast<PackedLogitsFn>(c->fns.logitsStep)(&p, &tk, &sg, &lg);
+  double worst = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    int64_t g = h / (H / KV); // the key/value head of query head h
+    for (int64_t i = 0; i < T; ++i) {
+      std::vector<double> w(T, 0.0);
+      double mx = -INFINITY, sum = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        if (segments[j] != segments[i])
+          continue;
+        double dot = 0;
+        for (int64_t e = 0; e < HD; ++e)
+          dot += (double)params[kQ + i * D + h * HD + e] * params[kK + j * DKV + g * HD + e];
+        w[j] = dot / std::sqrt((double)HD);
+        mx = std::max(mx, w[j]);
+      }
+      for (int64_t j = 0; j <= i; ++j)
+        if (segments[j] == segments[i])
+          sum += (w[j] = std::exp(w[j] - mx));
+        else
+          w[j] = 0;
+      for (int64_t e = 0; e < HD; ++e) {
+        double ref = 0;
+        for (int64_t j = 0; j <= i; ++j)
+          ref += w[j] / sum * params[kVv + j * DKV + g * HD + e];
+        double got = out[i * D + h * HD + e];
+        ASSERT_TRUE(std::isfinite(got)) << "row " << i << " head " << h;
+        worst = std::max(worst, std::fabs(got - ref));
+        EXPECT_NEAR(got, ref, 1e-5 + 1e-5 * std::fabs(ref)) << "row " << i << " head " << h;
+      }
+    }
+  }
+  RecordProperty("worst_abs_error", std::to_string(worst));
+}
+
 } // namespace

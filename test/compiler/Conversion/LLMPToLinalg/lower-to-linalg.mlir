@@ -1,4 +1,5 @@
 // RUN: llmp-opt %s --split-input-file --llmp-lower-to-linalg | FileCheck %s
+// RUN: llmp-opt %s --split-input-file --llmp-lower-to-linalg=attention-block=2 | FileCheck %s --check-prefix=BLOCK
 
 // Tests that matmul {transpose_b} becomes a zero-filled linalg.matmul with transposed maps.
 // CHECK-DAG: #[[A:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
@@ -73,6 +74,36 @@ func.func @attention(%q: tensor<2x3x8xf32>) -> tensor<2x3x8xf32> {
 func.func @attention_gqa_segments(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>, %s: tensor<2x3xi32>) -> tensor<2x3x8xf32> {
   %y = llmp.attention %q, %k, %k segments %s {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3xi32>) -> tensor<2x3x8xf32>
   return %y : tensor<2x3x8xf32>
+}
+
+// Tests that with attention-block=2 the forward over T = 3 keys stays whole: 3 has no
+// divisor in [min(8, 2), 2], and blocks of one key would only cost time.
+// BLOCK-LABEL: func.func @attention_gqa_segments
+// BLOCK-NOT: scf.for
+// BLOCK: return
+
+// -----
+
+// Tests that attention over more keys than attention-block runs blockwise: an scf.for over
+// key blocks of 2 carrying the running max (4x8), sum (4x8) and output (4x8x2); scores
+// exist per block (4x8x2), the causal mask offsets the key index by the block start, and
+// the output is divided by the running sum after the loop.
+// BLOCK-LABEL: func.func @attention_blockwise
+// BLOCK: %[[R:.+]]:3 = scf.for %[[KB:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8x2xf32>)
+// BLOCK: tensor.extract_slice %{{.+}}[0, %[[KB]], 0] [4, 2, 2] [1, 1, 1] : tensor<4x4x2xf32> to tensor<4x2x2xf32>
+// BLOCK: linalg.batch_matmul {{.*}} outs(%{{.+}} : tensor<4x8x2xf32>)
+// BLOCK: %[[J:.+]] = linalg.index 2
+// BLOCK: arith.addi %[[J]], %[[KB]]
+// BLOCK: arith.maximumf
+// BLOCK: math.exp
+// BLOCK: linalg.batch_matmul
+// BLOCK: scf.yield
+// BLOCK: arith.divf
+// CHECK-LABEL: func.func @attention_blockwise
+// CHECK-NOT: scf.for
+func.func @attention_blockwise(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) -> tensor<2x4x8xf32> {
+  %y = llmp.attention %q, %k, %k {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) -> tensor<2x4x8xf32>
+  return %y : tensor<2x4x8xf32>
 }
 
 // -----
