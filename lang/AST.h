@@ -243,6 +243,9 @@ struct ModelSpec {
   std::map<std::string, bool> isInt;  ///< whether args[name] is an integer
   std::vector<ConcreteParam> params;
   int64_t numParams = 0;
+  /// `from_gguf(...)` models: the GGUF file the weights come from (`~/` expanded, relative
+  /// to the .llmp file); empty for models that start from their initialisers.
+  std::string ggufPath;
   int64_t get(llvm::StringRef name, int64_t fallback = 0) const;
 };
 
@@ -251,6 +254,7 @@ struct ModelSpec {
 struct TokenizerInfo {
   const BindingDecl *decl = nullptr;
   std::string kind; ///< bpe, from_file, gpt2, from_gguf
+  std::string path; ///< from_file, from_gguf: the file (`~/` expanded, relative to the .llmp)
   int64_t vocab = 0;
   const Expr *vocabExpr = nullptr; ///< where the vocabulary is set (for notes)
   bool specialsKnown = false;      ///< whether `specials` is the complete list

@@ -6,6 +6,8 @@
 /// accepts silently, so one mistake gives one diagnostic.
 #include "lang/Sema.h"
 
+#include "runtime/GgufModel.h"
+
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/STLExtras.h"
@@ -14,9 +16,11 @@
 #include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
+#include "llvm/Support/Path.h"
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <set>
@@ -1433,6 +1437,7 @@ private:
           {"path", Ty::K::Error}, {"vocab", Ty::K::Int, true}, {"specials", Ty::K::Error, true}};
       if (!bindArgs(*call, spec, args) || !stringArg(args[0], "a file path"))
         return;
+      info.path = resolvePath(args[0]->text, args[0]->loc.file);
       if (!rangeArg(args[1], "'vocab'", true, info.vocab, 1, false))
         return;
       info.vocabExpr = args[1];
@@ -1607,6 +1612,10 @@ private:
       return;
     }
     const Decl *d = prog.lookup(v.text);
+    if (!d && v.text == "from_gguf") {
+      checkGgufModel(b);
+      return;
+    }
     if (!d || d->kind != Decl::Kind::Family) {
       if (d) {
         auto diag = error(v.loc);
@@ -1688,6 +1697,86 @@ private:
       }
       env[p.name] = *n;
     }
+    layOutModel(b, f, env, std::move(spec));
+  }
+
+  /// `model NAME = from_gguf("model.gguf", context: N)`: a pretrained Llama. The GGUF
+  /// metadata gives the stdlib `llama` family's arguments (runtime/GgufModel.h); `context`
+  /// (default: the trained context length) may lower the context to bound compute. The
+  /// weights are read from the file when the model runs.
+  void checkGgufModel(const BindingDecl &b) {
+    const Expr &call = *b.value;
+    static const ArgSpec argSpec[] = {{"path", Ty::K::Error}, {"context", Ty::K::Int, true}};
+    std::vector<const Expr *> args;
+    if (!bindArgs(call, argSpec, args))
+      return;
+    auto path = stringArg(args[0], "the path of a GGUF file");
+    if (!path)
+      return;
+    std::string resolved = resolvePath(*path, args[0]->loc.file);
+    auto g = lrt::readGguf(resolved);
+    if (!g) {
+      error(args[0]->loc) << "cannot read model '" << *path << "': " << g.status().message();
+      return;
+    }
+    auto c = lrt::ggufLlamaConfig(*g);
+    if (!c) {
+      error(args[0]->loc) << "cannot load model '" << *path << "': " << c.status().message();
+      return;
+    }
+    if (!c->tiedOutput) {
+      error(args[0]->loc) << "model '" << *path << "' has an untied output matrix "
+                          << "('output.weight'); the stdlib 'llama' ties it to the embedding";
+      return;
+    }
+    const Decl *d = prog.lookup("llama");
+    if (!d || d->kind != Decl::Kind::Family) {
+      error(call.loc) << "'from_gguf' instantiates the model family 'llama'; did you forget "
+                         "'import std.models.llama'?";
+      return;
+    }
+    const auto &f = static_cast<const FamilyDecl &>(*d);
+    int64_t context = c->contextLength;
+    if (!rangeArg(args[1], "'context'", true, context, 0, true, double(c->contextLength), false))
+      return;
+    std::map<std::string, Num> env = {
+        {"vocab", Num::integer(c->vocab)},      {"dim", Num::integer(c->dim)},
+        {"layers", Num::integer(c->layers)},    {"heads", Num::integer(c->heads)},
+        {"kv_heads", Num::integer(c->kvHeads)}, {"context", Num::integer(context)},
+        {"hidden", Num::integer(c->hidden)},    {"eps", Num::real(c->eps)},
+        {"theta", Num::real(c->theta)}};
+    for (const Formal &p : f.formals)
+      if (!env.count(p.name)) {
+        auto diag = error(call.loc);
+        diag << "'from_gguf' does not set argument '" << p.name << "' of model family 'llama'";
+        diag.attachNote(mloc(p.loc)) << "parameter '" << p.name << "' is declared here";
+        return;
+      }
+    ModelSpec spec;
+    spec.decl = &b;
+    spec.family = &f;
+    spec.ggufPath = resolved;
+    layOutModel(b, f, env, std::move(spec));
+  }
+
+  /// A file path as written in `file`: `~/` is the home directory ($HOME), a relative path
+  /// is relative to the folder of `file`.
+  static std::string resolvePath(const std::string &path, llvm::StringRef file) {
+    if (llvm::StringRef(path).starts_with("~/")) {
+      const char *home = std::getenv("HOME");
+      return std::string(home ? home : "") + path.substr(1);
+    }
+    if (path.empty() || llvm::sys::path::is_absolute(path))
+      return path;
+    llvm::SmallString<256> out(llvm::sys::path::parent_path(file));
+    llvm::sys::path::append(out, path);
+    return std::string(out);
+  }
+
+  /// Evaluated arguments `env` -> the model's parameters in flat-buffer order; adds the
+  /// model to `prog.models` unless an error is reported.
+  void layOutModel(const BindingDecl &b, const FamilyDecl &f, std::map<std::string, Num> &env,
+                   ModelSpec spec) {
     for (auto &[name, n] : env) {
       spec.args[name] = n.value;
       spec.isInt[name] = n.isInt;
@@ -1978,7 +2067,7 @@ private:
       required = {"policy", "reward", "data", "rollout", "steps"};
     else if (info.kind == "grpo")
       required = {"policy", "reward", "data", "group", "rollout", "steps"};
-    else
+    else if (!fields.count("model")) // deploy: a trained stage, or a pretrained model
       required = {"from"};
     if (ok && !fields.count("model") && !fields.count("from") && !fields.count("policy") &&
         info.kind != "ppo" && info.kind != "grpo" && info.kind != "deploy") {

@@ -486,9 +486,18 @@ Expected<BpeTokenizer> BpeTokenizer::fromGguf(const GgufFile &g) {
     t.ignoreMerges_ = true;
   } else if (pre == "qwen2") {
     pattern = pretok::kQwen2;
+  } else if (pre == "smollm") {
+    // llama.cpp's SMOLLM: every digit a piece of its own (SmolLM2's tokenizer.json:
+    // Digits(individual_digits) before ByteLevel), then the GPT-2 regex.
+    auto digits = Pretokenizer::compile("\\p{N}");
+    if (!digits)
+      return digits.status();
+    t.pretok_.push_back(digits.take());
+    pattern = pretok::kGpt2;
   } else {
-    return Status::invalid(fmt::format(
-        "gguf tokenizer.ggml.pre '{}' is not supported (gpt2, llama-bpe/llama3, qwen2)", pre));
+    return Status::invalid(fmt::format("gguf tokenizer.ggml.pre '{}' is not supported (gpt2, "
+                                       "llama-bpe/llama3, qwen2, smollm)",
+                                       pre));
   }
   auto c = Pretokenizer::compile(pattern);
   if (!c)

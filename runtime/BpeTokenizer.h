@@ -49,7 +49,8 @@ public:
                                               const std::string &vocabBpe);
   /// GGUF metadata: tokenizer.ggml.model must be "gpt2"; tokens, merges, token_type
   /// (control = special added token, user-defined = added token) and pre ("gpt2"/"default",
-  /// "llama-bpe"/"llama3", "qwen2") choosing the regex (llama3 also sets ignoreMerges).
+  /// "llama-bpe"/"llama3", "qwen2", "smollm": single digits, then GPT-2's) choosing the
+  /// regex (llama3 also sets ignoreMerges).
   static Expected<BpeTokenizer> fromGguf(const GgufFile &gguf);
   static Expected<BpeTokenizer> fromGgufFile(const std::string &path);
   /// A tiktoken rank file ("<base64 token> <rank>" per line) for `encoding` ("r50k_base",

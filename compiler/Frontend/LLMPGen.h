@@ -36,4 +36,13 @@ mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
 emitStage(mlir::MLIRContext &ctx, const lang::Program &program, llvm::StringRef stageName,
           lrt::StagePlan &plan);
 
+/// Emits only `@logits` (tokens 1 x context) of the model of stage `stageName`, of any
+/// kind (e.g. a `deploy` stage serving a pretrained `from_gguf` model), and fills the
+/// model part of `plan` (names, parameter layout, vocab/context/dim/layers). For
+/// inference: `llmpc logits` and `llmpc chat`. Returns failure after reporting (no such
+/// stage, no model, no context length).
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitLogits(mlir::MLIRContext &ctx, const lang::Program &program, llvm::StringRef stageName,
+           lrt::StagePlan &plan);
+
 } // namespace llmp

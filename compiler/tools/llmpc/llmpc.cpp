@@ -13,6 +13,9 @@
 ///   llmpc logits FILE [--stage NAME] [--run-dir DIR] --prompt TEXT... [--greedy N]
 ///                    -o OUT.safetensors  (the trained model's logits on prompts and their
 ///                                         greedy continuations, for reference tests)
+///   llmpc chat FILE [--stage NAME] [--prompt TEXT...] [--system TEXT] [--max-new N]
+///                   [--temperature T] [--top-k K]   chat with the stage's model through
+///                                        its chat template; interactive without --prompt
 ///   llmpc export FILE [--stage NAME] [--run-dir DIR] --format hf -o OUT_DIR
 ///                                        the trained model as a Hugging Face folder
 ///   llmpc import-hf HF_DIR -o RUN_DIR    a Hugging Face llama folder to an llmp checkpoint
@@ -31,7 +34,10 @@
 
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "runtime/BpeTokenizer.h"
+#include "runtime/Chat.h"
 #include "runtime/Checkpoint.h"
+#include "runtime/GgufModel.h"
 #include "runtime/HfExport.h"
 #include "runtime/Logits.h"
 #include "runtime/Safetensors.h"
@@ -56,6 +62,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <iostream>
 #include <cstdio>
 #include <new>
 #include <optional>
@@ -66,7 +73,7 @@ using namespace llmp;
 namespace {
 
 cl::OptionCategory category("llmpc options");
-cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|grads|report>"),
+cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|grads|report|export|import-hf|logits|chat>"),
                              cl::Required, cl::cat(category));
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.llmp | run dir (report)>"),
                                cl::Required, cl::cat(category));
@@ -107,8 +114,18 @@ cl::opt<bool> verifyDiagnostics(
 cl::opt<std::string> exportFormat("format",
                                   cl::desc("export format (export): hf, a Hugging Face folder"),
                                   cl::value_desc("hf"), cl::init("hf"), cl::cat(category));
-cl::list<std::string> prompts("prompt", cl::desc("prompt text (logits; repeat for several)"),
+cl::list<std::string> prompts("prompt",
+                              cl::desc("prompt text (logits; chat: user turns; repeat for several)"),
                               cl::value_desc("text"), cl::cat(category));
+cl::opt<int64_t> maxNewTokens("max-new", cl::desc("at most n tokens per reply (chat)"),
+                              cl::value_desc("n"), cl::init(256), cl::cat(category));
+cl::opt<double> temperature("temperature",
+                            cl::desc("sampling temperature; 0 is greedy (chat, default 0)"),
+                            cl::value_desc("t"), cl::init(0.0), cl::cat(category));
+cl::opt<int64_t> topK("top-k", cl::desc("sample among the k likeliest tokens (chat)"),
+                      cl::value_desc("k"), cl::init(0), cl::cat(category));
+cl::opt<std::string> systemPrompt("system", cl::desc("a system message first (chat)"),
+                                  cl::value_desc("text"), cl::cat(category));
 cl::opt<int64_t> greedyTokens("greedy",
                               cl::desc("also continue each prompt greedily by n tokens (logits)"),
                               cl::value_desc("n"), cl::init(0), cl::cat(category));
@@ -461,6 +478,15 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
                        "'llmpc check' has checked it and prints its plan");
     return nullptr;
   }
+  if (info != program->stageInfo.end() && info->second.model &&
+      !info->second.model->ggufPath.empty()) {
+    // TODO(#6): start training from the GGUF weights (readGgufParams) instead.
+    status = toolError("stage '" + *stage + "' trains model '" +
+                       info->second.model->decl->name +
+                       "', declared with from_gguf; training from pretrained GGUF weights "
+                       "is not yet supported (llmpc logits and llmpc chat run it)");
+    return nullptr;
+  }
   auto compiled = std::make_unique<CompiledStage>();
   auto module = emitStage(s.ctx, *program, *stage, compiled->plan);
   if (mlir::failed(module) ||
@@ -706,6 +732,14 @@ const lang::StageInfo *stageWithModel(const lang::Program &program, int &status)
   return nullptr;
 }
 
+/// Loads and checks FILE into `program` and picks its stage with a model
+/// (stageWithModel). Null after reporting; `status` then holds the exit status.
+const lang::StageInfo *loadModelStage(Session &s, std::unique_ptr<lang::Program> &program,
+                                      int &status) {
+  program = loadAndCheck(s, inputFile, status);
+  return program ? stageWithModel(*program, status) : nullptr;
+}
+
 /// The run directory of `stage`: --run-dir, else runs/<pipeline>/<stage> (as `run`).
 std::string stageRunDirectory(const lang::Program &program, const std::string &stage) {
   if (!runDir.empty())
@@ -725,10 +759,8 @@ int runExport(Session &s) {
   if (outputFile == "-")
     return toolError("'export' writes a folder; give it with -o DIR");
   int status = 0;
-  auto program = loadAndCheck(s, inputFile, status);
-  if (!program)
-    return status;
-  const lang::StageInfo *stage = stageWithModel(*program, status);
+  std::unique_ptr<lang::Program> program;
+  const lang::StageInfo *stage = loadModelStage(s, program, status);
   if (!stage)
     return status;
   auto config = lrt::llamaConfigFromArgs(stage->model->family->name, stage->model->args);
@@ -755,9 +787,113 @@ int runImportHf() {
   return 0;
 }
 
+/// A model compiled for inference (`@logits` only), with its weights and tokenizer.
+struct InferenceModel {
+  lrt::StagePlan plan;
+  std::unique_ptr<mlir::llmp::JitModule> jit;
+  std::vector<float> params;
+  std::string weightsFrom; ///< the checkpoint or GGUF file, for messages
+  /// Exactly one of these is set: the run's SentencePiece tokenizer, or the byte-level
+  /// BPE of a `from_gguf` tokenizer.
+  std::optional<lrt::Tokenizer> spTokenizer;
+  std::optional<lrt::BpeTokenizer> bpeTokenizer;
+
+  lrt::LogitsModel logitsModel() {
+    lrt::LogitsModel m;
+    m.logitsStep = jit->stepFunctions().logitsStep;
+    m.params = params.data();
+    m.numParams = plan.numParams;
+    m.context = plan.context > 0 ? plan.context : plan.seqLen;
+    m.vocab = plan.vocab;
+    return m;
+  }
+  lrt::Expected<std::vector<int32_t>> encode(const std::string &text) const {
+    if (spTokenizer)
+      return spTokenizer->encode(text);
+    return bpeTokenizer->encode(text);
+  }
+};
+
+/// Compiles `stage`'s model for inference and loads its weights: from the run
+/// directory's checkpoint/ when there is one (model.safetensors + tokenizer.model), else,
+/// for a model declared with `from_gguf`, from its GGUF file (runtime/GgufModel.h), with
+/// the stage's tokenizer, which must then be a `from_gguf` (or `from_file`) tokenizer.
+/// Null after reporting; `status` then holds the exit status.
+std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Program &program,
+                                                   const lang::StageInfo &stage,
+                                                   int &status) {
+  auto out = std::make_unique<InferenceModel>();
+  std::string name = stage.decl->name;
+  std::string dir = stageRunDirectory(program, name);
+  std::string checkpoint = dir + "/checkpoint/model.safetensors";
+  bool pretrained = !stage.model->ggufPath.empty() && !llvm::sys::fs::exists(checkpoint);
+  auto module = pretrained ? emitLogits(s.ctx, program, name, out->plan)
+                           : emitStage(s.ctx, program, name, out->plan);
+  if (mlir::failed(module) ||
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
+    status = s.finish(false);
+    return nullptr;
+  }
+  auto jit = mlir::llmp::JitModule::create(**module);
+  if (!jit) {
+    status = toolError("compiling stage '" + name + "': " + llvm::toString(jit.takeError()));
+    return nullptr;
+  }
+  out->jit = std::move(*jit);
+  if (!pretrained) {
+    auto params = lrt::readParams(out->plan, checkpoint);
+    if (!params) {
+      status = toolError(params.status().message());
+      return nullptr;
+    }
+    out->params = params.take();
+    out->weightsFrom = checkpoint;
+    auto tok = lrt::Tokenizer::load(dir + "/checkpoint/tokenizer.model");
+    if (!tok) {
+      status = toolError(tok.status().message());
+      return nullptr;
+    }
+    out->spTokenizer = tok.take();
+    return out;
+  }
+  auto params = lrt::readGgufParams(out->plan.params, out->plan.numParams,
+                                    stage.model->ggufPath);
+  if (!params) {
+    status = toolError(params.status().message());
+    return nullptr;
+  }
+  out->params = params.take();
+  out->weightsFrom = stage.model->ggufPath;
+  const lang::TokenizerInfo *tok =
+      stage.tokenizer ? &program.tokenizers.at(stage.tokenizer->name) : nullptr;
+  if (!tok || (tok->kind != "from_gguf" && tok->kind != "from_file")) {
+    status = toolError("stage '" + name + "' runs the pretrained model '" +
+                       stage.model->decl->name +
+                       "'; give it the model's own tokenizer, e.g. 'tokenizer tok = "
+                       "from_gguf(\"model.gguf\")' and 'tokenizer: tok'");
+    return nullptr;
+  }
+  auto bpe = tok->kind == "from_gguf" ? lrt::BpeTokenizer::fromGgufFile(tok->path)
+                                      : lrt::BpeTokenizer::fromHuggingFaceJson(tok->path);
+  if (!bpe) {
+    status = toolError("tokenizer '" + tok->decl->name + "': " + bpe.status().message());
+    return nullptr;
+  }
+  if (bpe->vocabSize() > out->plan.vocab) {
+    status = toolError(llvm::formatv("tokenizer '{0}' has {1} tokens but model '{2}' only {3}",
+                                     tok->decl->name, bpe->vocabSize(), out->plan.model,
+                                     out->plan.vocab)
+                           .str());
+    return nullptr;
+  }
+  out->bpeTokenizer = bpe.take();
+  return out;
+}
+
 /// `llmpc logits FILE --prompt TEXT... [--greedy N] -o OUT`: compiles the stage's
 /// logits_step and runs it with the weights and tokenizer of the run directory's
-/// checkpoint/. OUT holds, for prompt i, `ids.<i>` (I32 [n]), `logits.<i>` (F32
+/// checkpoint/, or of the GGUF file of a `from_gguf` model that has no checkpoint yet
+/// (loadInferenceModel). OUT holds, for prompt i, `ids.<i>` (I32 [n]), `logits.<i>` (F32
 /// [n, vocab]) and with --greedy `greedy.<i>` (I32 [N]: the argmax continuation,
 /// runtime/Generate at temperature 0).
 int runLogits(Session &s) {
@@ -766,40 +902,24 @@ int runLogits(Session &s) {
   if (prompts.empty())
     return toolError("'logits' needs at least one --prompt TEXT");
   int status = 0;
-  auto program = loadAndCheck(s, inputFile, status);
-  if (!program)
-    return status;
-  const lang::StageInfo *stage = stageWithModel(*program, status);
+  std::unique_ptr<lang::Program> program;
+  const lang::StageInfo *stage = loadModelStage(s, program, status);
   if (!stage)
     return status;
-  std::string name = stage->decl->name;
-  lrt::StagePlan plan;
-  auto module = emitStage(s.ctx, *program, name, plan);
-  if (mlir::failed(module) ||
-      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM)))
-    return s.finish(false);
-  auto jit = mlir::llmp::JitModule::create(**module);
-  if (!jit)
-    return toolError("compiling stage '" + name + "': " + llvm::toString(jit.takeError()));
-  std::string dir = stageRunDirectory(*program, name);
-  auto params = lrt::readParams(plan, dir + "/checkpoint/model.safetensors");
-  if (!params)
-    return toolError(params.status().message());
-  auto tok = lrt::Tokenizer::load(dir + "/checkpoint/tokenizer.model");
-  if (!tok)
-    return toolError(tok.status().message());
-  lrt::LogitsModel model;
-  model.logitsStep = (*jit)->stepFunctions().logitsStep;
-  model.params = params->data();
-  model.numParams = plan.numParams;
-  model.context = plan.context > 0 ? plan.context : plan.seqLen;
-  model.vocab = plan.vocab;
+  auto inference = loadInferenceModel(s, *program, *stage, status);
+  if (!inference)
+    return status;
+  const lrt::StagePlan &plan = inference->plan;
+  lrt::LogitsModel model = inference->logitsModel();
   std::vector<std::vector<int32_t>> ids(prompts.size()), greedy(prompts.size());
   std::vector<std::vector<float>> logits(prompts.size());
   std::vector<std::string> names;
   std::vector<lrt::TensorRef> tensors;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    ids[i] = tok->encode(prompts[i]);
+    auto encoded = inference->encode(prompts[i]);
+    if (!encoded)
+      return toolError("prompt " + llvm::Twine(i) + ": " + encoded.status().message());
+    ids[i] = encoded.take();
     auto rows = lrt::promptLogits(model, ids[i]);
     if (!rows)
       return toolError("prompt " + llvm::Twine(i) + ": " + rows.status().message());
@@ -823,9 +943,86 @@ int runLogits(Session &s) {
   }
   if (lrt::Status st = lrt::writeSafetensors(outputFile, tensors,
                                              {{"prompts", std::to_string(prompts.size())},
-                                              {"run_dir", dir}});
+                                              {"weights", inference->weightsFrom}});
       !st)
     return toolError(st.message());
+  return s.finish(true);
+}
+
+/// `llmpc chat FILE [--prompt TEXT...]`: a conversation with the stage's pretrained model
+/// (loadInferenceModel) through the chat template in its tokenizer's GGUF metadata
+/// (runtime/Chat.h). Each --prompt is a user turn whose reply is printed on its own line;
+/// without --prompt, lines read from stdin are the user turns (an empty line or EOF ends).
+int runChat(Session &s) {
+  if (maxNewTokens < 1)
+    return toolError("--max-new must be at least 1");
+  int status = 0;
+  std::unique_ptr<lang::Program> program;
+  const lang::StageInfo *stage = loadModelStage(s, program, status);
+  if (!stage)
+    return status;
+  const lang::TokenizerInfo *tokInfo =
+      stage->tokenizer ? &program->tokenizers.at(stage->tokenizer->name) : nullptr;
+  if (!tokInfo || tokInfo->kind != "from_gguf")
+    return toolError("'chat' needs a stage whose tokenizer comes from a GGUF file with a chat "
+                     "template, e.g. 'tokenizer tok = from_gguf(\"model.gguf\")'");
+  auto gguf = lrt::readGguf(tokInfo->path);
+  if (!gguf)
+    return toolError(gguf.status().message());
+  auto chatTemplate = lrt::ChatTemplate::fromGguf(*gguf, tokInfo->path);
+  if (!chatTemplate)
+    return toolError(chatTemplate.status().message());
+  auto eos = gguf->getInt("tokenizer.ggml.eos_token_id");
+  if (!eos)
+    return toolError("'" + tokInfo->path + "': " + eos.status().message() +
+                     " (the token that ends a reply)");
+  if (prompts.empty())
+    llvm::errs() << "compiling model '" << stage->model->decl->name << "'...\n";
+  auto inference = loadInferenceModel(s, *program, *stage, status);
+  if (!inference)
+    return status;
+  if (!inference->bpeTokenizer)
+    return toolError("'chat' runs a pretrained model from its GGUF file; stage '" +
+                     stage->decl->name + "' has a trained checkpoint");
+  lrt::ChatOptions options;
+  options.maxNew = maxNewTokens;
+  options.temperature = temperature;
+  options.topK = topK;
+  lrt::ChatSession chat(inference->logitsModel(), *inference->bpeTokenizer, *chatTemplate,
+                        {static_cast<int32_t>(*eos)}, options);
+  if (!systemPrompt.empty())
+    chat.add("system", systemPrompt);
+  auto print = [](std::string_view piece) {
+    llvm::outs() << piece;
+    llvm::outs().flush();
+  };
+  auto turn = [&](const std::string &text) -> bool {
+    auto reply = chat.reply(text, print);
+    llvm::outs() << "\n";
+    llvm::outs().flush();
+    if (!reply) {
+      status = toolError(reply.status().message());
+      return false;
+    }
+    return true;
+  };
+  if (!prompts.empty()) {
+    for (const std::string &p : prompts)
+      if (!turn(p))
+        return status;
+    return s.finish(true);
+  }
+  llvm::errs() << "chatting with '" << stage->model->decl->name << "' (" << inference->weightsFrom
+               << "); an empty line or end of input ends\n";
+  std::string line;
+  while (true) {
+    llvm::outs() << "> ";
+    llvm::outs().flush();
+    if (!std::getline(std::cin, line) || line.empty())
+      break;
+    if (!turn(line))
+      return status;
+  }
   return s.finish(true);
 }
 
@@ -867,6 +1064,9 @@ int main(int argc, char **argv) {
     return runImportHf();
   if (command == "logits")
     return runLogits(session);
+  if (command == "chat")
+    return runChat(session);
   return toolError("unknown command '" + command +
-                   "'; expected 'check', 'emit', 'run', 'grads' or 'report'");
+                   "'; expected 'check', 'emit', 'run', 'grads', 'report', 'export', "
+                   "'import-hf', 'logits' or 'chat'");
 }
