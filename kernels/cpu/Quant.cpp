@@ -224,4 +224,107 @@ Status dequantizeNf4(const Nf4Tensor &q, float *out) {
   return Status::ok();
 }
 
+namespace {
+
+Status checkMatrix(const char *what, const float *w, int64_t rows, int64_t cols) {
+  if (rows < 0 || cols < 0)
+    return Status::invalid(std::string(what) + ": bad sizes (rows=" + std::to_string(rows) +
+                           ", cols=" + std::to_string(cols) + ")");
+  return checkFinite(w, rows * cols);
+}
+
+} // namespace
+
+Expected<Int8Tensor> quantizeInt8PerChannel(const float *w, int64_t rows, int64_t cols) {
+  if (Status s = checkMatrix("quantizeInt8PerChannel", w, rows, cols); !s)
+    return s;
+  Int8Tensor t;
+  t.rows = rows;
+  t.cols = cols;
+  t.q.assign(static_cast<size_t>(rows * cols), 0);
+  t.absmax.assign(static_cast<size_t>(rows), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *row = w + r * cols; // row is (cols)
+    float am = 0.0f;
+    for (int64_t c = 0; c < cols; ++c)
+      am = std::max(am, std::fabs(row[c]));
+    t.absmax[static_cast<size_t>(r)] = am;
+    if (am == 0.0f)
+      continue;
+    // torch evaluates bitsandbytes' `127.0 / absmax` as `absmax.reciprocal() * 127.0`.
+    float scale = (1.0f / am) * 127.0f;
+    for (int64_t c = 0; c < cols; ++c) // |row[c] * scale| <= 127 up to rounding
+      t.q[static_cast<size_t>(r * cols + c)] =
+          static_cast<int8_t>(std::clamp(std::nearbyint(row[c] * scale), -127.0f, 127.0f));
+  }
+  return t;
+}
+
+Status dequantizeInt8(const Int8Tensor &t, float *out) {
+  if (t.rows < 0 || t.cols < 0 || t.q.size() != static_cast<size_t>(t.rows * t.cols) ||
+      t.absmax.size() != static_cast<size_t>(t.rows))
+    return Status::invalid("dequantizeInt8: inconsistent tensor (rows=" + std::to_string(t.rows) +
+                           ", cols=" + std::to_string(t.cols) + ")");
+  // bitsandbytes' int8_vectorwise_dequant: (q * absmax) * fp32(1 / 127), two roundings.
+  const float inv127 = 7.874015718698502e-3f;
+  for (int64_t r = 0; r < t.rows; ++r) {
+    float am = t.absmax[static_cast<size_t>(r)];
+    for (int64_t c = 0; c < t.cols; ++c) {
+      float scaled = static_cast<float>(t.q[static_cast<size_t>(r * t.cols + c)]) * am;
+      out[r * t.cols + c] = scaled * inv127;
+    }
+  }
+  return Status::ok();
+}
+
+Expected<Int4Tensor> quantizeInt4Groupwise(const float *w, int64_t rows, int64_t cols, int64_t group) {
+  if (Status s = checkMatrix("quantizeInt4Groupwise", w, rows, cols); !s)
+    return s;
+  if (group < 1 || cols % group != 0)
+    return Status::invalid("quantizeInt4Groupwise: group " + std::to_string(group) +
+                           " does not divide the input dimension " + std::to_string(cols));
+  Int4Tensor t;
+  t.rows = rows;
+  t.cols = cols;
+  t.group = group;
+  int64_t n = rows * cols;
+  t.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
+  t.scales.assign(static_cast<size_t>(n / group), 0.0f);
+  for (int64_t g = 0; g * group < n; ++g) {
+    const float *x = w + g * group; // the group is (group) consecutive weights of one row
+    float m = 0.0f, amax = 0.0f;
+    for (int64_t i = 0; i < group; ++i)
+      if (std::fabs(x[i]) > amax) {
+        amax = std::fabs(x[i]);
+        m = x[i];
+      }
+    float d = m / -8.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    t.scales[static_cast<size_t>(g)] = d;
+    for (int64_t i = 0; i < group; ++i) {
+      float scaled = x[i] * id; // separate statements: no fused multiply-add, as ggml's reference
+      float shifted = scaled + 8.5f;
+      uint8_t code = static_cast<uint8_t>(std::min(15.0f, std::trunc(shifted)));
+      int64_t k = g * group + i;
+      uint8_t &byte = t.packed[static_cast<size_t>(k / 2)];
+      byte = k % 2 == 0 ? static_cast<uint8_t>(code << 4) : static_cast<uint8_t>(byte | code);
+    }
+  }
+  return t;
+}
+
+Status dequantizeInt4(const Int4Tensor &t, float *out) {
+  int64_t n = t.rows * t.cols;
+  if (t.rows < 0 || t.cols < 0 || t.group < 1 || t.cols % t.group != 0 ||
+      t.packed.size() != static_cast<size_t>((n + 1) / 2) || t.scales.size() != static_cast<size_t>(n / t.group))
+    return Status::invalid("dequantizeInt4: inconsistent tensor (rows=" + std::to_string(t.rows) +
+                           ", cols=" + std::to_string(t.cols) + ", group=" + std::to_string(t.group) + ")");
+  for (int64_t k = 0; k < n; ++k) {
+    uint8_t byte = t.packed[static_cast<size_t>(k / 2)];
+    int code = k % 2 == 0 ? byte >> 4 : byte & 15;
+    out[k] = static_cast<float>(code - 8) * t.scales[static_cast<size_t>(k / t.group)];
+  }
+  return Status::ok();
+}
+
 } // namespace lrt::quant

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/// Weight quantization for QLoRA's frozen base: NF4 with double quantization (Dettmers et
+/// Weight quantization: for QLoRA's frozen base, NF4 with double quantization (Dettmers et
 /// al. 2023, "QLoRA: Efficient Finetuning of Quantized LLMs", section 2 and appendix E), as
 /// bitsandbytes implements it (`bitsandbytes.functional.quantize_4bit(quant_type="nf4",
 /// compress_statistics=True)` and `dequantize_4bit`, CPU backend): the same 4-bit codes,
@@ -17,6 +17,9 @@
 ///     the mean of all absmax values, subtracted before the 8-bit quantization).
 /// Storage: 4 + 8/B + 32/(B * 256) bits per weight with double quantization (4.127 at
 /// B = 64), 4 + 32/B without (4.5 at B = 64).
+///
+/// For the `deploy` stage: int8 with an absmax per output channel (8 + 32/cols bits per
+/// weight) and group-wise int4 (4 + 32/G bits).
 #pragma once
 
 #include "runtime/Status.h"
@@ -91,5 +94,40 @@ inline uint8_t packNibbles(uint8_t hi, uint8_t lo) { return static_cast<uint8_t>
 /// blockSize < 1 or a non-finite value.
 Status quantizeBlockwise8(const float *v, int64_t n, int64_t blockSize, const std::array<float, 256> &code,
                           std::vector<uint8_t> &codes, std::vector<float> &absmax);
+
+/// A matrix W[rows, cols] (rows = output channels, PyTorch's `weight` layout) in int8 with
+/// one fp32 absmax per output channel (the `deploy` stage's `int8`).
+struct Int8Tensor {
+  int64_t rows = 0, cols = 0;
+  std::vector<int8_t> q;      ///< rows * cols, row-major
+  std::vector<float> absmax;  ///< per row: max |W[r, :]|
+};
+
+/// Row-wise absmax int8 (LLM.int8()'s vector-wise quantization, Dettmers et al. 2022, as
+/// bitsandbytes' `int8_vectorwise_quant` without outliers): q = round(W * s) with ties to
+/// even (torch.round), s = fp32(1 / absmax) * 127 (torch's `127.0 / absmax`); a row of
+/// zeros stays 0. Errors:
+/// InvalidArgument for negative sizes or a non-finite weight.
+Expected<Int8Tensor> quantizeInt8PerChannel(const float *w, int64_t rows, int64_t cols);
+/// out[rows * cols] = (q * absmax) * fp32(1 / 127), rounded as bitsandbytes'
+/// `int8_vectorwise_dequant`. Errors: InvalidArgument for inconsistent sizes.
+Status dequantizeInt8(const Int8Tensor &t, float *out);
+
+/// A matrix W[rows, cols] in 4 bits with one fp32 scale per group of `group` consecutive
+/// weights of a row (along the input dimension; the `deploy` stage's `int4(group: G)`).
+struct Int4Tensor {
+  int64_t rows = 0, cols = 0, group = 0;
+  std::vector<uint8_t> packed; ///< ceil(rows * cols / 2) bytes, high nibble first, codes 0..15
+  std::vector<float> scales;   ///< rows * (cols / group)
+};
+
+/// Group-wise int4 with llama.cpp's Q4_0 rounding (ggml-quants.c `quantize_row_q4_0_ref`)
+/// but an fp32 scale and any group size: per group, m = the weight of largest |w| (its sign
+/// kept), d = m / -8, code = min(15, trunc(w / d + 8.5)) (w times fp32 1/d; 0 when d is 0),
+/// so m maps to code 0 and w ~ (code - 8) * d. Errors: InvalidArgument when `group` < 1 or
+/// does not divide `cols`, for negative sizes or a non-finite weight.
+Expected<Int4Tensor> quantizeInt4Groupwise(const float *w, int64_t rows, int64_t cols, int64_t group);
+/// out[rows * cols] = (code - 8) * scale. Errors: InvalidArgument for inconsistent sizes.
+Status dequantizeInt4(const Int4Tensor &t, float *out);
 
 } // namespace lrt::quant

@@ -40,7 +40,7 @@ SMOLLM_TENSORS = ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_down.
 def run_ours(binary, x, block, absmax_block, tmp):
     d = tempfile.mkdtemp(dir=tmp)
     x.astype(np.float32).tofile(os.path.join(d, "in.f32"))
-    out = subprocess.run([binary, os.path.join(d, "in.f32"), str(block), str(absmax_block), d],
+    out = subprocess.run([binary, "nf4", os.path.join(d, "in.f32"), str(block), str(absmax_block), d],
                          capture_output=True, text=True, check=True)
 
     def rd(name, dtype):
@@ -129,7 +129,7 @@ def compare(binary, name, x, block, tmp, F, torch, failures, counts):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quantize", required=True, help="the llmp-nf4-quantize test driver")
+    ap.add_argument("--quantize", required=True, help="the llmp-quantize test driver")
     args = ap.parse_args()
     try:
         import torch

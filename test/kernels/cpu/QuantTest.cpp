@@ -149,3 +149,38 @@ TEST(QuantTest, ClearErrors) {
   std::vector<float> zeros(130, 0.0f);
   EXPECT_EQ(roundTrip(zeros, {}), zeros);
 }
+
+// Int8 per output channel, by hand: row [1, -2, 0.5, 4] has absmax 4, scale 127/4 = 31.75,
+// so the products 31.75, -63.5, 15.875, 127 round (ties to even) to 32, -64, 16, 127; a
+// zero row stays zero.
+TEST(QuantTest, Int8PerChannelByHand) {
+  std::vector<float> w = {1.0f, -2.0f, 0.5f, 4.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  auto t = lrt::quant::quantizeInt8PerChannel(w.data(), 2, 4);
+  ASSERT_TRUE(t.isOk()) << t.status().message();
+  EXPECT_EQ(t->q, (std::vector<int8_t>{32, -64, 16, 127, 0, 0, 0, 0}));
+  EXPECT_EQ(t->absmax, (std::vector<float>{4.0f, 0.0f}));
+  std::vector<float> y(8);
+  ASSERT_TRUE(lrt::quant::dequantizeInt8(*t, y.data()).isOk());
+  for (int i = 0; i < 4; ++i) // within half a step (4 / 127 / 2) of the input
+    EXPECT_NEAR(y[i], w[i], 2.0f / 127.0f);
+  EXPECT_EQ(y[3], 4.0f);
+  EXPECT_EQ(y[4], 0.0f);
+}
+
+// Int4 group-wise, by hand: group [1, -2, 0.5, 4] has m = 4, d = -0.5, 1/d = -2, so
+// w / d + 8.5 = 6.5, 12.5, 7.5, 0.5 and the codes are 6, 12, 7, 0 (bytes 0x6C, 0x70);
+// (code - 8) * d gives the input back exactly.
+TEST(QuantTest, Int4GroupwiseByHand) {
+  std::vector<float> w = {1.0f, -2.0f, 0.5f, 4.0f, -3.0f, 1.5f, 0.0f, 0.75f};
+  auto t = lrt::quant::quantizeInt4Groupwise(w.data(), 2, 4, 4);
+  ASSERT_TRUE(t.isOk()) << t.status().message();
+  // Second group: m = -3, d = 0.375, w / d + 8.5 = 0.5, 12.5, 8.5, 10.5 -> 0, 12, 8, 10.
+  EXPECT_EQ(t->packed, (std::vector<uint8_t>{0x6C, 0x70, 0x0C, 0x8A}));
+  EXPECT_EQ(t->scales, (std::vector<float>{-0.5f, 0.375f}));
+  std::vector<float> y(8);
+  ASSERT_TRUE(lrt::quant::dequantizeInt4(*t, y.data()).isOk());
+  EXPECT_EQ(y, w);
+  auto bad = lrt::quant::quantizeInt4Groupwise(w.data(), 2, 4, 3);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().message(), "quantizeInt4Groupwise: group 3 does not divide the input dimension 4");
+}
