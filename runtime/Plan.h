@@ -51,6 +51,9 @@ struct StagePlan {
   /// Micro-batches per optimizer step (gradient accumulation; `accumulate: K`). A step
   /// trains on accumulate * batch rows; see the step protocol in StepABI.h.
   int64_t accumulate = 1;
+  /// Data-parallel processes (`ranks: R`). `batch` is then the rows of one rank: the
+  /// file's `batch: G x T` is split into R shards of G / R rows (see DataParallel.h).
+  int64_t ranks = 1;
   int64_t steps = 0, evalEvery = 0, evalBatches = 8, warmup = 0;
   double lr = 1e-3, minLr = 1e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weightDecay = 0.1, gradClip = 1.0;

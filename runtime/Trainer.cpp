@@ -6,6 +6,7 @@
 #include "runtime/Checkpoint.h"
 #include "runtime/Corpus.h"
 #include "runtime/Data.h"
+#include "runtime/DataParallel.h"
 #include "runtime/FileUtil.h"
 #include "runtime/Generate.h"
 #include "runtime/Safetensors.h"
@@ -79,8 +80,10 @@ struct PreparedData {
   double tokenizerSeconds = 0;
 };
 
+/// `ranks` > 1: each validation batch holds every rank's rows (ranks x plan.batch), so
+/// the validation set is the one of a single process with the whole batch.
 Expected<PreparedData> prepareData(const StagePlan &plan, const TrainOptions &opts,
-                                   const std::string &runDir, bool report) {
+                                   const std::string &runDir, bool report, int64_t ranks = 1) {
   std::FILE *out = opts.out;
   std::string dataPath = opts.dataPath.empty() ? plan.data.path : opts.dataPath;
   std::string format = plan.data.format.empty() ? "text" : plan.data.format;
@@ -130,7 +133,7 @@ Expected<PreparedData> prepareData(const StagePlan &plan, const TrainOptions &op
   auto train = TrainBatches::create(std::move(split.train), plan.batch, plan.seqLen, plan.seed);
   if (!train)
     return train.status();
-  auto eval = makeEvalBatches(split.val, plan.batch, plan.seqLen,
+  auto eval = makeEvalBatches(split.val, plan.batch * ranks, plan.seqLen,
                               std::max<int64_t>(1, plan.evalBatches));
   if (!eval)
     return eval.status();
@@ -266,20 +269,29 @@ private:
   bool failed_ = false;
 };
 
-/// Mean eval loss over all validation batches.
-double evaluate(const StepFunctions &fns, std::vector<float> &params, const EvalBatches &eval) {
-  std::vector<int32_t> tokens(eval.batch * eval.seqLen), targets(tokens.size());
+/// Mean eval loss over all validation batches. Data parallel: rank r evaluates rows
+/// [r B, (r + 1) B) of each batch of world.size() x B rows, and the per-rank losses are
+/// averaged (allreduce). Errors: the collective's.
+Expected<double> evaluate(const StepFunctions &fns, std::vector<float> &params,
+                          const EvalBatches &eval, Collective &world) {
+  const int64_t rows = eval.batch / world.size(), shard = world.rank() * rows * eval.seqLen;
+  std::vector<int32_t> tokens(rows * eval.seqLen), targets(tokens.size());
   std::vector<float> metrics(kNumMetrics, 0.0f);
   auto p = viewOf(params.data(), {int64_t(params.size())});
-  auto tk = viewOf(tokens.data(), {eval.batch, eval.seqLen});
-  auto tg = viewOf(targets.data(), {eval.batch, eval.seqLen});
+  auto tk = viewOf(tokens.data(), {rows, eval.seqLen});
+  auto tg = viewOf(targets.data(), {rows, eval.seqLen});
   auto mt = viewOf(metrics.data(), {int64_t(kNumMetrics)});
   double sum = 0;
   for (int64_t b = 0; b < eval.numBatches; ++b) {
-    std::copy_n(eval.tokensOf(b), tokens.size(), tokens.begin());
-    std::copy_n(eval.targetsOf(b), targets.size(), targets.begin());
+    std::copy_n(eval.tokensOf(b) + shard, tokens.size(), tokens.begin());
+    std::copy_n(eval.targetsOf(b) + shard, targets.size(), targets.begin());
     fns.evalStep(&p, &tk, &tg, &mt);
     sum += metrics[kMetricLoss];
+  }
+  if (world.size() > 1) {
+    if (Status st = world.allreduceSum(&sum, 1); !st)
+      return st;
+    sum /= double(world.size());
   }
   return sum / double(eval.numBatches);
 }
@@ -372,24 +384,51 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     if (Status st = checkStateFits(plan); !st)
       return st;
     const std::string runDir = runDirOf(plan, opts);
-    if (Status st = makeDirs(runDir + "/checkpoint"); !st)
+    // Data parallel: every rank trains; rank 0 alone writes files and prints.
+    std::unique_ptr<Collective> single;
+    Collective *world = opts.world;
+    if (!world)
+      world = (single = makeSingleProcessCollective()).get();
+    const int64_t R = world->size();
+    const bool writer = world->rank() == 0;
+    if (plan.ranks != R)
+      return Status::invalid(fmt::format("stage '{}' has ranks: {} but {} process(es) run it",
+                                         plan.stage, plan.ranks, R));
+    if (Status st = agreeOnStatus(*world, writer ? makeDirs(runDir + "/checkpoint") : Status());
+        !st)
       return st;
-    std::FILE *out = opts.out;
+    std::FILE *out = writer ? opts.out : nullptr;
     const bool quiet = opts.progress == ProgressStyle::Quiet || !out;
     const int64_t steps = opts.steps > 0 ? opts.steps : plan.steps;
     if (steps < 1)
       return Status::invalid(fmt::format("plan: steps {} must be positive", steps));
 
     if (!quiet)
-      fmt::print(out, "stage {}.{}: model '{}', {} params, batch {} x {}, {} steps -> {}\n",
+      fmt::print(out, "stage {}.{}: model '{}', {} params, batch {} x {}{}, {} steps -> {}\n",
                  plan.pipeline, plan.stage, plan.model, plan.numParams, plan.batch, plan.seqLen,
-                 steps, runDir);
-    auto data = prepareData(plan, opts, runDir, !quiet);
-    if (!data)
-      return data.status();
+                 R > 1 ? fmt::format(" on each of {} ranks", R) : "", steps, runDir);
+    // Rank 0 trains the tokenizer and writes the token cache first; the others then read
+    // both from the run directory.
+    std::optional<Expected<PreparedData>> prepared;
+    if (writer)
+      prepared.emplace(prepareData(plan, opts, runDir, !quiet, R));
+    if (Status st = agreeOnStatus(*world, writer ? prepared->status() : Status()); !st)
+      return st;
+    if (!writer)
+      prepared.emplace(prepareData(plan, opts, runDir, false, R));
+    if (Status st = agreeOnStatus(*world, prepared->status()); !st)
+      return st;
+    Expected<PreparedData> &data = *prepared;
     TrainBatches &train = *data->train;
-    auto stopRequested = [&] { return opts.stop && opts.stop->load(); };
-    if (stopRequested())
+    // A signal may reach the ranks at different steps: they stop at the first step after
+    // which any rank has seen it.
+    auto stopRequested = [&]() -> Expected<bool> {
+      return anyRank(*world, opts.stop && opts.stop->load());
+    };
+    auto stopFirst = stopRequested();
+    if (!stopFirst)
+      return stopFirst.status();
+    if (*stopFirst)
       return Status::cancelled("interrupted before the first step (nothing was written)");
 
     std::vector<float> params, grads, m, v;
@@ -415,9 +454,10 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     const std::string ckptDir = runDir + "/checkpoint";
     std::optional<TrainState> resumed;
     if (opts.resume) {
+      // Every rank loads the newest valid checkpoint; rank 0 removes newer ones only after.
       auto loaded = loadLatestCheckpoint(ckptDir, plan);
-      if (!loaded)
-        return loaded.status().withContext("resume");
+      if (Status st = agreeOnStatus(*world, loaded.status()); !st)
+        return st.withContext("resume");
       for (const std::string &why : loaded->rejected)
         if (!quiet)
           fmt::print(out, "checkpoint: skipping a newer checkpoint: {}\n", why);
@@ -435,29 +475,45 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
         fmt::print(out, "resume: from {} (step {}/{}, epoch {})\n", loaded->path, s.step, steps,
                    s.data.epoch);
       resumed = std::move(s);
-      if (Status st = removeCheckpointsAfter(ckptDir, resumed->step); !st)
-        return st;
-    } else if (std::vector<int64_t> old = listCheckpoints(ckptDir); !old.empty()) {
-      if (!quiet)
-        fmt::print(out, "checkpoint: removing {} checkpoint(s) of an earlier run in {} "
-                        "(--resume continues one)\n",
-                   old.size(), ckptDir);
-      if (Status st = removeCheckpointsAfter(ckptDir, -1); !st)
-        return st;
     }
-    // The final outputs are written after the last step: until then, none of an earlier
-    // run's may stay next to this run's metrics and checkpoints.
-    for (const char *old : {"samples.txt", "checkpoint/model.safetensors",
-                            "checkpoint/tokenizer.model"}) {
-      std::error_code ec;
-      std::filesystem::remove(runDir + "/" + old, ec);
-      if (ec)
-        return Status::ioError(
-            fmt::format("cannot remove '{}/{}' of an earlier run: {}", runDir, old, ec.message()));
-    }
-    if (!opts.planJson.empty())
-      if (Status st = writeFileAtomic(runDir + "/plan.json", opts.planJson); !st)
-        return st;
+    // Data parallel: the ranks start from rank 0's parameters and AdamW state (the same
+    // seed and checkpoint give the same values; this makes it so by construction).
+    if (R > 1)
+      for (std::vector<float> *buf : {&params, &m, &v})
+        if (Status st = world->broadcast(buf->data(), int64_t(buf->size() * sizeof(float)), 0);
+            !st)
+          return st;
+    MetricsFile metricsFile;
+    // Rank 0 alone changes the run directory.
+    auto prepareRunDir = [&]() -> Status {
+      if (resumed) {
+        if (Status st = removeCheckpointsAfter(ckptDir, resumed->step); !st)
+          return st;
+      } else if (std::vector<int64_t> old = listCheckpoints(ckptDir); !old.empty()) {
+        if (!quiet)
+          fmt::print(out, "checkpoint: removing {} checkpoint(s) of an earlier run in {} "
+                          "(--resume continues one)\n",
+                     old.size(), ckptDir);
+        if (Status st = removeCheckpointsAfter(ckptDir, -1); !st)
+          return st;
+      }
+      // The final outputs are written after the last step: until then, none of an earlier
+      // run's may stay next to this run's metrics and checkpoints.
+      for (const char *old : {"samples.txt", "checkpoint/model.safetensors",
+                              "checkpoint/tokenizer.model"}) {
+        std::error_code ec;
+        std::filesystem::remove(runDir + "/" + old, ec);
+        if (ec)
+          return Status::ioError(fmt::format("cannot remove '{}/{}' of an earlier run: {}",
+                                             runDir, old, ec.message()));
+      }
+      if (!opts.planJson.empty())
+        if (Status st = writeFileAtomic(runDir + "/plan.json", opts.planJson); !st)
+          return st;
+      return metricsFile.open(runDir + "/metrics.jsonl", resumed ? &*resumed : nullptr);
+    };
+    if (Status st = agreeOnStatus(*world, writer ? prepareRunDir() : Status()); !st)
+      return st;
 
     const int64_t B = plan.batch, T = plan.seqLen, K = plan.accumulate;
     // The K micro-batches of one step, drawn before the first grad_step: each one's
@@ -473,10 +529,10 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     std::vector<double> microLoss(K);
     std::vector<int64_t> microTokens(K);
 
-    MetricsFile metricsFile;
-    if (Status st = metricsFile.open(runDir + "/metrics.jsonl", resumed ? &*resumed : nullptr); !st)
-      return st;
-    auto writeRow = [&](const nlohmann::ordered_json &row) { metricsFile.write(row); };
+    auto writeRow = [&](const nlohmann::ordered_json &row) {
+      if (writer)
+        metricsFile.write(row);
+    };
 
     Progress progress(out, opts.progress, steps, opts.logEvery);
     TrainResult result;
@@ -491,16 +547,22 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       result.firstValLoss = resumed->firstValLoss;
       result.lastValLoss = resumed->lastValLoss;
     }
-    auto runEval = [&](int64_t step) {
-      double valLoss = evaluate(fns, params, data->eval);
+    auto runEval = [&](int64_t step) -> Status {
+      auto evalLoss = evaluate(fns, params, data->eval, *world);
+      if (!evalLoss)
+        return evalLoss.status();
+      double valLoss = *evalLoss;
       writeRow({{"step", step}, {"val_loss", valLoss}, {"elapsed_s", elapsed()}});
       progress.line(fmt::format("eval step {}/{} | val_loss {:.4f} ({} batches)", step, steps,
                                 valLoss, data->eval.numBatches));
       if (step == 0)
         result.firstValLoss = valLoss;
       result.lastValLoss = valLoss;
+      return Status::ok();
     };
     auto saveCheckpoint = [&](int64_t step) -> Status {
+      if (!writer)
+        return Status::ok();
       if (Status st = metricsFile.sync(); !st)
         return st;
       TrainState s;
@@ -522,7 +584,8 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     };
     const int64_t ckptEvery = opts.checkpointEvery > 0 ? opts.checkpointEvery : plan.evalEvery;
     if (!resumed)
-      runEval(0);
+      if (Status st = runEval(0); !st)
+        return st;
 
     for (int64_t step = firstStep; step <= steps; ++step) {
       double lr = learningRate(step - 1, plan.lr, plan.minLr, plan.warmup, steps);
@@ -533,12 +596,17 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       hyper[kHyperWeightDecay] = float(plan.weightDecay);
       hyper[kHyperGradClip] = float(plan.gradClip);
       hyper[kHyperStep] = float(step);
-      int64_t stepTargets = 0;
+      // This rank's K micro-batches of the step (all of them on one process).
+      nextShard(train, world->rank(), int(R), K, tokens.data(), targets.data());
+      int64_t rankTargets = 0;
       for (int64_t i = 0; i < K; ++i) {
-        train.next(tokens.data() + i * B * T, targets.data() + i * B * T);
         microTokens[i] = countTargets(targets.data() + i * B * T, B * T);
-        stepTargets += microTokens[i];
+        rankTargets += microTokens[i];
       }
+      int64_t stepTargets = rankTargets;
+      if (R > 1)
+        if (Status st = world->allreduceSum(&stepTargets, 1); !st)
+          return st;
       auto t0 = Clock::now();
       std::fill(grads.begin(), grads.end(), 0.0f);
       for (int64_t i = 0; i < K; ++i) {
@@ -548,11 +616,22 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
         fns.gradStep(&pP, &pG, &pTok, &pTgt, &pHyper, &pMetrics);
         microLoss[i] = metrics[kMetricLoss];
       }
+      double loss = weightedMeanLoss(microLoss, microTokens);
+      if (R > 1) {
+        // The gradient of the step's mean loss over every rank's target tokens; the loss
+        // the same way (sum over ranks of n_r * loss_r, over N).
+        if (Status st = world->allreduceSum(grads.data(), plan.numParams); !st)
+          return st;
+        double weighted = loss * double(rankTargets);
+        if (Status st = world->allreduceSum(&weighted, 1); !st)
+          return st;
+        loss = stepTargets > 0 ? weighted / double(stepTargets) : 0.0;
+      }
       fns.applyStep(&pP, &pG, &pM, &pV, &pHyper, &pMetrics);
       double dt = secondsSince(t0);
       trainSeconds += dt;
-      double loss = weightedMeanLoss(microLoss, microTokens), gradNorm = metrics[kMetricGradNorm];
-      double tokPerSec = double(K * B * T) / std::max(dt, 1e-9);
+      double gradNorm = metrics[kMetricGradNorm];
+      double tokPerSec = double(R * K * B * T) / std::max(dt, 1e-9);
       writeRow({{"step", step},
                 {"loss", loss},
                 {"lr", lr},
@@ -567,14 +646,18 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       if (step == 1)
         result.firstLoss = loss;
       result.lastLoss = loss;
-      double meanTokPerSec = double(step * K * B * T) / std::max(trainSeconds, 1e-9);
+      double meanTokPerSec = double(step * R * K * B * T) / std::max(trainSeconds, 1e-9);
       progress.step(step, loss, lr, meanTokPerSec, elapsed());
       if ((plan.evalEvery > 0 && step % plan.evalEvery == 0) || step == steps)
-        runEval(step);
+        if (Status st = runEval(step); !st)
+          return st;
       const bool checkpointNow = (ckptEvery > 0 && step % ckptEvery == 0) || step == steps;
-      const bool stopNow = step < steps && stopRequested();
+      auto stopSeen = stopRequested();
+      if (!stopSeen)
+        return stopSeen.status();
+      const bool stopNow = step < steps && *stopSeen;
       if (checkpointNow || stopNow)
-        if (Status st = saveCheckpoint(step); !st) {
+        if (Status st = agreeOnStatus(*world, saveCheckpoint(step)); !st) {
           progress.finish();
           return stopNow ? st.withContext(fmt::format("interrupted at step {}", step)) : st;
         }
@@ -585,9 +668,19 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       }
     }
     progress.finish();
+    // Data parallel: every rank must end with the same parameters; rank 0 alone writes
+    // the final model and samples.
+    if (Status st = checkIdentical(*world, params.data(), plan.numParams, "parameters"); !st)
+      return st;
+    if (R > 1)
+      progress.line(fmt::format("data parallel: {} ranks x {} rows; parameters identical on "
+                                "every rank",
+                                R, K * B));
+    if (!writer)
+      return Status::ok();
     result.steps = steps;
     result.elapsedSeconds = elapsed();
-    result.tokensPerSecond = double(steps * K * B * T) / std::max(trainSeconds, 1e-9);
+    result.tokensPerSecond = double(steps * R * K * B * T) / std::max(trainSeconds, 1e-9);
     result.corpusChars = data->corpusChars;
     result.corpusTokens = data->corpusTokens;
     result.trainTokens = data->trainTokens;
@@ -633,7 +726,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
                               result.firstValLoss, result.lastValLoss, ratio));
     progress.line(fmt::format("done: {} params, {} steps, {} tokens in {}, {:.0f} tok/s, "
                               "train loss {:.4f} -> {:.4f}",
-                              plan.numParams, steps, steps * K * B * T,
+                              plan.numParams, steps, steps * R * K * B * T,
                               formatDuration(result.elapsedSeconds), result.tokensPerSecond,
                               result.firstLoss, result.lastLoss));
     if (opts.result)

@@ -8,6 +8,7 @@
 #include "runtime/Plan.h"
 #include "runtime/Status.h"
 #include "runtime/StepABI.h"
+#include "runtime/collective/Collective.h"
 
 #include <atomic>
 #include <cstdint>
@@ -61,6 +62,10 @@ struct TrainOptions {
   /// it), the run finishes that step, writes its checkpoint and returns Cancelled
   /// ("interrupted at step N of M ..."); `--resume` continues it.
   const std::atomic<bool> *stop = nullptr;
+  /// Optional: the processes of a data-parallel run (null: this process alone). With
+  /// world->size() == plan.ranks > 1, each rank trains its shard of every step, gradients
+  /// and losses are all-reduced, and only rank 0 writes files and prints (DataParallel.h).
+  Collective *world = nullptr;
   /// Optional: written as `<run>/plan.json` when the run starts (after the data is ready),
   /// so a run that fails before that leaves the folder as the earlier run left it.
   std::string planJson;
@@ -96,12 +101,22 @@ struct TrainOptions {
 ///    `opts.numSamples` samples with fns.logitsStep into `<run>/samples.txt`, and prints
 ///    the first/last validation loss, their ratio and a summary line.
 ///
+/// Data parallel (opts.world with R = plan.ranks > 1 processes, every rank calling this
+/// with the same plan and options): rank r trains its shard of each step (nextShard),
+/// token counts, gradients and losses are all-reduced between the grad_steps and
+/// apply_step, the validation loss is averaged over ranks, and rank 0 alone prints and
+/// writes files; the ranks end with bitwise identical parameters (checked). See
+/// docs/runtime.md, "Data parallel".
+///
 /// Errors: OutOfMemory if the parameters, gradients and AdamW moments (16 bytes per
 /// parameter) do not fit in usableMemoryBytes(), or an allocation fails (the message says
 /// what was being allocated); Cancelled when opts.stop was set (after the checkpoint);
 /// InvalidArgument for an inconsistent plan (param offsets/sizes vs numParams,
 /// non-positive shapes, vocab mismatch, missing step functions) or too little data;
 /// NotFound/IoError for files; Internal if a loss is not finite (the step is named).
+/// Data parallel: InvalidArgument if plan.ranks differs from the number of processes;
+/// Internal for a failed collective, for parameters that differ between ranks, and on the
+/// other ranks when one rank failed ("stopped: 1 of 2 ranks failed").
 /// Resume: NotFound if there is no checkpoint; InvalidArgument if none verifies (each
 /// problem listed), if it was written for another plan or step count, or if metrics.jsonl
 /// is shorter than or differs from what the checkpoint recorded.

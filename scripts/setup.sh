@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs what llmp needs on Debian 12 (bookworm): LLVM/MLIR 22, clang-22, lld, ccache,
-# OpenBLAS, fmt, nlohmann-json, SentencePiece, GoogleTest and the corpus package.
+# OpenBLAS, fmt, nlohmann-json, SentencePiece, GoogleTest, Open MPI and the corpus package.
 # With --tests it also makes the Python environment the reference tests run in (numpy, torch
 # from PyPI) at $LLMP_VENV (default ~/.cache/llmp/venv); scripts/python.sh runs it.
 # With --models (implied by --tests) it installs the pretrained model that examples/chat.llmp
@@ -19,6 +19,7 @@ APT_PACKAGES=(
   libclang-rt-22-dev
   libomp-22-dev
   libcairo2-dev
+  libopenmpi-dev openmpi-bin
   bibledit-data
 )
 PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes gguf safetensors)

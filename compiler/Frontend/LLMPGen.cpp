@@ -15,6 +15,7 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringExtras.h"
 
+#include <algorithm>
 #include <map>
 
 namespace llmp {
@@ -78,7 +79,10 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
   plan.context = m.get("context", info.seqLen);
   plan.dim = m.get("dim");
   plan.layers = m.get("layers");
-  plan.batch = info.batch;
+  // `batch: G x T` with `ranks: R`: each rank's steps take G / R rows (Sema checks that R
+  // divides G).
+  plan.ranks = std::max<int64_t>(1, info.ranks);
+  plan.batch = info.batch / plan.ranks;
   plan.seqLen = info.seqLen;
   plan.accumulate = info.accumulate;
   plan.steps = info.steps;
@@ -538,7 +542,7 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   mlir::OpBuilder b(&ctx);
   (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
   Gen gen(ctx, info);
-  if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/true, info.batch, info.seqLen)) ||
+  if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/true, plan.batch, info.seqLen)) ||
       mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
     return mlir::failure();
   if (mlir::failed(mlir::verify(*module)))

@@ -6,6 +6,8 @@
 ///   llmpc emit  FILE [--stage NAME] --compile-to=ast|llmp|grad|linalg|llvm
 ///   llmpc run   FILE [--stage NAME] [--run-dir DIR] [--steps N] [--samples N]
 ///                    [--resume] [--checkpoint-every N]
+///   mpirun -np R llmpc run FILE ...      data parallel over R processes (the stage's
+///                                        `ranks: R`); rank 0 prints and writes
 ///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
 ///                                                         batch, for reference tests)
 ///   llmpc report RUN_DIR [-o OUT_DIR]    charts (PNG, SVG) and report.html of a run
@@ -44,6 +46,7 @@
 #include "runtime/Tokenizer.h"
 #include "runtime/Report.h"
 #include "runtime/Trainer.h"
+#include "runtime/collective/Collective.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -324,12 +327,15 @@ int runCheck(Session &s) {
       continue;
     }
     lines.push_back(llvm::formatv("stage '{0}': model '{1}' ({2}, {3} layers, dim {4}) "
-                                  "with {5} parameters; {6} steps of {7} x {8} tokens; "
+                                  "with {5} parameters; {6} steps of {7} x {8} tokens{10}; "
                                   "vocab {9}",
                                   plan.stage, plan.model,
                                   program->models.at(plan.model).family->name, plan.layers,
                                   plan.dim, withCommas(plan.numParams), plan.steps,
-                                  plan.batch, plan.seqLen, plan.tokenizer.vocabSize)
+                                  plan.batch * plan.ranks, plan.seqLen,
+                                  plan.tokenizer.vocabSize,
+                                  plan.ranks > 1 ? llvm::formatv(" on {0} ranks", plan.ranks).str()
+                                                 : std::string())
                         .str());
   }
   if (!ok)
@@ -450,6 +456,28 @@ int runEmit(Session &s) {
   return s.finish(true);
 }
 
+/// `llmpc run`'s processes (set before compiling): under an MPI launcher
+/// (`mpirun -np R llmpc run ...`, seen in its environment) the MPI collective layer, else
+/// this process alone.
+lrt::Collective *runWorld = nullptr;
+
+/// For `run`: an error unless the stage's `ranks` equals the number of processes that
+/// run it, checked before compiling. Returns the exit status after reporting, or nullopt.
+std::optional<int> checkRanks(const lang::StageInfo &info) {
+  const int64_t ranks = std::max<int64_t>(1, info.ranks), size = runWorld ? runWorld->size() : 1;
+  if (ranks == size)
+    return std::nullopt;
+  const std::string stage = info.decl->name;
+  if (size == 1)
+    return toolError("stage '" + stage + "' has ranks: " + llvm::Twine(ranks) +
+                     "; launch it as " + llvm::Twine(ranks) + " processes: mpirun -np " +
+                     llvm::Twine(ranks) + " llmpc run " + inputFile + " ...");
+  return toolError("stage '" + stage + "' has ranks: " + llvm::Twine(ranks) +
+                   " but mpirun started " + llvm::Twine(size) + " processes (rank " +
+                   llvm::Twine(runWorld->rank()) + "); set 'ranks: " + llvm::Twine(size) +
+                   "' in the stage or launch with -np " + llvm::Twine(ranks));
+}
+
 /// A stage compiled to native code, with the plan the runtime needs.
 struct CompiledStage {
   lrt::StagePlan plan;
@@ -478,6 +506,11 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
                        "'llmpc check' has checked it and prints its plan");
     return nullptr;
   }
+  if (run && info != program->stageInfo.end())
+    if (std::optional<int> bad = checkRanks(info->second)) {
+      status = *bad;
+      return nullptr;
+    }
   if (info != program->stageInfo.end() && info->second.model &&
       !info->second.model->ggufPath.empty()) {
     // TODO(#6): start training from the GGUF weights (readGgufParams) instead.
@@ -535,8 +568,9 @@ std::string planJsonText(const lrt::StagePlan &plan) {
     j.attribute("context", plan.context);
     j.attribute("dim", plan.dim);
     j.attribute("layers", plan.layers);
-    j.attribute("batch", plan.batch);
+    j.attribute("batch", plan.batch); // rows of one rank's micro-batch
     j.attribute("seq_len", plan.seqLen);
+    j.attribute("ranks", plan.ranks);
     j.attribute("steps", stepsOverride.getNumOccurrences() ? int64_t(stepsOverride) : plan.steps);
     j.attribute("eval_every", plan.evalEvery);
     j.attribute("warmup", plan.warmup);
@@ -634,6 +668,8 @@ private:
 /// The command line that continues this run.
 std::string resumeCommand() {
   std::string cmd = "llmpc run " + inputFile;
+  if (runWorld && runWorld->size() > 1)
+    cmd = "mpirun -np " + std::to_string(runWorld->size()) + " " + cmd;
   if (!stageName.empty())
     cmd += " --stage " + stageName;
   if (!runDir.empty())
@@ -667,19 +703,39 @@ std::unique_ptr<CompiledStage> prepareRun(Session &s, bool run, lrt::TrainOption
 }
 
 /// `llmpc run FILE`: compile the stage and train it. Exit status 130 when interrupted
-/// (SIGINT/SIGTERM) after the checkpoint of the step in progress.
+/// (SIGINT/SIGTERM) after the checkpoint of the step in progress. Under mpirun every rank
+/// runs this; the runtime lets rank 0 alone print and write (runtime/DataParallel.h).
 int runRun(Session &s) {
+  auto created = lrt::createCollective();
+  if (!created)
+    return toolError(created.status().message());
+  std::unique_ptr<lrt::Collective> world = std::move(*created);
+  runWorld = world.get();
   int status = 0;
   lrt::TrainOptions opts;
   auto compiled = prepareRun(s, /*run=*/true, opts, status);
   if (!compiled)
     return status;
+  opts.world = world.get();
   opts.planJson = planJsonText(compiled->plan);
   opts.stop = &stopRequested;
   lrt::Status result = lrt::Status::ok();
   {
     RuntimeCallScope scope;
     result = lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
+  }
+  // A rank that failed alone exits without MPI_Finalize, so mpirun ends the job rather
+  // than leave the other ranks waiting for it; failures and stops that every rank agreed
+  // on (the runtime makes them so) finalize first.
+  if (result.isOk() || result.code() == lrt::StatusCode::Cancelled)
+    if (lrt::Status st = world->finalize(); !st)
+      return toolError(st.message());
+  if (world->rank() > 0) {
+    // Rank 0 prints the outcome; the others add only their own errors.
+    if (!result.isOk() && result.code() != lrt::StatusCode::Cancelled &&
+        !llvm::StringRef(result.message()).starts_with("stopped: "))
+      return toolError("rank " + llvm::Twine(world->rank()) + ": " + result.message());
+    return result.isOk() ? 0 : result.code() == lrt::StatusCode::Cancelled ? 130 : 1;
   }
   if (result.code() == lrt::StatusCode::Cancelled) {
     llvm::outs().flush();
