@@ -3,10 +3,14 @@
 """Training throughput of llmp against PyTorch eager on the same model, batch and threads.
 
 Usage: bench/pretrain_vs_torch.py [--file examples/pretrain.llmp] [--steps 40] [--threads 2]
+                                  [--torch-compile]
+       (bench/configs/llama-25m.llmp is the ~25M-parameter configuration of issue #4)
 
 1. Runs `llmpc run FILE --steps S` and reads its plan.json (model, batch) and metrics.jsonl.
 2. Builds the same model in PyTorch (test/e2e/torch_llama.py: same architecture, same
-   parameter shapes) and times S AdamW training steps on batches of the same shape.
+   parameter shapes) and times S AdamW training steps on batches of the same shape, in
+   eager mode and, with --torch-compile, with the loss compiled by torch.compile (its
+   compilation falls in the untimed warm-up steps).
 3. Measures the fp32 GEMM rate of the BLAS llmp calls (bench sgemm_rate).
 Prints tokens/s of both, their ratio, and each one's MFU: achieved model FLOP/s over the
 measured sgemm rate. Model FLOPs per step count every matrix product of the forward pass
@@ -42,16 +46,23 @@ def steady_tokens_per_s(rows, warmup, tokens_per_step):
     return (len(rows) - 1) * tokens_per_step / elapsed
 
 
+def thread_env(threads):
+    """The environment that gives llmp `threads` threads: its parallel loops and GEMMs run on
+    OpenMP (libomp) threads; OpenBLAS is single-threaded inside llmp but the sgemm rate
+    below uses OpenBLAS's own threads."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+
+
 def run_llmp(args, tmp):
     run_dir = os.path.join(tmp, "llmp")
     subprocess.run([args.llmpc, "run", args.file, "--steps", str(args.steps), "--run-dir", run_dir,
-                    "--samples", "0"], check=True, env=dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads)))
+                    "--samples", "0"], check=True, env=thread_env(args.threads))
     plan = json.load(open(os.path.join(run_dir, "plan.json")))
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
     return plan, steady_tokens_per_s(rows, args.steps // 4, plan["batch"] * plan["seq_len"])
 
 
-def run_torch(plan, args):
+def run_torch(plan, args, compiled=False):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     params = {p["name"]: (torch.randn(p["shape"]) * 0.02 if len(p["shape"]) == 2 else torch.ones(p["shape"]))
@@ -60,12 +71,17 @@ def run_torch(plan, args):
     B, T, V = plan["batch"], plan["seq_len"], plan["vocab"]
     hyper = torch_llama.model_hyper(args.llmpc, args.file)
     warmup = args.steps // 4
+
+    def loss_of(params, tokens, targets):
+        logits = torch_llama.forward(params, tokens, hyper["heads"], hyper["eps"], hyper["theta"])
+        return torch_llama.next_token_loss(logits, targets)
+
+    loss_fn = torch.compile(loss_of) if compiled else loss_of
     for step in range(args.steps):
         if step == warmup:
             t0 = time.perf_counter()
         batch = torch.randint(0, V, (B, T + 1))
-        logits = torch_llama.forward(params, batch[:, :-1], hyper["heads"], hyper["eps"], hyper["theta"])
-        loss = torch_llama.next_token_loss(logits, batch[:, 1:])
+        loss = loss_fn(params, batch[:, :-1], batch[:, 1:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
@@ -79,15 +95,16 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
     args = ap.parse_args()
     args.llmpc = os.path.join(args.build, "bin", "llmpc")
 
     with tempfile.TemporaryDirectory() as tmp:
         plan, llmp_tps = run_llmp(args, tmp)
     torch_tps = run_torch(plan, args)
+    compiled_tps = run_torch(plan, args, compiled=True) if args.torch_compile else None
     sgemm = json.loads(subprocess.run([os.path.join(args.build, "bin", "sgemm_rate"), "1024"], check=True,
-                                      capture_output=True, text=True,
-                                      env=dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))).stdout)
+                                      capture_output=True, text=True, env=thread_env(args.threads)).stdout)
     flops_per_token = train_flops_per_step(plan) / (plan["batch"] * plan["seq_len"])
     mfu = lambda tps: tps * flops_per_token / (sgemm["gflops"] * 1e9)
     print(f"model {plan['model']}: {plan['num_params']} params, batch {plan['batch']}x{plan['seq_len']}, "
@@ -95,7 +112,12 @@ def main():
     print(f"sgemm (OpenBLAS, n=1024): {sgemm['gflops']:.1f} GFLOP/s")
     print(f"llmp          : {llmp_tps:10.0f} tokens/s   MFU {100 * mfu(llmp_tps):5.1f}%")
     print(f"PyTorch eager : {torch_tps:10.0f} tokens/s   MFU {100 * mfu(torch_tps):5.1f}%")
+    if compiled_tps:
+        print(f"torch.compile : {compiled_tps:10.0f} tokens/s   MFU {100 * mfu(compiled_tps):5.1f}%")
     print(f"ratio llmp / PyTorch eager: {llmp_tps / torch_tps:.2f}x")
+    if compiled_tps:
+        print(f"ratio llmp / torch.compile: {llmp_tps / compiled_tps:.2f}x")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
