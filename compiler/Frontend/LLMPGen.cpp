@@ -61,12 +61,10 @@ static void fillParams(const ModelSpec &m, lrt::StagePlan &plan) {
   }
 }
 
-mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageName,
-                                  lrt::StagePlan &plan) {
-  auto it = program.stageInfo.find(stageName.str());
-  if (it == program.stageInfo.end())
-    return mlir::failure();
-  const StageInfo &info = it->second;
+/// Resets `plan` and fills what every compiled stage shares: names, the parameter layout
+/// and the model's dimensions (context defaults to the stage's sequence length).
+static void fillModelPlan(const Program &program, llvm::StringRef stageName,
+                          const StageInfo &info, lrt::StagePlan &plan) {
   const ModelSpec &m = *info.model;
   plan = lrt::StagePlan();
   if (const PipelineDecl *p = pipelineOf(program, stageName))
@@ -79,6 +77,15 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
   plan.context = m.get("context", info.seqLen);
   plan.dim = m.get("dim");
   plan.layers = m.get("layers");
+}
+
+mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageName,
+                                  lrt::StagePlan &plan) {
+  auto it = program.stageInfo.find(stageName.str());
+  if (it == program.stageInfo.end())
+    return mlir::failure();
+  const StageInfo &info = it->second;
+  fillModelPlan(program, stageName, info, plan);
   // `batch: G x T` with `ranks: R`: each rank's steps take G / R rows (Sema checks that R
   // divides G).
   plan.ranks = std::max<int64_t>(1, info.ranks);
@@ -561,18 +568,7 @@ emitLogits(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stage
     return mlir::failure();
   }
   const StageInfo &info = it->second;
-  plan = lrt::StagePlan();
-  if (const PipelineDecl *p = pipelineOf(program, stageName))
-    plan.pipeline = p->name;
-  plan.stage = stageName.str();
-  const ModelSpec &m = *info.model;
-  plan.model = m.decl->name;
-  fillParams(m, plan);
-  plan.numParams = m.numParams;
-  plan.vocab = m.get("vocab");
-  plan.context = m.get("context", info.seqLen);
-  plan.dim = m.get("dim");
-  plan.layers = m.get("layers");
+  fillModelPlan(program, stageName, info, plan);
   if (plan.context <= 0) {
     mlir::emitError(toMLIR(ctx, info.decl->nameLoc))
         << "model '" << plan.model << "' of stage '" << stageName << "' has no context length";

@@ -478,6 +478,25 @@ std::optional<int> checkRanks(const lang::StageInfo &info) {
                    "' in the stage or launch with -np " + llvm::Twine(ranks));
 }
 
+/// Lowers an emitted stage module to LLVM and JIT-compiles it. Returns null after
+/// reporting (emission or lowering diagnostics, or the JIT's error); `status` then holds the
+/// exit status.
+std::unique_ptr<mlir::llmp::JitModule>
+jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
+         const std::string &stage, int &status) {
+  if (mlir::failed(module) ||
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
+    status = s.finish(false);
+    return nullptr;
+  }
+  auto jit = mlir::llmp::JitModule::create(**module);
+  if (!jit) {
+    status = toolError("compiling stage '" + stage + "': " + llvm::toString(jit.takeError()));
+    return nullptr;
+  }
+  return std::move(*jit);
+}
+
 /// A stage compiled to native code, with the plan the runtime needs.
 struct CompiledStage {
   lrt::StagePlan plan;
@@ -521,18 +540,9 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
     return nullptr;
   }
   auto compiled = std::make_unique<CompiledStage>();
-  auto module = emitStage(s.ctx, *program, *stage, compiled->plan);
-  if (mlir::failed(module) ||
-      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
-    status = s.finish(false);
+  compiled->jit = jitStage(s, emitStage(s.ctx, *program, *stage, compiled->plan), *stage, status);
+  if (!compiled->jit)
     return nullptr;
-  }
-  auto jit = mlir::llmp::JitModule::create(**module);
-  if (!jit) {
-    status = toolError("compiling stage '" + *stage + "': " + llvm::toString(jit.takeError()));
-    return nullptr;
-  }
-  compiled->jit = std::move(*jit);
   // A relative dataset path is relative to the .llmp file that names it.
   lrt::DatasetSpec &data = compiled->plan.data;
   if (!data.path.empty() && llvm::sys::path::is_relative(data.path)) {
@@ -883,19 +893,12 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
   std::string dir = stageRunDirectory(program, name);
   std::string checkpoint = dir + "/checkpoint/model.safetensors";
   bool pretrained = !stage.model->ggufPath.empty() && !llvm::sys::fs::exists(checkpoint);
-  auto module = pretrained ? emitLogits(s.ctx, program, name, out->plan)
-                           : emitStage(s.ctx, program, name, out->plan);
-  if (mlir::failed(module) ||
-      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
-    status = s.finish(false);
+  out->jit = jitStage(s,
+                      pretrained ? emitLogits(s.ctx, program, name, out->plan)
+                                 : emitStage(s.ctx, program, name, out->plan),
+                      name, status);
+  if (!out->jit)
     return nullptr;
-  }
-  auto jit = mlir::llmp::JitModule::create(**module);
-  if (!jit) {
-    status = toolError("compiling stage '" + name + "': " + llvm::toString(jit.takeError()));
-    return nullptr;
-  }
-  out->jit = std::move(*jit);
   if (!pretrained) {
     auto params = lrt::readParams(out->plan, checkpoint);
     if (!params) {
