@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 namespace lrt::quant {
@@ -222,6 +223,79 @@ Status dequantizeNf4(const Nf4Tensor &q, float *out) {
     out[i] = kNf4Code[code] * absmax[static_cast<size_t>(i / q.blockSize)];
   }
   return Status::ok();
+}
+
+Status writeNf4Blob(const Nf4Tensor &q, uint8_t *out) {
+  Nf4Layout l = nf4Layout(q.numel, q.blockSize, q.doubleQuant, q.absmaxBlockSize);
+  bool ok = q.numel >= 0 && q.blockSize >= 1 && q.packed.size() == static_cast<size_t>(l.codesBytes);
+  if (ok && q.doubleQuant)
+    ok = q.absmaxBlockSize >= 1 && q.absmaxCodes.size() == static_cast<size_t>(l.numBlocks) &&
+         q.absmaxScales.size() == static_cast<size_t>(l.numScales);
+  else if (ok)
+    ok = q.absmax.size() == static_cast<size_t>(l.numBlocks);
+  if (!ok)
+    return Status::invalid("writeNf4Blob: inconsistent tensor (numel=" + std::to_string(q.numel) +
+                           ", blockSize=" + std::to_string(q.blockSize) + ")");
+  std::fill(out, out + l.byteSize, uint8_t{0});
+  std::copy(q.packed.begin(), q.packed.end(), out);
+  if (q.doubleQuant) {
+    std::copy(q.absmaxCodes.begin(), q.absmaxCodes.end(), out + l.absmaxAt);
+    std::memcpy(out + l.scalesAt, q.absmaxScales.data(), 4 * q.absmaxScales.size());
+    std::memcpy(out + l.offsetAt, &q.absmaxOffset, 4);
+  } else {
+    std::memcpy(out + l.absmaxAt, q.absmax.data(), 4 * q.absmax.size());
+  }
+  return Status::ok();
+}
+
+Nf4Tensor readNf4Blob(const uint8_t *blob, const Nf4Layout &l) {
+  Nf4Tensor q;
+  q.numel = l.numel;
+  q.blockSize = l.blockSize;
+  q.doubleQuant = l.doubleQuant;
+  q.absmaxBlockSize = l.absmaxBlockSize;
+  q.packed.assign(blob, blob + l.codesBytes);
+  if (l.doubleQuant) {
+    q.absmaxCodes.assign(blob + l.absmaxAt, blob + l.absmaxAt + l.numBlocks);
+    q.absmaxScales.resize(static_cast<size_t>(l.numScales));
+    std::memcpy(q.absmaxScales.data(), blob + l.scalesAt, 4 * q.absmaxScales.size());
+    std::memcpy(&q.absmaxOffset, blob + l.offsetAt, 4);
+  } else {
+    q.absmax.resize(static_cast<size_t>(l.numBlocks));
+    std::memcpy(q.absmax.data(), blob + l.absmaxAt, 4 * q.absmax.size());
+  }
+  return q;
+}
+
+void dequantizeNf4Range(const uint8_t *blob, const Nf4Layout &l, int64_t begin, int64_t end, float *out) {
+  const auto &code8 = dynamicCode8();
+  float offset = 0;
+  if (l.doubleQuant)
+    std::memcpy(&offset, blob + l.offsetAt, 4);
+  int64_t i = begin;
+  while (i < end) {
+    int64_t block = i / l.blockSize, stop = std::min(end, (block + 1) * l.blockSize);
+    float absmax;
+    if (l.doubleQuant) {
+      float scale;
+      std::memcpy(&scale, blob + l.scalesAt + 4 * (block / l.absmaxBlockSize), 4);
+      // Two roundings, as Nf4Tensor::blockAbsmax (no FMA: separate statements).
+      float scaled = code8[blob[l.absmaxAt + block]] * scale;
+      absmax = scaled + offset;
+    } else {
+      std::memcpy(&absmax, blob + l.absmaxAt + 4 * block, 4);
+    }
+    float *o = out + (i - begin);
+    if (i % 2 == 1) // a low nibble first
+      *o++ = kNf4Code[blob[i / 2] & 15] * absmax, ++i;
+    for (; i + 1 < stop; i += 2) {
+      uint8_t byte = blob[i / 2];
+      *o++ = kNf4Code[byte >> 4] * absmax;
+      *o++ = kNf4Code[byte & 15] * absmax;
+    }
+    if (i < stop) // a high nibble last
+      *o++ = kNf4Code[blob[i / 2] >> 4] * absmax, ++i;
+  }
 }
 
 namespace {

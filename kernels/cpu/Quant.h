@@ -82,6 +82,64 @@ Expected<Nf4Tensor> quantizeNf4(const float *x, int64_t n, const Nf4Options &opt
 /// `dequantize_4bit`). Errors: InvalidArgument when the tensor's sizes are inconsistent.
 Status dequantizeNf4(const Nf4Tensor &q, float *out);
 
+/// One NF4 tensor as a single contiguous, self-contained byte blob: how QLoRA's frozen base
+/// weights lie in a stage's frozen buffer, and what `llmp.matmul_nf4` and
+/// `_mlir_ciface_lrt_matmul_nf4_f32` (kernels/cpu/Nf4Matmul.h) read. Little-endian, in order:
+///   [0, codesBytes)                 the packed codes (Nf4Tensor::packed);
+///   with double quantization:
+///   [absmaxAt, absmaxAt + numBlocks)  the 8-bit absmax codes (Nf4Tensor::absmaxCodes);
+///   [scalesAt, scalesAt + 4 numScales) the fp32 absmax scales, 4-byte aligned;
+///   [offsetAt, offsetAt + 4)        the fp32 absmax offset;
+///   without: [absmaxAt, absmaxAt + 4 numBlocks) the fp32 absmax values, 4-byte aligned.
+/// `byteSize` is the end of the last section. For n = 576 x 576 at block 64 with double
+/// quantization: 165888 + 5184 + 84 + 4 = 171160 bytes, 4.127 bits per weight.
+struct Nf4Layout {
+  int64_t numel = 0, blockSize = 64, absmaxBlockSize = 256;
+  bool doubleQuant = true;
+  int64_t codesBytes = 0, numBlocks = 0, numScales = 0;
+  int64_t absmaxAt = 0, scalesAt = 0, offsetAt = 0, byteSize = 0;
+};
+
+/// The layout of `numel` weights at `blockSize` (>= 1; `absmaxBlockSize` >= 1 with
+/// `doubleQuant`). Header-only so that the compiler's verifiers and memory plan use the
+/// same byte counts as the runtime.
+constexpr Nf4Layout nf4Layout(int64_t numel, int64_t blockSize, bool doubleQuant,
+                              int64_t absmaxBlockSize = 256) {
+  Nf4Layout l;
+  l.numel = numel;
+  l.blockSize = blockSize;
+  l.doubleQuant = doubleQuant;
+  l.absmaxBlockSize = absmaxBlockSize;
+  l.codesBytes = (numel + 1) / 2;
+  l.numBlocks = (numel + blockSize - 1) / blockSize;
+  auto align4 = [](int64_t v) { return (v + 3) / 4 * 4; };
+  if (doubleQuant) {
+    l.numScales = (l.numBlocks + absmaxBlockSize - 1) / absmaxBlockSize;
+    l.absmaxAt = l.codesBytes;
+    l.scalesAt = align4(l.absmaxAt + l.numBlocks);
+    l.offsetAt = l.scalesAt + 4 * l.numScales;
+    l.byteSize = l.offsetAt + 4;
+  } else {
+    l.absmaxAt = align4(l.codesBytes);
+    l.scalesAt = l.offsetAt = l.absmaxAt + 4 * l.numBlocks;
+    l.byteSize = l.offsetAt;
+  }
+  return l;
+}
+
+/// Writes `q` as its blob (nf4Layout(q.numel, q.blockSize, q.doubleQuant,
+/// q.absmaxBlockSize).byteSize bytes at `out`; alignment padding is zero). Errors:
+/// InvalidArgument when the tensor's sizes are inconsistent.
+Status writeNf4Blob(const Nf4Tensor &q, uint8_t *out);
+
+/// Reads a blob written by writeNf4Blob back into an Nf4Tensor of layout `l`.
+Nf4Tensor readNf4Blob(const uint8_t *blob, const Nf4Layout &l);
+
+/// out[0, end - begin) = the dequantized weights [begin, end) of the blob (0 <= begin <=
+/// end <= l.numel): bitwise what dequantizeNf4 gives for them (same fp32 roundings). The
+/// tile dequantization of the fused NF4 matmul.
+void dequantizeNf4Range(const uint8_t *blob, const Nf4Layout &l, int64_t begin, int64_t end, float *out);
+
 /// The byte holding codes `hi` (first weight, high nibble) and `lo` (second, low nibble);
 /// both must be < 16.
 inline uint8_t packNibbles(uint8_t hi, uint8_t lo) { return static_cast<uint8_t>((hi << 4) | (lo & 15)); }

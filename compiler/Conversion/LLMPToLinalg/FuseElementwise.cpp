@@ -23,6 +23,9 @@ struct LLMPFuseElementwisePass
     RewritePatternSet patterns(&getContext());
     linalg::populateElementwiseOpsFusionPatterns(patterns, [](OpOperand *fused) {
       Operation *producer = fused->get().getDefiningOp();
+      // A tagged NF4 product must stay one op: llmp-linalg-to-lrt replaces it by a kernel.
+      if (fused->getOwner()->hasAttr("llmp.matmul_nf4"))
+        return false;
       return producer && producer->hasOneUse();
     });
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

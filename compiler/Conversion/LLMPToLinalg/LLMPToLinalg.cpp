@@ -8,6 +8,7 @@
 ///   3. Fail with a diagnostic on an llmp op without a lowering.
 #include "compiler/Conversion/LLMPToLinalg/Passes.h"
 #include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+#include "kernels/cpu/Quant.h"
 
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -460,6 +461,95 @@ Value lower(Lowerer &L, MatmulOp op) {
                   shapeOf(op.getResult()));
 }
 
+/// llmp.matmul_nf4 as one linalg.generic (m, n, k) that dequantizes W[k][n] (or W[n][k]
+/// with transpose_b) from the blob in its body, as kernels/cpu/Quant.cpp
+/// dequantizeNf4Range: code value * (code8[absmax code] * scale + offset), each step one
+/// fp32 rounding. The blob enters as an input indexed by the byte of the weight's code
+/// ((row * cols + col) floordiv 2) and, for the absmax statistics, through tensor.extract.
+/// The generic carries `llmp.matmul_nf4` = {rows, cols, block, double_quant, transpose_b}:
+/// llmp-linalg-to-lrt replaces it by the fused kernel; without that pass it runs as loops.
+Value lower(Lowerer &L, MatmulNf4Op op) {
+  OpBuilder &b = L.b;
+  MLIRContext *ctx = b.getContext();
+  auto sh = shapeOf(op.getResult());
+  int64_t rows = static_cast<int64_t>(op.getRows()), cols = static_cast<int64_t>(op.getCols());
+  int64_t block = static_cast<int64_t>(op.getBlock());
+  bool tb = op.getTransposeB(), dq = op.getDoubleQuant();
+  lrt::quant::Nf4Layout lay = lrt::quant::nf4Layout(rows * cols, block, dq);
+  // Loops (m, n, k): W's row is k (n with transpose_b), its column n (k).
+  AffineExpr m = b.getAffineDimExpr(0), n = b.getAffineDimExpr(1), k = b.getAffineDimExpr(2);
+  AffineExpr flat = tb ? n * cols + k : k * cols + n;
+  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {m, k}, ctx),
+                                 AffineMap::get(3, 0, {flat.floorDiv(2)}, ctx),
+                                 AffineMap::get(3, 0, {m, n}, ctx)};
+  SmallVector<IteratorType> iters = {IteratorType::parallel, IteratorType::parallel,
+                                     IteratorType::reduction};
+  auto table = [&](ArrayRef<float> values) -> Value {
+    auto ty = RankedTensorType::get({static_cast<int64_t>(values.size())}, L.f32());
+    return arith::ConstantOp::create(b, L.loc, DenseElementsAttr::get(ty, values));
+  };
+  Value nf4 = table(lrt::quant::kNf4Code);
+  Value code8 = dq ? table(lrt::quant::dynamicCode8()) : Value();
+  Value blob = op.getWeight();
+  Value out = L.generic(
+      L.fill(sh, 0.0), ValueRange{op.getInput(), blob}, maps, iters,
+      [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+        auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+        auto i32c = [&](int64_t v) {
+          return arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(static_cast<int32_t>(v)));
+        };
+        auto byteAt = [&](Value i) -> Value { // blob[i] as an unsigned i32
+          Value v = tensor::ExtractOp::create(nb, nl, blob, ValueRange{i});
+          return arith::ExtUIOp::create(nb, nl, nb.getI32Type(), v);
+        };
+        auto f32At = [&](Value i) -> Value { // little-endian fp32 at byte i
+          Value word = byteAt(i);
+          for (int64_t j = 1; j < 4; ++j) {
+            Value bj = byteAt(arith::AddIOp::create(nb, nl, i, ci(j)));
+            word = arith::OrIOp::create(nb, nl, word,
+                                        arith::ShLIOp::create(nb, nl, bj, i32c(8 * j)));
+          }
+          return arith::BitcastOp::create(nb, nl, nb.getF32Type(), word);
+        };
+        Value row = linalg::IndexOp::create(nb, nl, tb ? 1 : 2);
+        Value col = linalg::IndexOp::create(nb, nl, tb ? 2 : 1);
+        Value e = arith::AddIOp::create(nb, nl, arith::MulIOp::create(nb, nl, row, ci(cols)), col);
+        // The code: high nibble for even e, low nibble for odd e.
+        Value byte = arith::ExtUIOp::create(nb, nl, nb.getI32Type(), a[1]);
+        Value odd = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq,
+                                          arith::RemUIOp::create(nb, nl, e, ci(2)), ci(1));
+        Value nibble = arith::SelectOp::create(
+            nb, nl, odd, arith::AndIOp::create(nb, nl, byte, i32c(15)),
+            arith::ShRUIOp::create(nb, nl, byte, i32c(4)));
+        Value code = tensor::ExtractOp::create(nb, nl, nf4, ValueRange{Lowerer::toIndex(nb, nl, nibble)});
+        Value blk = arith::DivUIOp::create(nb, nl, e, ci(block));
+        Value absmax;
+        if (dq) {
+          Value c8 = byteAt(arith::AddIOp::create(nb, nl, blk, ci(lay.absmaxAt)));
+          Value c8v = tensor::ExtractOp::create(nb, nl, code8, ValueRange{Lowerer::toIndex(nb, nl, c8)});
+          Value si = arith::AddIOp::create(
+              nb, nl, ci(lay.scalesAt),
+              arith::MulIOp::create(nb, nl, arith::DivUIOp::create(nb, nl, blk, ci(lay.absmaxBlockSize)), ci(4)));
+          Value scaled = arith::MulFOp::create(nb, nl, c8v, f32At(si));
+          absmax = arith::AddFOp::create(nb, nl, scaled, f32At(ci(lay.offsetAt)));
+        } else {
+          absmax = f32At(arith::AddIOp::create(nb, nl, ci(lay.absmaxAt),
+                                               arith::MulIOp::create(nb, nl, blk, ci(4))));
+        }
+        Value w = arith::MulFOp::create(nb, nl, code, absmax);
+        return arith::AddFOp::create(nb, nl, a[2], arith::MulFOp::create(nb, nl, a[0], w));
+      });
+  auto generic = out.getDefiningOp();
+  NamedAttrList tag;
+  tag.append("rows", b.getI64IntegerAttr(rows));
+  tag.append("cols", b.getI64IntegerAttr(cols));
+  tag.append("block", b.getI64IntegerAttr(block));
+  tag.append("double_quant", b.getBoolAttr(dq));
+  tag.append("transpose_b", b.getBoolAttr(tb));
+  generic->setAttr("llmp.matmul_nf4", tag.getDictionary(ctx));
+  return out;
+}
+
 Value lower(Lowerer &L, ReshapeOp op) {
   return L.reshape(op.getInput(), cast<RankedTensorType>(op.getResult().getType()));
 }
@@ -874,6 +964,7 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attenti
             CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
+      .Case<MatmulNf4Op>([&](MatmulNf4Op o) { return one(lower(L, o)); })
       .Default([](Operation *) { return failure(); });
 }
 

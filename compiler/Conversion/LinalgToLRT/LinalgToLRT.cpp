@@ -4,6 +4,8 @@
 ///   2. Read the transposes from their indexing maps; skip ops with other maps.
 ///   3. Cast the operands to fully dynamic strided memrefs and call the kernel (declared
 ///      once per module, with llvm.emit_c_interface), then erase the op.
+/// First, linalg.generic ops tagged `llmp.matmul_nf4` (QLoRA's frozen NF4 products) become
+/// calls of the fused dequantize-and-multiply kernel lrt_matmul_nf4_f32.
 #include "compiler/Conversion/LinalgToLRT/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -48,16 +50,72 @@ std::optional<std::pair<bool, bool>> transposes(linalg::LinalgOp op, bool batche
   return std::make_pair(ta, tb);
 }
 
-MemRefType dynamicType(MLIRContext *ctx, unsigned rank) {
+MemRefType dynamicType(MLIRContext *ctx, unsigned rank, Type elt = {}) {
   SmallVector<int64_t> shape(rank, ShapedType::kDynamic), strides(rank, ShapedType::kDynamic);
-  return MemRefType::get(shape, Float32Type::get(ctx),
+  return MemRefType::get(shape, elt ? elt : Float32Type::get(ctx),
                          StridedLayoutAttr::get(ctx, ShapedType::kDynamic, strides));
+}
+
+/// Declares the private kernel `name` of type `fnType` (C interface) once per module.
+void declareKernel(ModuleOp module, StringRef name, FunctionType fnType) {
+  if (module.lookupSymbol(name))
+    return;
+  OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
+  auto decl = func::FuncOp::create(mb, module.getLoc(), name, fnType);
+  decl.setPrivate();
+  decl->setAttr("llvm.emit_c_interface", mb.getUnitAttr());
+}
+
+/// A linalg.generic tagged `llmp.matmul_nf4` (llmp-lower-to-linalg's form of
+/// llmp.matmul_nf4: ins x (M, K) f32 and the i8 blob, outs C) on buffers -> a call of
+/// lrt_matmul_nf4_f32(tb, rows, cols, block, double_quant, x, blob, C)
+/// (kernels/cpu/Nf4Matmul.h), which accumulates into C as the generic does.
+void nf4ToCall(ModuleOp module, linalg::GenericOp op) {
+  MLIRContext *ctx = module.getContext();
+  auto tag = op->getAttrOfType<DictionaryAttr>("llmp.matmul_nf4");
+  Type i32 = IntegerType::get(ctx, 32), i64 = IntegerType::get(ctx, 64);
+  MemRefType f2 = dynamicType(ctx, 2), b1 = dynamicType(ctx, 1, IntegerType::get(ctx, 8));
+  declareKernel(module, "lrt_matmul_nf4_f32",
+                FunctionType::get(ctx, {i32, i64, i64, i64, i32, f2, b1, f2}, {}));
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  auto intArg = [&](StringRef key, Type ty) -> Value {
+    Attribute a = tag.get(key);
+    int64_t v = isa_and_nonnull<BoolAttr>(a) ? cast<BoolAttr>(a).getValue()
+                                             : cast<IntegerAttr>(a).getInt();
+    return arith::ConstantOp::create(b, loc, b.getIntegerAttr(ty, v));
+  };
+  SmallVector<Value> args = {intArg("transpose_b", i32), intArg("rows", i64), intArg("cols", i64),
+                             intArg("block", i64), intArg("double_quant", i32),
+                             memref::CastOp::create(b, loc, f2, op.getDpsInputs()[0]),
+                             memref::CastOp::create(b, loc, b1, op.getDpsInputs()[1]),
+                             memref::CastOp::create(b, loc, f2, op.getDpsInits()[0])};
+  func::CallOp::create(b, loc, "lrt_matmul_nf4_f32", TypeRange{}, args);
+  op->erase();
+}
+
+/// Whether `op` is a tagged NF4 product on buffers with the operands nf4ToCall expects.
+bool isNf4Product(linalg::GenericOp op) {
+  auto tag = op->getAttrOfType<DictionaryAttr>("llmp.matmul_nf4");
+  if (!tag || !op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1)
+    return false;
+  for (StringRef key : {"rows", "cols", "block", "double_quant", "transpose_b"})
+    if (!tag.get(key))
+      return false;
+  return true;
 }
 
 struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToLRTPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
+    SmallVector<linalg::GenericOp> nf4;
+    module.walk([&](linalg::GenericOp op) {
+      if (isNf4Product(op))
+        nf4.push_back(op);
+    });
+    for (linalg::GenericOp op : nf4)
+      nf4ToCall(module, op);
     SmallVector<linalg::LinalgOp> todo;
     module.walk([&](linalg::LinalgOp op) {
       if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op) || !op.hasPureBufferSemantics())
@@ -75,13 +133,7 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
       StringRef name = batched ? "lrt_batch_matmul_f32" : "lrt_matmul_f32";
       MemRefType dyn = dynamicType(ctx, batched ? 3 : 2);
       Type i32 = IntegerType::get(ctx, 32);
-      auto fnType = FunctionType::get(ctx, {i32, i32, dyn, dyn, dyn}, {});
-      if (!module.lookupSymbol(name)) {
-        OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
-        auto decl = func::FuncOp::create(mb, module.getLoc(), name, fnType);
-        decl.setPrivate();
-        decl->setAttr("llvm.emit_c_interface", mb.getUnitAttr());
-      }
+      declareKernel(module, name, FunctionType::get(ctx, {i32, i32, dyn, dyn, dyn}, {}));
       OpBuilder b(op);
       Location loc = op.getLoc();
       SmallVector<Value> args = {

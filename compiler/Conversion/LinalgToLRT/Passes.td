@@ -11,7 +11,10 @@ def LLMPLinalgToLRT : Pass<"llmp-linalg-to-lrt", "ModuleOp"> {
     After bufferization, each f32 `linalg.matmul` (resp. `linalg.batch_matmul`) on memrefs
     whose indexing maps are the default or transpose an operand becomes a call to
     `@lrt_matmul_f32` (resp. `@lrt_batch_matmul_f32`) from kernels/cpu, declared with
-    `llvm.emit_c_interface`. Both accumulate into C, as linalg does.
+    `llvm.emit_c_interface`. Both accumulate into C, as linalg does. A `linalg.generic`
+    tagged `llmp.matmul_nf4` (the lowering of `llmp.matmul_nf4`: ins x and the i8 NF4 blob,
+    outs C) becomes a call to `@lrt_matmul_nf4_f32(tb, rows, cols, block, double_quant, x,
+    blob, C)`, the fused dequantize-and-multiply kernel (kernels/cpu/Nf4Matmul.h).
 
     Before:
     ```mlir

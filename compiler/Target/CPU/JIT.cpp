@@ -5,6 +5,7 @@
 #include "kernels/cpu/Alloc.h"
 #include "kernels/cpu/FloatEnv.h"
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/Nf4Matmul.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -59,6 +60,7 @@ llvm::Expected<std::unique_ptr<JitModule>> JitModule::create(ModuleOp module) {
     add("_mlir_ciface_lrt_matmul_f32", reinterpret_cast<void *>(&_mlir_ciface_lrt_matmul_f32));
     add("_mlir_ciface_lrt_batch_matmul_f32",
         reinterpret_cast<void *>(&_mlir_ciface_lrt_batch_matmul_f32));
+    add("_mlir_ciface_lrt_matmul_nf4_f32", reinterpret_cast<void *>(&_mlir_ciface_lrt_matmul_nf4_f32));
     // memref.alloc / dealloc (finalize-memref-to-llvm{use-generic-functions}) -> the
     // caching step heap: temporaries are reused across steps, no malloc/page-fault traffic.
     add("_mlir_memref_to_llvm_alloc", reinterpret_cast<void *>(&lrt_alloc));

@@ -2,6 +2,7 @@
 /// The llmp dialect: op verifiers (shape checks with expected-vs-found messages), the
 /// gradient rules of DifferentiableOpInterface, and the matmul/transpose canonicalisation.
 #include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+#include "kernels/cpu/Quant.h"
 
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/IR/PatternMatch.h"
@@ -93,6 +94,27 @@ LogicalResult MatmulOp::verify() {
     return emitOpError() << "expected the contraction sizes to match but found " << ka
                          << " (lhs) and " << kb << " (rhs)";
   return checkShape(*this, "result", {m, n}, getResult());
+}
+
+LogicalResult MatmulNf4Op::verify() {
+  if (failed(checkRank(*this, "input", 2, getInput())) ||
+      failed(checkRank(*this, "weight", 1, getWeight())))
+    return failure();
+  int64_t rows = static_cast<int64_t>(getRows()), cols = static_cast<int64_t>(getCols());
+  int64_t block = static_cast<int64_t>(getBlock());
+  if (rows < 1 || cols < 1 || block < 1)
+    return emitOpError() << "expected rows, cols and block >= 1 but found rows = " << rows
+                         << ", cols = " << cols << ", block = " << block;
+  int64_t bytes = lrt::quant::nf4Layout(rows * cols, block, getDoubleQuant()).byteSize;
+  if (failed(checkShape(*this, "weight", {bytes}, getWeight())))
+    return failure();
+  auto x = shapeOf(getInput());
+  bool tb = getTransposeB();
+  int64_t k = tb ? cols : rows, n = tb ? rows : cols;
+  if (x[1] != k)
+    return emitOpError() << "expected the contraction sizes to match but found " << x[1]
+                         << " (input) and " << k << " (weight)";
+  return checkShape(*this, "result", {x[0], n}, getResult());
 }
 
 LogicalResult ReshapeOp::verify() {
@@ -302,6 +324,18 @@ LogicalResult MatmulOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads
     operandGrads.push_back(mm(bb, dc, true, true, aTy)); // dA = B^T dC^T
     operandGrads.push_back(mm(dc, a, true, true, bTy));  // dB = dC^T A^T
   }
+  return success();
+}
+
+LogicalResult MatmulNf4Op::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  // y = x op(W): dx = dy op(W)^T, the same product with transpose_b flipped; W is frozen.
+  auto dx = MatmulNf4Op::create(b, getLoc(), getInput().getType(), soleGrad(resultGrads),
+                                getWeight(), getRowsAttr(), getColsAttr(), getBlockAttr(),
+                                getDoubleQuantAttr(), /*transpose_b=*/nullptr);
+  dx.setTransposeB(!getTransposeB());
+  operandGrads.push_back(dx);
+  operandGrads.push_back(Value());
   return success();
 }
 

@@ -55,6 +55,31 @@ def LLMP_MatmulOp : LLMP_DiffOp<"matmul"> {
   let hasCanonicalizer = 1;
 }
 
+def LLMP_MatmulNf4Op : LLMP_DiffOp<"matmul_nf4"> {
+  let summary = "matrix product with a frozen NF4-quantized weight (QLoRA), dequantized on the fly";
+  let description = [{
+    `weight` is the byte blob of an NF4 tensor (kernels/cpu/Quant.h `Nf4Layout`: packed
+    4-bit codes, then the absmax statistics) holding a (rows, cols) matrix W quantized flat,
+    row-major, at `block` weights per absmax, with double quantization of the absmax values
+    (256 per fp32 scale) when `double_quant` is set (QLoRA, Dettmers et al. 2023). The
+    result is `input * W` ((M, rows) -> (M, cols)), or `input * W^T` with `transpose_b`
+    ((M, cols) -> (M, rows)), with W = dequant(weight): code value times block absmax in
+    fp32, as bitsandbytes' `dequantize_4bit`. The weight is frozen: it gets no gradient; the
+    input's gradient is the same op with `transpose_b` flipped. Lowers to a linalg.generic
+    that dequantizes in its body (correct on its own), tagged `llmp.matmul_nf4` so that
+    `llmp-linalg-to-lrt` calls the fused kernel `lrt_matmul_nf4_f32` instead.
+
+    ```mlir
+    %y = llmp.matmul_nf4 %x, %w {rows = 16 : i64, cols = 32 : i64, block = 64 : i64, double_quant} : (tensor<8x16xf32>, tensor<272xi8>) -> tensor<8x32xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, RankedTensorOf<[I8]>:$weight, I64Attr:$rows,
+                       I64Attr:$cols, I64Attr:$block, UnitAttr:$double_quant,
+                       UnitAttr:$transpose_b);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+}
+
 def LLMP_ReshapeOp : LLMP_DiffOp<"reshape"> {
   let summary = "row-major reshape to a shape with the same element count";
   let description = [{
