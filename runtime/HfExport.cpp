@@ -435,18 +435,12 @@ Expected<std::string> hfTokenizerJson(const Tokenizer &tok) {
   return j.dump(1) + "\n";
 }
 
-Status exportHuggingFace(const LlamaConfig &config, const std::string &runDir,
-                         const std::string &outDir) {
-  std::string modelPath = runDir + "/checkpoint/model.safetensors";
-  auto model = readSafetensors(modelPath);
-  if (!model)
-    return model.status();
-  auto hf = toHfTensors(model->tensors, config);
+Status writeHuggingFaceFolder(const LlamaConfig &config, const std::vector<Tensor> &llmpTensors,
+                              const std::string &tokPath, const std::string &outDir,
+                              const std::string &source) {
+  auto hf = toHfTensors(llmpTensors, config);
   if (!hf)
-    return hf.status().withContext(modelPath);
-  std::string tokPath = runDir + "/checkpoint/tokenizer.model";
-  if (!exists(tokPath))
-    tokPath = runDir + "/tokenizer.model";
+    return hf.status().withContext(source);
   auto tok = Tokenizer::load(tokPath);
   if (!tok)
     return tok.status();
@@ -474,6 +468,21 @@ Status exportHuggingFace(const LlamaConfig &config, const std::string &runDir,
   if (Status st = writeFileAtomic(outDir + "/tokenizer_config.json", tokConfig.dump(2) + "\n"); !st)
     return st;
   return tok->save(outDir + "/tokenizer.model");
+}
+
+std::string runTokenizerPath(const std::string &runDir) {
+  std::string tokPath = runDir + "/checkpoint/tokenizer.model";
+  return exists(tokPath) ? tokPath : runDir + "/tokenizer.model";
+}
+
+Status exportHuggingFace(const LlamaConfig &config, const std::string &runDir,
+                         const std::string &outDir) {
+  std::string modelPath = runDir + "/checkpoint/model.safetensors";
+  auto model = readSafetensors(modelPath);
+  if (!model)
+    return model.status();
+  return writeHuggingFaceFolder(config, model->tensors, runTokenizerPath(runDir), outDir,
+                                modelPath);
 }
 
 Status importHuggingFace(const std::string &hfDir, const std::string &runDir) {

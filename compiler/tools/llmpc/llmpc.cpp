@@ -18,8 +18,9 @@
 ///   llmpc chat FILE [--stage NAME] [--prompt TEXT...] [--system TEXT] [--max-new N]
 ///                   [--temperature T] [--top-k K]   chat with the stage's model through
 ///                                        its chat template; interactive without --prompt
-///   llmpc export FILE [--stage NAME] [--run-dir DIR] --format hf -o OUT_DIR
-///                                        the trained model as a Hugging Face folder
+///   llmpc export FILE [--stage NAME] [--run-dir DIR] --format hf|peft -o OUT_DIR
+///                                        the trained model as a Hugging Face folder (a
+///                                        LoRA stage: merged, or its adapter for PEFT)
 ///   llmpc import-hf HF_DIR -o RUN_DIR    a Hugging Face llama folder to an llmp checkpoint
 ///
 /// Each subcommand is one `run*` function over the shared helpers `loadAndCheck` (read,
@@ -42,6 +43,7 @@
 #include "runtime/GgufModel.h"
 #include "runtime/HfExport.h"
 #include "runtime/Logits.h"
+#include "runtime/PeftExport.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
 #include "runtime/Report.h"
@@ -115,8 +117,9 @@ cl::opt<bool> verifyDiagnostics(
     cl::cat(category));
 
 cl::opt<std::string> exportFormat("format",
-                                  cl::desc("export format (export): hf, a Hugging Face folder"),
-                                  cl::value_desc("hf"), cl::init("hf"), cl::cat(category));
+                                  cl::desc("export format (export): hf, a Hugging Face folder; peft, "
+                                           "a LoRA stage's adapter for the peft package"),
+                                  cl::value_desc("hf|peft"), cl::init("hf"), cl::cat(category));
 cl::list<std::string> prompts("prompt",
                               cl::desc("prompt text (logits; chat: user turns; repeat for several)"),
                               cl::value_desc("text"), cl::cat(category));
@@ -816,12 +819,44 @@ std::string stageRunDirectory(const lang::Program &program, const std::string &s
   return std::string(dir);
 }
 
-/// `llmpc export FILE --format hf -o OUT_DIR`: the model trained in the stage's run
+/// The export of a LoRA stage (runExport): its adapter as a PEFT folder, or merged into
+/// the base model, the `from:` stage's, read from that stage's run directory
+/// runs/<pipeline>/<from> (where an `sft` stage starts from).
+int runExportLora(Session &s, const lang::Program &program, const lang::StageInfo &stage,
+                  const lrt::LlamaConfig &config, const std::string &dir) {
+  lrt::LoraExportSpec spec;
+  spec.rank = stage.loraRank, spec.alpha = stage.loraAlpha, spec.rslora = stage.rslora;
+  spec.dropout = stage.loraDropout;
+  if (exportFormat == "peft") {
+    if (lrt::Status st = lrt::exportPeftAdapter(spec, config, dir, outputFile); !st)
+      return toolError(st.message());
+    llvm::outs() << "exported the LoRA adapter of " << dir << " to " << outputFile
+                 << " (PEFT: adapter_config.json, adapter_model.safetensors)\n";
+    return s.finish(true);
+  }
+  std::string baseDir;
+  if (stage.parent) {
+    std::string pipeline = pipelineOf(program, stage.parent->decl->name);
+    llvm::SmallString<128> path("runs");
+    llvm::sys::path::append(path, pipeline.empty() ? "main" : pipeline, stage.parent->decl->name);
+    baseDir = std::string(path);
+  }
+  if (lrt::Status st = lrt::exportMergedHuggingFace(spec, config, dir, baseDir, outputFile); !st)
+    return toolError(st.message());
+  llvm::outs() << "exported " << dir << " with its LoRA adapter merged to " << outputFile
+               << " (LlamaForCausalLM: config.json, model.safetensors, tokenizer.json, "
+                  "tokenizer_config.json, tokenizer.model)\n";
+  return s.finish(true);
+}
+
+/// `llmpc export FILE --format hf|peft -o OUT_DIR`: the model trained in the stage's run
 /// directory as a Hugging Face LlamaForCausalLM folder (runtime/HfExport.h); the
-/// hyper-parameters come from the model declaration in FILE.
+/// hyper-parameters come from the model declaration in FILE. For a stage with
+/// `adapter: lora(...)`, `hf` merges the adapter into the base model and `peft` writes the
+/// adapter as a PEFT folder (runtime/PeftExport.h).
 int runExport(Session &s) {
-  if (exportFormat != "hf")
-    return toolError("unknown export format '" + exportFormat + "'; expected 'hf'");
+  if (exportFormat != "hf" && exportFormat != "peft")
+    return toolError("unknown export format '" + exportFormat + "'; expected 'hf' or 'peft'");
   if (outputFile == "-")
     return toolError("'export' writes a folder; give it with -o DIR");
   int status = 0;
@@ -833,6 +868,11 @@ int runExport(Session &s) {
   if (!config)
     return toolError(config.status().message());
   std::string dir = stageRunDirectory(*program, stage->decl->name);
+  if (stage->lora)
+    return runExportLora(s, *program, *stage, *config, dir);
+  if (exportFormat == "peft")
+    return toolError("stage '" + stage->decl->name + "' has no adapter; '--format peft' "
+                     "exports the adapter of a stage with 'adapter: lora(...)'");
   if (lrt::Status st = lrt::exportHuggingFace(*config, dir, outputFile); !st)
     return toolError(st.message());
   llvm::outs() << "exported " << dir << " to " << outputFile
