@@ -11,17 +11,55 @@
 namespace lrt {
 
 /// How a parameter is initialised before the first step.
-enum class InitKind { Normal, Ones, Zeros };
+///   KaimingUniform: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = shape[1] (the `in`
+///   dimension of a LoRA `lora_A` [rank, in]); PEFT's `nn.init.kaiming_uniform_(A, a=sqrt(5))`,
+///   whose bound gain * sqrt(3 / fan_in) with gain = sqrt(2 / (1 + a^2)) is 1/sqrt(fan_in).
+enum class InitKind { Normal, Ones, Zeros, KaimingUniform };
 
-/// One model parameter inside the flat fp32 parameter buffer.
+/// How a frozen parameter is stored in the frozen byte buffer.
+///   F32: `numel` little-endian fp32 values, row-major.
+///   NF4: a frozen linear weight of a `base: nf4(...)` stage, quantized as the blob layout of
+///        kernels/cpu/Quant.h defines it (`byteSize` bytes).
+enum class Storage { F32, NF4 };
+
+/// One model parameter: trainable ones live in the flat fp32 buffers (params, grads, m, v)
+/// at `offset`; frozen ones (the base of a LoRA/QLoRA stage) in the frozen byte buffer at
+/// `byteOffset`, with no gradient and no optimizer state.
 struct ParamInfo {
   std::string name;           ///< dotted path, e.g. "layers.0.attn.wq"
   std::vector<int64_t> shape; ///< row-major
-  int64_t offset = 0;         ///< first element in the flat buffer
+  int64_t offset = 0;         ///< first element in the flat buffer (trainable params)
   int64_t numel = 0;          ///< product of `shape`
   InitKind init = InitKind::Normal;
   float mean = 0.0f, std = 0.02f; ///< for InitKind::Normal
   bool decay = false;         ///< AdamW weight decay applies (matrices, not norms/embeddings)
+  bool frozen = false;        ///< lives in the frozen buffer: no gradient, no optimizer state
+  int64_t byteOffset = 0;     ///< first byte in the frozen buffer (frozen params; 64-aligned)
+  Storage storage = Storage::F32; ///< layout in the frozen buffer (frozen params)
+  int64_t byteSize = 0;       ///< bytes in the frozen buffer (frozen params; 4 * numel for F32)
+};
+
+/// `adapter: lora(rank, alpha, dropout, targets, rslora)` of a fine-tuning stage (Hu et al.
+/// 2021, "LoRA: Low-Rank Adaptation of Large Language Models"): each targeted weight W
+/// [in, out] (`x @ W`) becomes `x @ W + scale * (dropout(x) @ A^T) @ B^T` with the trainable
+/// adapters `<W>.lora_A` [rank, in] (KaimingUniform) and `<W>.lora_B` [out, rank] (Zeros),
+/// PEFT's layout; every base parameter is frozen.
+struct LoraSpec {
+  bool enabled = false;
+  int64_t rank = 0;
+  double alpha = 0;
+  bool rslora = false;  ///< scale = alpha / sqrt(rank) (Kalajdzievski 2023, rsLoRA)
+  double scale = 0;     ///< alpha / rank, or alpha / sqrt(rank) with rslora
+  double dropout = 0;   ///< probability of zeroing an element of the adapter input (training)
+  std::vector<std::string> targets; ///< the adapted parameters' full names ("layers.0.wq")
+};
+
+/// `base: nf4(block, double_quant)`: frozen linear weights stored as NF4 (Dettmers et al.
+/// 2023, "QLoRA"); the blob layout is kernels/cpu/Quant.h's.
+struct Nf4Spec {
+  bool enabled = false;
+  int64_t block = 64;       ///< weights per absmax block
+  bool doubleQuant = true;  ///< absmax values quantized to 8 bits in blocks of 256
 };
 
 /// Where the training text comes from.
@@ -45,7 +83,12 @@ struct StagePlan {
   std::string stage;     ///< stage name ("pretrain")
   std::string model;     ///< model declaration name
   std::vector<ParamInfo> params;
-  int64_t numParams = 0;  ///< total elements of the flat buffer
+  int64_t numParams = 0;  ///< total elements of the flat buffer (trainable params only)
+  /// Bytes of the frozen buffer (frozen params; see ParamInfo::frozen). 0: no frozen
+  /// buffer, and the step functions take none (runtime/StepABI.h).
+  int64_t frozenBytes = 0;
+  LoraSpec lora;          ///< adapter of a LoRA/QLoRA stage (enabled = false otherwise)
+  Nf4Spec nf4;            ///< NF4 frozen base of a QLoRA stage
   int64_t vocab = 0, context = 0, dim = 0, layers = 0; ///< model dims, for reports and FLOPs
   int64_t batch = 0, seqLen = 0; ///< `batch: B x T` (one micro-batch)
   /// Micro-batches per optimizer step (gradient accumulation; `accumulate: K`). A step

@@ -14,6 +14,7 @@
 ///   N   = sum of n_i over the step's micro-batches (and over all ranks: allreduce-sum)
 ///   grads = 0
 ///   for each micro-batch i:  hyper[kHyperGradScale] = N > 0 ? n_i / N : 0
+///                            hyper[kHyperMicroBatch] = rank * K + i
 ///                            grad_step(params, grads, tokens_i, targets_i, hyper, metrics)
 ///   (data parallel: allreduce-sum `grads` here)
 ///   apply_step(params, grads, m, v, hyper, metrics)
@@ -48,7 +49,11 @@ enum Hyper : int {
   kHyperGradClip = 5,    ///< clip the global L2 norm of the gradient to this; <= 0: no clip
   kHyperStep = 6,        ///< 1-based step number t, for bias correction 1 - beta^t
   kHyperGradScale = 7,   ///< grad_step: factor on this micro-batch's gradient (n_i / N)
-  kNumHyper = 8,
+  /// grad_step: index of this micro-batch within the optimizer step over all ranks
+  /// (rank * accumulate + i, 0-based). With kHyperStep it keys the dropout masks
+  /// (llmp.dropout), so a step's masks are the same on every run and after a resume.
+  kHyperMicroBatch = 8,
+  kNumHyper = 9,
 };
 
 /// Indices into the `metrics` output vector (fp32[kNumMetrics]).
@@ -62,7 +67,8 @@ enum Metric : int {
 /// grad_step: forward and backward of one micro-batch, accumulating into `grads`.
 ///   params, grads   : fp32[numParams]; params are read only
 ///   tokens, targets : i32[batch, seqLen]; targets == kIgnoreIndex contribute nothing
-///   hyper           : fp32[kNumHyper]; only kHyperGradScale is read
+///   hyper           : fp32[kNumHyper]; kHyperGradScale is read, and kHyperStep and
+///                     kHyperMicroBatch when the model has dropout (llmp.dropout)
 ///   metrics         : fp32[kNumMetrics]; kMetricLoss and kMetricTokens are written
 /// After the call grads = grads_before + scale * d(loss)/d(params) where loss is the
 /// micro-batch's mean loss (0 with finite, zero gradients when every target is ignored).
@@ -107,8 +113,40 @@ using PackedEvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *
 using LogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
                               MemRef<float, 3> *logits);
 
+/// Stages with a frozen buffer (StagePlan::frozenBytes > 0: the frozen base of a LoRA or
+/// QLoRA stage, see ParamInfo::frozen in Plan.h) take it right after the trainable buffers:
+///   frozen : u8[frozenBytes], read only; frozen parameter p is the bytes
+///            [p.byteOffset, p.byteOffset + p.byteSize), fp32 (Storage::F32) or an NF4 blob
+/// The trainable buffers (params, grads, m, v) then hold only the trainable parameters
+/// (the adapters), numParams elements. apply_step is unchanged. In a packing stage
+/// `segments` follows `targets` as above.
+using FrozenGradStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
+                                  MemRef<uint8_t, 1> *frozen, MemRef<int32_t, 2> *tokens,
+                                  MemRef<int32_t, 2> *targets, MemRef<float, 1> *hyper,
+                                  MemRef<float, 1> *metrics);
+using FrozenPackedGradStepFn = void (*)(MemRef<float, 1> *params, MemRef<float, 1> *grads,
+                                        MemRef<uint8_t, 1> *frozen, MemRef<int32_t, 2> *tokens,
+                                        MemRef<int32_t, 2> *targets,
+                                        MemRef<int32_t, 2> *segments, MemRef<float, 1> *hyper,
+                                        MemRef<float, 1> *metrics);
+using FrozenEvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<uint8_t, 1> *frozen,
+                                  MemRef<int32_t, 2> *tokens, MemRef<int32_t, 2> *targets,
+                                  MemRef<float, 1> *metrics);
+using FrozenPackedEvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<uint8_t, 1> *frozen,
+                                        MemRef<int32_t, 2> *tokens,
+                                        MemRef<int32_t, 2> *targets,
+                                        MemRef<int32_t, 2> *segments,
+                                        MemRef<float, 1> *metrics);
+using FrozenLogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<uint8_t, 1> *frozen,
+                                    MemRef<int32_t, 2> *tokens, MemRef<float, 3> *logits);
+using FrozenPackedLogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<uint8_t, 1> *frozen,
+                                          MemRef<int32_t, 2> *tokens,
+                                          MemRef<int32_t, 2> *segments,
+                                          MemRef<float, 3> *logits);
+
 /// The compiled entry points of one stage. In a packing stage gradStep and evalStep hold
-/// the PackedGradStepFn / PackedEvalStepFn entry points (cast them before calling).
+/// the PackedGradStepFn / PackedEvalStepFn entry points, and in a stage with a frozen
+/// buffer the Frozen* ones (cast them before calling).
 struct StepFunctions {
   GradStepFn gradStep = nullptr;
   ApplyStepFn applyStep = nullptr;

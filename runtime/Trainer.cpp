@@ -310,18 +310,35 @@ std::vector<std::string> defaultPrompts() {
 
 } // namespace
 
-Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &params) {
+Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &params,
+                  std::vector<uint8_t> *frozen) {
   params.assign(size_t(std::max<int64_t>(0, plan.numParams)), 0.0f);
+  if (frozen)
+    frozen->assign(size_t(std::max<int64_t>(0, plan.frozenBytes)), 0);
   std::mt19937_64 rng(seed);
+  std::vector<float> scratch;
   for (const ParamInfo &p : plan.params) {
     int64_t numel = 1;
     for (int64_t d : p.shape)
       numel *= d;
-    if (numel != p.numel || p.offset < 0 || p.offset + p.numel > plan.numParams)
+    if (p.frozen) {
+      if (p.storage != Storage::F32)
+        return Status::invalid(fmt::format(
+            "plan: frozen param '{}' is stored as NF4; initParams writes fp32 only", p.name));
+      if (numel != p.numel || p.byteOffset < 0 ||
+          p.byteOffset + 4 * p.numel > plan.frozenBytes)
+        return Status::invalid(fmt::format(
+            "plan: frozen param '{}' (byte offset {}, numel {}, shape numel {}) does not fit "
+            "frozenBytes {}",
+            p.name, p.byteOffset, p.numel, numel, plan.frozenBytes));
+    } else if (numel != p.numel || p.offset < 0 || p.offset + p.numel > plan.numParams) {
       return Status::invalid(fmt::format(
           "plan: param '{}' (offset {}, numel {}, shape numel {}) does not fit numParams {}",
           p.name, p.offset, p.numel, numel, plan.numParams));
-    float *dst = params.data() + p.offset;
+    }
+    if (p.frozen)
+      scratch.assign(size_t(p.numel), 0.0f);
+    float *dst = p.frozen ? scratch.data() : params.data() + p.offset;
     switch (p.init) {
     case InitKind::Zeros:
       std::fill_n(dst, p.numel, 0.0f);
@@ -339,7 +356,17 @@ Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &para
           dst[i + 1] = float(p.mean + p.std * r * std::sin(2 * M_PI * u2));
       }
       break;
+    case InitKind::KaimingUniform: {
+      // PEFT's nn.init.kaiming_uniform_(A, a=sqrt(5)) on A [rank, in]: bound
+      // sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(fan_in), fan_in = shape[1].
+      double bound = 1.0 / std::sqrt(double(p.shape.size() == 2 ? p.shape[1] : p.numel));
+      for (int64_t i = 0; i < p.numel; ++i)
+        dst[i] = float(bound * (2.0 * uniform01(rng) - 1.0));
+      break;
     }
+    }
+    if (p.frozen && frozen)
+      std::memcpy(frozen->data() + p.byteOffset, scratch.data(), size_t(4 * p.numel));
   }
   return Status::ok();
 }

@@ -6,6 +6,7 @@
 #include "compiler/Frontend/LLMPGen.h"
 
 #include "compiler/Dialect/LLMP/IR/LLMPOps.h"
+#include "compiler/Dialect/LLMP/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -16,6 +17,7 @@
 #include "llvm/ADT/StringExtras.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace llmp {
@@ -520,6 +522,107 @@ private:
 
 } // namespace
 
+/// A stage with `adapter: lora(...)`: fills plan.lora from Sema's StageInfo, rewrites
+/// `module` with llmp-apply-lora on the targets Sema resolved (every base parameter frozen,
+/// the adapters trainable; compiler/Dialect/LLMP/Transforms/ApplyLora.cpp), and reads the
+/// new layout back into plan.params / numParams / frozenBytes from the rewritten arguments,
+/// so that the plan and the module cannot disagree. The base keeps its initialisers; the
+/// adapters follow it: lora_A KaimingUniform, lora_B Zeros.
+static mlir::LogicalResult applyAdapter(mlir::ModuleOp module, const StageInfo &info,
+                                        lrt::StagePlan &plan) {
+  lrt::LoraSpec &spec = plan.lora;
+  spec.enabled = true;
+  spec.rank = info.loraRank;
+  spec.alpha = info.loraAlpha > 0 ? info.loraAlpha : double(info.loraRank);
+  spec.rslora = info.rslora;
+  spec.scale = spec.rslora ? spec.alpha / std::sqrt(double(spec.rank)) : spec.alpha / double(spec.rank);
+  spec.dropout = info.loraDropout;
+  spec.targets.clear();
+  for (const ConcreteParam *p : info.loraTargets)
+    spec.targets.push_back(p->path);
+  mlir::llmp::LLMPApplyLoraOptions o;
+  o.rank = spec.rank;
+  o.alpha = spec.alpha;
+  o.rslora = spec.rslora;
+  o.dropout = spec.dropout;
+  o.targets.assign(spec.targets.begin(), spec.targets.end());
+  o.seed = plan.seed;
+  if (mlir::failed(mlir::llmp::applyLora(module, o)))
+    return mlir::failure();
+  mlir::func::FuncOp f = module.lookupSymbol<mlir::func::FuncOp>("loss");
+  if (!f)
+    f = module.lookupSymbol<mlir::func::FuncOp>("logits");
+  std::map<std::string, lrt::ParamInfo> base;
+  for (lrt::ParamInfo &p : plan.params)
+    base[p.name] = std::move(p);
+  plan.params.clear();
+  for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
+    auto name = f.getArgAttrOfType<mlir::StringAttr>(i, "llmp.param");
+    if (!name)
+      continue;
+    auto ty = mlir::cast<mlir::RankedTensorType>(f.getArgument(i).getType());
+    lrt::ParamInfo p;
+    if (auto it = base.find(name.str()); it != base.end())
+      p = it->second;
+    p.name = name.str();
+    p.shape.assign(ty.getShape().begin(), ty.getShape().end());
+    p.numel = ty.getNumElements();
+    if (auto off = f.getArgAttrOfType<mlir::IntegerAttr>(i, "llmp.byte_offset")) {
+      p.frozen = true;
+      p.byteOffset = off.getInt();
+      p.byteSize = 4 * p.numel;
+      p.storage = lrt::Storage::F32;
+      p.offset = 0;
+      p.decay = false;
+    } else {
+      p.offset = f.getArgAttrOfType<mlir::IntegerAttr>(i, "llmp.offset").getInt();
+      p.decay = static_cast<bool>(f.getArgAttr(i, "llmp.decay"));
+      p.init = llvm::StringRef(p.name).ends_with(".lora_A") ? lrt::InitKind::KaimingUniform
+                                                            : lrt::InitKind::Zeros;
+    }
+    plan.params.push_back(std::move(p));
+  }
+  plan.numParams = module->getAttrOfType<mlir::IntegerAttr>("llmp.num_params").getInt();
+  plan.frozenBytes = module->getAttrOfType<mlir::IntegerAttr>("llmp.frozen_bytes").getInt();
+  return mlir::success();
+}
+
+/// A stage with `base: nf4(block, double_quant)` (QLoRA), after applyAdapter: rewrites
+/// `module` with llmp-quantize-base (the frozen linear weights become NF4 blobs read by
+/// llmp.matmul_nf4; compiler/Dialect/LLMP/Transforms/QuantizeBase.cpp) and reads the new
+/// frozen layout back into plan.params (byteOffset, Storage::NF4 and the blob's byteSize;
+/// the shape stays the weight's) and plan.frozenBytes; fills plan.nf4.
+static mlir::LogicalResult applyNf4Base(mlir::ModuleOp module, const StageInfo &info,
+                                        lrt::StagePlan &plan) {
+  plan.nf4 = lrt::Nf4Spec{true, info.nf4Block, info.doubleQuant};
+  mlir::llmp::LLMPQuantizeBaseOptions o;
+  o.block = info.nf4Block;
+  o.doubleQuant = info.doubleQuant;
+  if (mlir::failed(mlir::llmp::quantizeBase(module, o)))
+    return mlir::failure();
+  mlir::func::FuncOp f = module.lookupSymbol<mlir::func::FuncOp>("loss");
+  if (!f)
+    f = module.lookupSymbol<mlir::func::FuncOp>("logits");
+  std::map<std::string, lrt::ParamInfo *> byName;
+  for (lrt::ParamInfo &p : plan.params)
+    byName[p.name] = &p;
+  for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
+    auto name = f.getArgAttrOfType<mlir::StringAttr>(i, "llmp.param");
+    auto off = f.getArgAttrOfType<mlir::IntegerAttr>(i, "llmp.byte_offset");
+    auto it = name ? byName.find(name.str()) : byName.end();
+    if (!off || it == byName.end())
+      continue;
+    lrt::ParamInfo &p = *it->second;
+    p.byteOffset = off.getInt();
+    if (f.getArgAttr(i, "llmp.nf4")) {
+      p.storage = lrt::Storage::NF4;
+      p.byteSize = mlir::cast<mlir::RankedTensorType>(f.getArgument(i).getType()).getNumElements();
+    }
+  }
+  plan.frozenBytes = module->getAttrOfType<mlir::IntegerAttr>("llmp.frozen_bytes").getInt();
+  return mlir::success();
+}
+
 mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
 emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
           lrt::StagePlan &plan) {
@@ -551,6 +654,10 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   Gen gen(ctx, info);
   if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/true, plan.batch, info.seqLen)) ||
       mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
+    return mlir::failure();
+  if (info.lora && mlir::failed(applyAdapter(*module, info, plan)))
+    return mlir::failure();
+  if (info.lora && info.nf4 && mlir::failed(applyNf4Base(*module, info, plan)))
     return mlir::failure();
   if (mlir::failed(mlir::verify(*module)))
     return mlir::failure();

@@ -13,8 +13,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -626,6 +628,57 @@ TEST(TrainerTest, InitParams) {
   EXPECT_NE(p, q);
   plan.params[2].numel = 5;
   EXPECT_FALSE(initParams(plan, 7, p));
+}
+
+// Tests the LoRA initialisers: lora_A [rank, in] is U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
+// kaiming_uniform_(a=sqrt(5)): gain sqrt(2/6) * sqrt(3/in) = 1/sqrt(in)), lora_B zeros, and
+// a frozen base gets the values of the same param trainable under the same seed.
+TEST(TrainerTest, InitParamsLoraAndFrozen) {
+  const int64_t rank = 16, in = 256;
+  StagePlan full;
+  full.params = {{"w", {in, 8}, 0, in * 8, InitKind::Normal, 0.0f, 0.02f, true}};
+  full.numParams = in * 8;
+  StagePlan plan;
+  ParamInfo w = full.params[0];
+  w.frozen = true;
+  w.byteOffset = 0;
+  w.byteSize = 4 * in * 8;
+  plan.params = {w,
+                 {"w.lora_A", {rank, in}, 0, rank * in, InitKind::KaimingUniform},
+                 {"w.lora_B", {8, rank}, rank * in, 8 * rank, InitKind::Zeros}};
+  plan.numParams = rank * in + 8 * rank;
+  plan.frozenBytes = 4 * in * 8;
+  std::vector<float> base, p;
+  std::vector<uint8_t> frozen;
+  ASSERT_TRUE(initParams(full, 3, base));
+  ASSERT_TRUE(initParams(plan, 3, p, &frozen));
+  ASSERT_EQ(frozen.size(), size_t(4 * in * 8));
+  EXPECT_EQ(std::memcmp(frozen.data(), base.data(), frozen.size()), 0);
+  // U(-b, b) with b = 1/16: every value inside, the extremes near b, mean 0, variance b^2/3.
+  const double b = 1.0 / std::sqrt(double(in));
+  EXPECT_DOUBLE_EQ(b, 0.0625);
+  double mean = 0, sq = 0, mx = 0;
+  for (int64_t i = 0; i < rank * in; ++i) {
+    EXPECT_LE(std::fabs(p[i]), b);
+    mean += p[i];
+    sq += double(p[i]) * p[i];
+    mx = std::max(mx, std::fabs(double(p[i])));
+  }
+  mean /= double(rank * in);
+  double var = sq / double(rank * in) - mean * mean;
+  // 4096 draws: the sample mean's sd is b/sqrt(3 * 4096) = 5.6e-4, 5 sd = 2.8e-3; the
+  // variance's relative sd is sqrt(4/5 / 4096) = 1.4%, 5 sd = 7%.
+  EXPECT_NEAR(mean, 0.0, 2.8e-3);
+  EXPECT_NEAR(var, b * b / 3, 0.07 * b * b / 3);
+  EXPECT_GT(mx, 0.99 * b);
+  for (int64_t i = rank * in; i < plan.numParams; ++i)
+    EXPECT_EQ(p[i], 0.0f);
+  // Without a frozen buffer the base is skipped; the adapters are the same.
+  std::vector<float> q;
+  ASSERT_TRUE(initParams(plan, 3, q));
+  EXPECT_EQ(p, q);
+  plan.params[0].byteOffset = 64;
+  EXPECT_FALSE(initParams(plan, 3, p, &frozen));
 }
 
 } // namespace

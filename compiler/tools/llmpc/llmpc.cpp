@@ -577,6 +577,15 @@ std::string planJsonText(const lrt::StagePlan &plan) {
     j.attribute("stage", plan.stage);
     j.attribute("model", plan.model);
     j.attribute("num_params", plan.numParams);
+    if (plan.frozenBytes > 0)
+      j.attribute("frozen_bytes", plan.frozenBytes);
+    if (plan.lora.enabled)
+      j.attribute("lora", llvm::json::Object{{"rank", plan.lora.rank},
+                                             {"alpha", plan.lora.alpha},
+                                             {"scale", plan.lora.scale},
+                                             {"rslora", plan.lora.rslora},
+                                             {"dropout", plan.lora.dropout},
+                                             {"targets", llvm::json::Array(plan.lora.targets)}});
     j.attribute("vocab", plan.vocab);
     j.attribute("context", plan.context);
     j.attribute("dim", plan.dim);
@@ -603,9 +612,10 @@ std::string planJsonText(const lrt::StagePlan &plan) {
                                                 {"vocab", plan.tokenizer.vocabSize}});
     j.attributeArray("params", [&] {
       for (const lrt::ParamInfo &p : plan.params) {
-        const char *init = p.init == lrt::InitKind::Normal ? "normal"
-                           : p.init == lrt::InitKind::Ones ? "ones"
-                                                           : "zeros";
+        const char *init = p.init == lrt::InitKind::Normal           ? "normal"
+                           : p.init == lrt::InitKind::Ones           ? "ones"
+                           : p.init == lrt::InitKind::KaimingUniform ? "kaiming_uniform"
+                                                                     : "zeros";
         j.object([&] {
           j.attribute("name", p.name);
           j.attribute("shape", llvm::json::Array(p.shape));
@@ -613,6 +623,11 @@ std::string planJsonText(const lrt::StagePlan &plan) {
           j.attribute("numel", p.numel);
           j.attribute("init", init);
           j.attribute("decay", p.decay);
+          if (p.frozen) {
+            j.attribute("frozen", true);
+            j.attribute("byte_offset", p.byteOffset);
+            j.attribute("byte_size", p.byteSize);
+          }
         });
       }
     });

@@ -201,6 +201,15 @@ LogicalResult AttentionOp::verify() {
   return checkShape(*this, "result", shapeOf(getQ()), getResult());
 }
 
+LogicalResult DropoutOp::verify() {
+  double p = getP().convertToDouble();
+  if (!(p >= 0.0 && p < 1.0))
+    return emitOpError() << "expected a drop probability p in [0, 1) but found " << p;
+  if (failed(checkShape(*this, "key", {2}, getKey())))
+    return failure();
+  return checkShape(*this, "result", shapeOf(getInput()), getResult());
+}
+
 LogicalResult PositionsOp::verify() {
   if (failed(checkRank(*this, "segments", 2, getSegments())))
     return failure();
@@ -370,6 +379,16 @@ LogicalResult MulOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
   Type ty = getType();
   operandGrads.push_back(MulOp::create(b, getLoc(), ty, dy, getRhs()));
   operandGrads.push_back(MulOp::create(b, getLoc(), ty, dy, getLhs()));
+  return success();
+}
+
+LogicalResult DropoutOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  // y = x * mask / (1 - p) is linear in x: dx = dy * mask / (1 - p), the same mask
+  // recomputed from the same seed and key.
+  operandGrads.push_back(DropoutOp::create(b, getLoc(), getType(), soleGrad(resultGrads),
+                                           getKey(), getPAttr(), getSeedAttr()));
+  operandGrads.push_back(Value());
   return success();
 }
 

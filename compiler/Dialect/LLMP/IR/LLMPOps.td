@@ -140,6 +140,31 @@ def LLMP_SiluOp : LLMP_DiffOp<"silu"> {
   let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
 }
 
+def LLMP_DropoutOp : LLMP_DiffOp<"dropout"> {
+  let summary = "inverted dropout with a counter-based mask (training only)";
+  let description = [{
+    `result[i] = keep(i) ? input[i] / (1 - p) : 0` for the row-major element index `i`.
+    The mask is a pure function of (`seed`, `key`, i), so the gradient recomputes it
+    (`dx = dropout(dy)` with the same key) and a step's masks are the same on every run
+    and after a resume. `key` = [step, micro-batch] (i32; llmp-build-steps fills it from
+    hyper[kHyperStep], hyper[kHyperMicroBatch], runtime/StepABI.h). With mix64 the
+    SplitMix64 output function (Steele, Lea, Flood 2014; z ^= z >> 30, z *= 0xBF58476D1CE4E5B9,
+    z ^= z >> 27, z *= 0x94D049BB133111EB, z ^= z >> 31, on u64):
+      base = mix64(seed ^ mix64(u64(key[0]) << 32 | u32(key[1])))
+      r(i) = mix64(base + (i + 1) * 0x9E3779B97F4A7C15)   (SplitMix64's i-th output)
+      keep(i) = (r(i) >> 40) >= round(p * 2^24)           (a 24-bit uniform against p)
+    so each element is dropped with probability p (to 2^-24). eval_step and logits_step
+    drop the op (identity).
+
+    ```mlir
+    %y = llmp.dropout %x, %key {p = 1.0e-01 : f32, seed = 7 : i64} : (tensor<8x16xf32>, tensor<2xi32>) -> tensor<8x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, LLMP_I32Tensor:$key, F32Attr:$p, I64Attr:$seed);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $key attr-dict `:` functional-type(operands, results)";
+}
+
 def LLMP_RMSNormOp : LLMP_DiffOp<"rmsnorm"> {
   let summary = "RMS normalisation over the last dimension with a learned scale";
   let description = [{

@@ -6,7 +6,11 @@
 ///   3. Walk the body's ops backwards; for each op with a gradient on a result, call
 ///      DifferentiableOpInterface::buildGradients (new ops go before the return) and add
 ///      each operand gradient to that operand's running sum (llmp.add on repeat uses).
-///   4. Return the loss and the gradient of each `llmp.param` argument (zeros if none).
+///      Only values that depend on a trainable parameter (an `llmp.param` argument
+///      without `llmp.frozen`) receive gradients: ops none of whose operands do are
+///      skipped, so a frozen weight (LoRA base) gets no gradient ops.
+///   4. Return the loss and the gradient of each trainable `llmp.param` argument (zeros if
+///      none); frozen parameters (`llmp.frozen`) get no result.
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 
 #include "mlir/IR/Matchers.h"
@@ -71,11 +75,26 @@ LogicalResult differentiate(func::FuncOp f) {
     it->second = AddOp::create(b, l, v.getType(), it->second, gv);
   };
 
+  // Activity: the values that depend on a trainable parameter.
+  auto trainable = [&](BlockArgument arg) {
+    return g.getArgAttr(arg.getArgNumber(), "llmp.param") &&
+           !g.getArgAttr(arg.getArgNumber(), "llmp.frozen");
+  };
+  DenseSet<Value> active;
+  for (BlockArgument arg : body.getArguments())
+    if (trainable(arg))
+      active.insert(arg);
+
   // 3. Backwards over the forward ops (collected first: new ops are appended at the end).
   SmallVector<Operation *> forward;
-  for (Operation &op : body.without_terminator())
+  for (Operation &op : body.without_terminator()) {
     forward.push_back(&op);
+    if (llvm::any_of(op.getOperands(), [&](Value v) { return active.contains(v); }))
+      active.insert(op.result_begin(), op.result_end());
+  }
   for (Operation *op : llvm::reverse(forward)) {
+    if (!llvm::any_of(op->getOperands(), [&](Value v) { return active.contains(v); }))
+      continue;
     SmallVector<Value> resultGrads;
     bool any = false;
     for (Value r : op->getResults()) {
@@ -101,7 +120,7 @@ LogicalResult differentiate(func::FuncOp f) {
       return op->emitOpError() << "expected " << op->getNumOperands()
                                << " operand gradients but found " << operandGrads.size();
     for (auto [operand, og] : llvm::zip(op->getOperands(), operandGrads))
-      if (og && isFloatTensor(operand.getType()))
+      if (og && isFloatTensor(operand.getType()) && active.contains(operand))
         accumulate(operand, og, op->getLoc());
   }
 
@@ -109,7 +128,7 @@ LogicalResult differentiate(func::FuncOp f) {
   SmallVector<Value> results = {loss};
   SmallVector<Type> resultTypes = {loss.getType()};
   for (BlockArgument arg : body.getArguments()) {
-    if (!g.getArgAttr(arg.getArgNumber(), "llmp.param"))
+    if (!trainable(arg))
       continue;
     Value gv = grads.lookup(arg);
     if (!gv)

@@ -2,6 +2,13 @@
 /// `llmp-build-steps`: the C-ABI step functions of runtime/StepABI.h. Algorithm:
 ///   1. Read the parameter layout (`llmp.param`, `llmp.offset`, `llmp.decay`) from the
 ///      arguments of `@loss` and the buffer size from the module's `llmp.num_params`.
+///      Frozen parameters (`llmp.frozen`, `llmp.byte_offset`) live in the frozen byte
+///      buffer of `llmp.frozen_bytes` bytes (module attribute; absent or 0: none), which
+///      every step but apply_step then takes after the trainable buffers: an f32 argument
+///      is a `memref.view` of its bytes, an i8 argument (an NF4 blob) a subview. They have
+///      no gradient (llmp-autodiff returns none) and no optimizer state.
+///      An argument marked `llmp.rng` (tensor<2xi32>, the dropout key) is no data
+///      argument: grad_step fills it with [hyper[kHyperStep], hyper[kHyperMicroBatch]].
 ///   2. grad_step: view each parameter slice of the flat `params` memref as a tensor,
 ///      clone `@loss_grad`'s body with its seed (the constant marked `llmp.seed`) replaced
 ///      by hyper[kHyperGradScale], and add each gradient into its slice of `grads`
@@ -10,7 +17,8 @@
 ///   3. apply_step: reduce the global squared norm of `grads`, then run one AdamW
 ///      linalg.generic on memrefs per run of contiguous parameters with the same decay
 ///      flag (params, m, v updated in place).
-///   4. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits.
+///   4. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits. Both
+///      leave out `llmp.dropout` (its result is its input).
 ///   5. Make `@loss`, `@loss_grad` and `@logits` private so symbol-dce drops them.
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 
@@ -40,10 +48,26 @@ struct ParamSlice {
 struct StepBuilder {
   ModuleOp module;
   int64_t numParams;
+  int64_t frozenBytes; ///< 0: no frozen buffer argument
   OpBuilder b;
   Location loc;
 
   MemRefType flatType() { return MemRefType::get({numParams}, b.getF32Type()); }
+  MemRefType frozenType() { return MemRefType::get({frozenBytes}, b.getI8Type()); }
+
+  /// The tensor of frozen parameter `type` at byte `offset` of the frozen buffer.
+  Value frozenTensor(Value frozen, int64_t offset, RankedTensorType type) {
+    if (type.getElementType().isInteger(8)) {
+      auto sub = memref::SubViewOp::create(
+          b, loc, frozen, ArrayRef<OpFoldResult>{b.getIndexAttr(offset)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(type.getNumElements())},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+      return toTensor(sub, type);
+    }
+    auto memTy = MemRefType::get(type.getShape(), type.getElementType());
+    Value v = memref::ViewOp::create(b, loc, memTy, frozen, ci(offset), ValueRange{});
+    return toTensor(v, type);
+  }
 
   /// A memref view of the slice [offset, offset + numel) of `flat` with `type`'s shape.
   Value view(Value flat, int64_t offset, RankedTensorType type) {
@@ -74,14 +98,20 @@ struct StepBuilder {
 
   /// Clones the single-block body of `f` with `args` for its arguments; returns what it
   /// returns. With `seed`, the op marked `llmp.seed` (llmp-autodiff's seed of the backward
-  /// pass, a constant 1) is not cloned: its result becomes `seed`.
-  SmallVector<Value> inlineBody(func::FuncOp f, ValueRange args, Value seed = {}) {
+  /// pass, a constant 1) is not cloned: its result becomes `seed`. Without `training`,
+  /// `llmp.dropout` is not cloned: its result becomes its input.
+  SmallVector<Value> inlineBody(func::FuncOp f, ValueRange args, Value seed = {},
+                                bool training = false) {
     IRMapping map;
     Block &body = f.getBody().front();
     map.map(body.getArguments(), args);
     for (Operation &op : body.without_terminator()) {
       if (seed && op.hasAttr("llmp.seed") && op.getNumResults() == 1) {
         map.map(op.getResult(0), seed);
+        continue;
+      }
+      if (auto drop = dyn_cast<DropoutOp>(op); drop && !training) {
+        map.map(drop.getResult(), map.lookup(drop.getInput()));
         continue;
       }
       b.clone(op, map);
@@ -92,12 +122,28 @@ struct StepBuilder {
     return results;
   }
 
-  /// The tensor arguments of `f`: parameter slices of `params`, then `data` memrefs.
-  FailureOr<SmallVector<Value>> argsFor(func::FuncOp f, Value params, ValueRange data) {
+  /// The tensor arguments of `f`: parameter slices of `params` (frozen ones of `frozen`),
+  /// the dropout key `rng` (zeros when null), then `data` memrefs.
+  FailureOr<SmallVector<Value>> argsFor(func::FuncOp f, Value params, Value frozen,
+                                        ValueRange data, Value rng = {}) {
     SmallVector<Value> args;
     unsigned next = 0;
     for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
       auto ty = cast<RankedTensorType>(f.getArgument(i).getType());
+      if (f.getArgAttr(i, "llmp.rng")) {
+        args.push_back(rng ? rng
+                           : arith::ConstantOp::create(
+                                 b, loc, DenseElementsAttr::get(ty, b.getI32IntegerAttr(0))));
+        continue;
+      }
+      if (f.getArgAttr(i, "llmp.frozen")) {
+        auto off = f.getArgAttrOfType<IntegerAttr>(i, "llmp.byte_offset");
+        if (!off || !frozen)
+          return f.emitOpError() << "expected an llmp.byte_offset on frozen parameter argument "
+                                 << i << " and an llmp.frozen_bytes buffer";
+        args.push_back(frozenTensor(frozen, off.getInt(), ty));
+        continue;
+      }
       if (f.getArgAttr(i, "llmp.param")) {
         auto off = f.getArgAttrOfType<IntegerAttr>(i, "llmp.offset");
         if (!off)
@@ -209,6 +255,9 @@ struct StepBuilder {
              << "expected i32 tokens and targets as the first two data arguments";
     MemRefType flat = flatType();
     SmallVector<Type> inputs = {flat, flat};
+    unsigned nb = 2 + (frozenBytes > 0);
+    if (frozenBytes > 0)
+      inputs.push_back(frozenType());
     inputs.append(dataTypes.begin(), dataTypes.end());
     inputs.append({MemRefType::get({kNumHyper}, b.getF32Type()),
                    MemRefType::get({kNumMetrics}, b.getF32Type())});
@@ -216,10 +265,19 @@ struct StepBuilder {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&fn.getBody().front());
     ValueRange a = fn.getArguments();
-    Value params = a[0], grads = a[1];
-    ValueRange data = a.slice(2, dataTypes.size());
-    Value hyper = a[2 + dataTypes.size()], metrics = a[3 + dataTypes.size()];
-    auto args = argsFor(lossGrad, params, data);
+    Value params = a[0], grads = a[1], frozen = frozenBytes > 0 ? a[2] : Value();
+    ValueRange data = a.slice(nb, dataTypes.size());
+    Value hyper = a[nb + dataTypes.size()], metrics = a[nb + 1 + dataTypes.size()];
+    // The dropout key [step, micro-batch] (exact in f32 below 2^24).
+    auto toI32 = [&](int64_t slot) -> Value {
+      return arith::FPToSIOp::create(b, loc, b.getI32Type(), load(hyper, slot));
+    };
+    Value rng;
+    for (unsigned i = 0, e = lossGrad.getNumArguments(); i < e; ++i)
+      if (lossGrad.getArgAttr(i, "llmp.rng"))
+        rng = tensor::FromElementsOp::create(b, loc, RankedTensorType::get({2}, b.getI32Type()),
+                                             ValueRange{toI32(kHyperStep), toI32(kHyperMicroBatch)});
+    auto args = argsFor(lossGrad, params, frozen, data, rng);
     if (failed(args))
       return failure();
     // The backward pass starts from d(scale * loss)/d(loss) = scale: every gradient comes
@@ -227,7 +285,7 @@ struct StepBuilder {
     Value scale = load(hyper, kHyperGradScale);
     Value seed = tensor::FromElementsOp::create(
         b, loc, RankedTensorType::get({}, b.getF32Type()), ValueRange{scale});
-    SmallVector<Value> res = inlineBody(lossGrad, *args, seed);
+    SmallVector<Value> res = inlineBody(lossGrad, *args, seed, /*training=*/true);
 
     // grads[slice] += g, computed in place on the slice (to_tensor writable: the sum's
     // destination is the buffer it reads).
@@ -307,13 +365,17 @@ struct StepBuilder {
 
   LogicalResult buildEval(func::FuncOp loss, ArrayRef<Type> dataTypes) {
     SmallVector<Type> inputs = {flatType()};
+    unsigned nb = 1 + (frozenBytes > 0);
+    if (frozenBytes > 0)
+      inputs.push_back(frozenType());
     inputs.append(dataTypes.begin(), dataTypes.end());
     inputs.push_back(MemRefType::get({kNumMetrics}, b.getF32Type()));
     func::FuncOp fn = newStep("eval_step", inputs);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&fn.getBody().front());
     ValueRange a = fn.getArguments();
-    auto args = argsFor(loss, a[0], a.slice(1, dataTypes.size()));
+    auto args = argsFor(loss, a[0], frozenBytes > 0 ? a[1] : Value(),
+                        a.slice(nb, dataTypes.size()));
     if (failed(args))
       return failure();
     SmallVector<Value> res = inlineBody(loss, *args);
@@ -325,7 +387,7 @@ struct StepBuilder {
   LogicalResult buildLogits(func::FuncOp logits) {
     SmallVector<Type> dataTypes;
     for (unsigned i = 0, e = logits.getNumArguments(); i < e; ++i)
-      if (!logits.getArgAttr(i, "llmp.param")) {
+      if (!logits.getArgAttr(i, "llmp.param") && !logits.getArgAttr(i, "llmp.rng")) {
         auto ty = cast<RankedTensorType>(logits.getArgument(i).getType());
         dataTypes.push_back(MemRefType::get(ty.getShape(), ty.getElementType()));
       }
@@ -334,13 +396,17 @@ struct StepBuilder {
                                   << logits.getNumResults();
     auto outTy = cast<RankedTensorType>(logits.getResultTypes()[0]);
     SmallVector<Type> inputs = {flatType()};
+    unsigned nb = 1 + (frozenBytes > 0);
+    if (frozenBytes > 0)
+      inputs.push_back(frozenType());
     inputs.append(dataTypes);
     inputs.push_back(MemRefType::get(outTy.getShape(), outTy.getElementType()));
     func::FuncOp fn = newStep("logits_step", inputs);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&fn.getBody().front());
     ValueRange a = fn.getArguments();
-    auto args = argsFor(logits, a[0], a.slice(1, dataTypes.size()));
+    auto args = argsFor(logits, a[0], frozenBytes > 0 ? a[1] : Value(),
+                        a.slice(nb, dataTypes.size()));
     if (failed(args))
       return failure();
     SmallVector<Value> res = inlineBody(logits, *args);
@@ -349,6 +415,29 @@ struct StepBuilder {
     return success();
   }
 };
+
+/// Every frozen parameter argument of every function lies inside the frozen buffer of
+/// `frozenBytes` bytes at a 64-byte aligned `llmp.byte_offset`, as f32 or i8 (NF4 blob).
+LogicalResult checkFrozen(ModuleOp module, int64_t frozenBytes) {
+  for (auto f : module.getOps<func::FuncOp>())
+    for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
+      if (!f.getArgAttr(i, "llmp.frozen"))
+        continue;
+      auto ty = cast<RankedTensorType>(f.getArgument(i).getType());
+      auto off = f.getArgAttrOfType<IntegerAttr>(i, "llmp.byte_offset");
+      unsigned bits = ty.getElementTypeBitWidth();
+      if (!off || (bits != 32 && bits != 8))
+        return f.emitOpError() << "expected frozen parameter argument " << i
+                               << " to be f32 or i8 with an llmp.byte_offset";
+      int64_t bytes = ty.getNumElements() * bits / 8;
+      if (off.getInt() < 0 || off.getInt() % 64 != 0 || off.getInt() + bytes > frozenBytes)
+        return f.emitOpError() << "expected frozen parameter argument " << i
+                               << " at a 64-byte aligned offset inside llmp.frozen_bytes = "
+                               << frozenBytes << " but found byte offset " << off.getInt()
+                               << " with " << bytes << " bytes";
+    }
+  return success();
+}
 
 struct LLMPBuildStepsPass : mlir::llmp::impl::LLMPBuildStepsBase<LLMPBuildStepsPass> {
   void runOnOperation() override {
@@ -365,12 +454,20 @@ struct LLMPBuildStepsPass : mlir::llmp::impl::LLMPBuildStepsBase<LLMPBuildStepsP
       loss.emitOpError() << "expected @loss_grad next to @loss (run llmp-autodiff first)";
       return signalPassFailure();
     }
-    StepBuilder sb{module, n.getInt(), OpBuilder(module.getContext()), module.getLoc()};
+    int64_t frozenBytes = 0;
+    if (auto fb = module->getAttrOfType<IntegerAttr>("llmp.frozen_bytes"))
+      frozenBytes = fb.getInt();
+    if (failed(checkFrozen(module, frozenBytes)))
+      return signalPassFailure();
+    StepBuilder sb{module, n.getInt(), frozenBytes, OpBuilder(module.getContext()),
+                   module.getLoc()};
     if (loss) {
       SmallVector<ParamSlice> slices;
       SmallVector<Type> dataTypes;
       for (unsigned i = 0, e = loss.getNumArguments(); i < e; ++i) {
         auto ty = cast<RankedTensorType>(loss.getArgument(i).getType());
+        if (loss.getArgAttr(i, "llmp.frozen") || loss.getArgAttr(i, "llmp.rng"))
+          continue;
         if (!loss.getArgAttr(i, "llmp.param")) {
           dataTypes.push_back(MemRefType::get(ty.getShape(), ty.getElementType()));
           continue;

@@ -35,6 +35,54 @@ def LLMPAutodiff : Pass<"llmp-autodiff", "ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::llmp::LLMPDialect"];
 }
 
+def LLMPApplyLora : Pass<"llmp-apply-lora", "ModuleOp"> {
+  let summary = "LoRA adapters on targeted matmul weights; the base becomes frozen";
+  let description = [{
+    Rewrites every `llmp.matmul %x, %W` whose weight is a targeted parameter into
+    `x @ W + scale * (dropout(x) @ A^T) @ B^T` with new trainable arguments
+    `<W>.lora_A` [rank, in] and `<W>.lora_B` [out, rank] (PEFT's layout), scale =
+    alpha / rank (alpha / sqrt(rank) with rslora). Every base parameter becomes frozen
+    (`llmp.frozen`, `llmp.byte_offset` into a frozen byte buffer of `llmp.frozen_bytes`);
+    `llmp.num_params` counts only the adapters. With dropout > 0 the function marked
+    `llmp.differentiate` gains a last argument `tensor<2xi32> {llmp.rng}` (the dropout key
+    that llmp-build-steps fills). The new ops carry the original matmul's location.
+
+    Before:
+    ```mlir
+    func.func @logits(%w: tensor<8x4xf32> {llmp.param = "l.wq", llmp.offset = 0 : i64, llmp.decay},
+                      %x: tensor<2x8xf32>) -> tensor<2x4xf32> {
+      %y = llmp.matmul %x, %w : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
+      return %y : tensor<2x4xf32>
+    }
+    ```
+    After (rank 2, alpha 4):
+    ```mlir
+    func.func @logits(%w: tensor<8x4xf32> {llmp.byte_offset = 0 : i64, llmp.frozen, llmp.param = "l.wq"},
+                      %a: tensor<2x8xf32> {llmp.decay, llmp.offset = 0 : i64, llmp.param = "l.wq.lora_A"},
+                      %b: tensor<4x2xf32> {llmp.decay, llmp.offset = 16 : i64, llmp.param = "l.wq.lora_B"},
+                      %x: tensor<2x8xf32>) -> tensor<2x4xf32> {
+      %y = llmp.matmul %x, %w : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
+      %u = llmp.matmul %x, %a {transpose_b} : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x2xf32>
+      %s = arith.constant dense<2.0> : tensor<2x2xf32>
+      %us = llmp.mul %u, %s : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+      %v = llmp.matmul %us, %b {transpose_b} : (tensor<2x2xf32>, tensor<4x2xf32>) -> tensor<2x4xf32>
+      %z = llmp.add %y, %v : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+      return %z : tensor<2x4xf32>
+    }
+    ```
+  }];
+  let options = [
+    Option<"rank", "rank", "int64_t", "8", "adapter rank r">,
+    Option<"alpha", "alpha", "double", "0.0", "LoRA alpha (0: the rank)">,
+    Option<"rslora", "rslora", "bool", "false", "scale alpha / sqrt(rank) instead of alpha / rank">,
+    Option<"dropout", "dropout", "double", "0.0", "dropout probability on the adapter input">,
+    ListOption<"targets", "targets", "std::string",
+               "parameter names, last name components (wq), globs, or all_linear">,
+    Option<"seed", "seed", "uint64_t", "0", "seed of the dropout masks">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::llmp::LLMPDialect"];
+}
+
 def LLMPBuildSteps : Pass<"llmp-build-steps", "ModuleOp"> {
   let summary = "Build the train/eval/logits step functions over flat buffers";
   let description = [{
@@ -58,6 +106,32 @@ def LLMPBuildSteps : Pass<"llmp-build-steps", "ModuleOp"> {
     "::mlir::linalg::LinalgDialect", "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect", "::mlir::tensor::TensorDialect"
   ];
+}
+
+def LLMPQuantizeBase : Pass<"llmp-quantize-base", "ModuleOp"> {
+  let summary = "Store the frozen linear weights of a LoRA module as NF4 (QLoRA)";
+  let description = [{
+    After `llmp-apply-lora`, for a stage with `base: nf4(block, double_quant)`: every frozen
+    parameter argument used only as the weight of `llmp.matmul` (2-D, lhs not transposed)
+    becomes the i8 blob of its NF4 tensor (kernels/cpu/Quant.h `Nf4Layout`) marked
+    `llmp.nf4 = {block, double_quant}`, and its matmuls become `llmp.matmul_nf4` at the same
+    locations. Frozen byte offsets (64-byte aligned, argument order) and the module's
+    `llmp.frozen_bytes` are recomputed; other frozen parameters stay fp32.
+
+    Before / after (4 x 6 weight, block 64, double quantization: 24 bytes):
+    ```mlir
+    func.func @loss(%w: tensor<4x6xf32> {llmp.byte_offset = 0 : i64, llmp.frozen, llmp.param = "wq"}, ...
+      %y = llmp.matmul %x, %w : (tensor<3x4xf32>, tensor<4x6xf32>) -> tensor<3x6xf32>
+    func.func @loss(%w: tensor<24xi8> {llmp.byte_offset = 0 : i64, llmp.frozen, llmp.nf4 = {block = 64 : i64, double_quant = true}, llmp.param = "wq"}, ...
+      %y = llmp.matmul_nf4 %x, %w {block = 64 : i64, cols = 6 : i64, double_quant, rows = 4 : i64} : (tensor<3x4xf32>, tensor<24xi8>) -> tensor<3x6xf32>
+    ```
+  }];
+  let options = [
+    Option<"block", "block", "int64_t", "64", "weights per absmax block">,
+    Option<"doubleQuant", "double-quant", "bool", "true",
+           "quantize the absmax values to 8 bits (256 per fp32 scale)">,
+  ];
+  let dependentDialects = ["::mlir::llmp::LLMPDialect"];
 }
 
 #endif

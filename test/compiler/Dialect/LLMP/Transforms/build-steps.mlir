@@ -8,7 +8,7 @@
 // CHECK-LABEL: func.func private @loss_grad(
 // CHECK-LABEL: func.func private @logits(
 // CHECK-LABEL: func.func @grad_step
-// CHECK-SAME: (%[[P:.+]]: memref<14xf32>, %[[G:.+]]: memref<14xf32>, %{{.+}}: memref<1x2xi32>, %[[TGT:.+]]: memref<1x2xi32>, %[[H:.+]]: memref<8xf32>, %[[MET:.+]]: memref<4xf32>)
+// CHECK-SAME: (%[[P:.+]]: memref<14xf32>, %[[G:.+]]: memref<14xf32>, %{{.+}}: memref<1x2xi32>, %[[TGT:.+]]: memref<1x2xi32>, %[[H:.+]]: memref<9xf32>, %[[MET:.+]]: memref<4xf32>)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK: %[[W:.+]] = memref.subview %[[P]][0] [6] [1]
 // CHECK: %[[WS:.+]] = memref.expand_shape %[[W]] {{\[\[}}0, 1]] output_shape [2, 3]
@@ -32,7 +32,7 @@
 // CHECK: arith.cmpi ne
 // CHECK: memref.store %{{.+}}, %[[MET]][%{{.+}}]
 // CHECK-LABEL: func.func @apply_step
-// CHECK-SAME: (%[[AP:.+]]: memref<14xf32>, %[[AG:.+]]: memref<14xf32>, %{{.+}}: memref<14xf32>, %{{.+}}: memref<14xf32>, %{{.+}}: memref<8xf32>, %[[AMET:.+]]: memref<4xf32>)
+// CHECK-SAME: (%[[AP:.+]]: memref<14xf32>, %[[AG:.+]]: memref<14xf32>, %{{.+}}: memref<14xf32>, %{{.+}}: memref<14xf32>, %{{.+}}: memref<9xf32>, %[[AMET:.+]]: memref<4xf32>)
 // CHECK: %[[NORM:.+]] = math.sqrt
 // CHECK: memref.store %[[NORM]], %[[AMET]][%{{.+}}]
 // CHECK: math.powf
