@@ -13,7 +13,6 @@
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
-#include <cmath>
 #include <limits>
 
 namespace mlir::llmp {
@@ -369,7 +368,7 @@ struct Lowerer {
                    });
   }
 
-  /// Row max and sum of exp(x - max) over the last dim of logits (B,T,V).
+  /// Row max and sum of exp(x - max) over the last dim of logits (B,T,V): two passes.
   std::pair<Value, Value> logSumExpParts(Value logits) {
     auto sh = cast<RankedTensorType>(logits.getType()).getShape();
     AffineMap i3 = id(3), d3 = dropLast(3);
@@ -384,6 +383,75 @@ struct Lowerer {
                             return arith::AddFOp::create(nb, nl, a[2], e);
                           });
     return {mx, se};
+  }
+
+  /// Vector lanes of the one-pass log-sum-exp: 16 f32 fill an AVX-512 register (two AVX2).
+  static constexpr int64_t kLseLanes = 16;
+
+  /// Row max and sum of exp(x - max) of logits (B,T,V) over V in one pass over the logits
+  /// when V is a multiple of kLseLanes (else logSumExpParts' two passes). The pass views
+  /// the row as (V/L, L) and keeps an online softmax's running max m and sum s per lane
+  /// (Milakov & Gimelshein 2018, "Online normalizer calculation for softmax", Algorithm 3):
+  ///   m' = max(m, x); s' = s e + 1 if x > m, else s + e, with e = exp(min(m, x) - m'),
+  /// one exp per element and no loop-carried dependence across lanes, so the inner loop
+  /// over the L lanes vectorises. The L partial results are then merged per row:
+  ///   M = max_l m_l, S = sum_l s_l exp(m_l - M).
+  std::pair<Value, Value> logSumExpOnePass(Value logits) {
+    auto sh = cast<RankedTensorType>(logits.getType()).getShape();
+    int64_t bs = sh[0], t = sh[1], v = sh[2], lanes = kLseLanes;
+    if (v % lanes != 0)
+      return logSumExpParts(logits);
+    Value x4 = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({bs, t, v / lanes, lanes}, f32()), logits,
+        SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
+    double ninf = -std::numeric_limits<float>::infinity();
+    Value m0 = fill({bs, t, lanes}, ninf), s0 = fill({bs, t, lanes}, 0.0);
+    AffineMap lane = map(4, {0, 1, 3});
+    auto online = linalg::GenericOp::create(
+        b, loc, TypeRange{m0.getType(), s0.getType()}, ValueRange{x4}, ValueRange{m0, s0},
+        ArrayRef<AffineMap>{id(4), lane, lane},
+        ArrayRef<IteratorType>{IteratorType::parallel, IteratorType::parallel,
+                               IteratorType::reduction, IteratorType::parallel},
+        [](OpBuilder &nb, Location nl, ValueRange a) {
+          Value x = a[0], m = a[1], s = a[2];
+          Value hi = arith::MaximumFOp::create(nb, nl, m, x);
+          Value lo = arith::MinimumFOp::create(nb, nl, m, x);
+          Value e = math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, lo, hi));
+          Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
+          Value grew = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT, x, m);
+          Value rescaled = arith::AddFOp::create(nb, nl, arith::MulFOp::create(nb, nl, s, e), one);
+          Value added = arith::AddFOp::create(nb, nl, s, e);
+          Value sNew = arith::SelectOp::create(nb, nl, grew, rescaled, added);
+          linalg::YieldOp::create(nb, nl, ValueRange{hi, sNew});
+        });
+    SmallVector<int64_t> lanesShape = {bs, t, lanes};
+    AffineMap i3 = id(3), d3 = dropLast(3);
+    Value mx = reduceLast(lanesShape, online.getResult(0), {i3}, ninf,
+                          [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            return arith::MaximumFOp::create(nb, nl, a[1], a[0]);
+                          });
+    Value se = reduceLast(lanesShape, ValueRange{online.getResult(0), online.getResult(1), mx},
+                          {i3, i3, d3}, 0.0,
+                          [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                            Value e = math::ExpOp::create(
+                                nb, nl, arith::SubFOp::create(nb, nl, a[0], a[2]));
+                            Value se = arith::MulFOp::create(nb, nl, a[1], e);
+                            return arith::AddFOp::create(nb, nl, a[3], se);
+                          });
+    return {mx, se};
+  }
+
+  /// log(sum(exp(logits))) over the last dim of logits (B,T,V), (B,T): max + log(sum
+  /// exp(x - max)), one pass over the logits (logSumExpOnePass). The forward and the
+  /// gradient of cross_entropy build identical ops here, so CSE leaves one.
+  Value logSumExp(Value logits) {
+    auto [mx, se] = logSumExpOnePass(logits);
+    SmallVector<int64_t> rows(cast<RankedTensorType>(logits.getType()).getShape().drop_back());
+    return elementwise(rows, ValueRange{mx, se},
+                       [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                         return arith::AddFOp::create(nb, nl, a[0],
+                                                      math::LogOp::create(nb, nl, a[1]));
+                       });
   }
 
   /// Sum of squares of x (.., D) over the last dim, as rsqrt(ss / D + eps) per row.
@@ -588,72 +656,6 @@ Value lower(Lowerer &L, SiluOp op) {
                        [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                          return arith::MulFOp::create(nb, nl, a[0], sigmoid(nb, nl, a[0]));
                        });
-}
-
-/// SplitMix64's output function on an i64 value (llmp.dropout documents the formula).
-Value mix64(OpBuilder &nb, Location nl, Value z) {
-  auto c = [&](uint64_t v) {
-    return arith::ConstantOp::create(nb, nl, nb.getI64IntegerAttr(static_cast<int64_t>(v)));
-  };
-  auto xorShift = [&](Value x, uint64_t s) {
-    return arith::XOrIOp::create(nb, nl, x, arith::ShRUIOp::create(nb, nl, x, c(s)));
-  };
-  z = arith::MulIOp::create(nb, nl, xorShift(z, 30), c(0xBF58476D1CE4E5B9ull));
-  z = arith::MulIOp::create(nb, nl, xorShift(z, 27), c(0x94D049BB133111EBull));
-  return xorShift(z, 31);
-}
-
-Value lower(Lowerer &L, DropoutOp op) {
-  OpBuilder &b = L.b;
-  Location loc = L.loc;
-  auto sh = shapeOf(op.getResult());
-  unsigned rank = sh.size();
-  auto i64c = [&](OpBuilder &nb, Location nl, uint64_t v) -> Value {
-    return arith::ConstantOp::create(nb, nl, nb.getI64IntegerAttr(static_cast<int64_t>(v)));
-  };
-  // base = mix64(seed ^ mix64(u64(step) << 32 | u32(micro))), once per call.
-  auto ext = [&](int64_t i) -> Value {
-    Value v = tensor::ExtractOp::create(b, loc, op.getKey(), ValueRange{L.idx(i)});
-    return arith::ExtUIOp::create(b, loc, b.getI64Type(), v);
-  };
-  Value counter = arith::OrIOp::create(
-      b, loc, arith::ShLIOp::create(b, loc, ext(0), i64c(b, loc, 32)), ext(1));
-  Value base = mix64(b, loc, arith::XOrIOp::create(b, loc, i64c(b, loc, op.getSeed()),
-                                                   mix64(b, loc, counter)));
-  double p = op.getP().convertToDouble();
-  uint64_t threshold = static_cast<uint64_t>(std::llround(p * 16777216.0));
-  float keepScale = static_cast<float>(1.0 / (1.0 - p));
-  SmallVector<int64_t> strides(rank, 1);
-  for (int i = static_cast<int>(rank) - 2; i >= 0; --i)
-    strides[i] = strides[i + 1] * sh[i + 1];
-  AffineMap scalar = AffineMap::get(rank, 0, {}, b.getContext());
-  Value baseT = tensor::FromElementsOp::create(
-      b, loc, RankedTensorType::get({}, b.getI64Type()), ValueRange{base});
-  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getInput(), baseT},
-                   {L.id(rank), scalar, L.id(rank)},
-                   SmallVector<IteratorType>(rank, IteratorType::parallel),
-                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                     // i = row-major element index.
-                     Value i = i64c(nb, nl, 0);
-                     for (unsigned d = 0; d < rank; ++d) {
-                       Value id = arith::IndexCastOp::create(nb, nl, nb.getI64Type(),
-                                                             linalg::IndexOp::create(nb, nl, d));
-                       i = arith::AddIOp::create(
-                           nb, nl, i, arith::MulIOp::create(nb, nl, id, i64c(nb, nl, strides[d])));
-                     }
-                     Value ctr = arith::MulIOp::create(
-                         nb, nl, arith::AddIOp::create(nb, nl, i, i64c(nb, nl, 1)),
-                         i64c(nb, nl, 0x9E3779B97F4A7C15ull));
-                     Value r = mix64(nb, nl, arith::AddIOp::create(nb, nl, a[1], ctr));
-                     Value u = arith::ShRUIOp::create(nb, nl, r, i64c(nb, nl, 40));
-                     Value keep = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::uge, u,
-                                                        i64c(nb, nl, threshold));
-                     Value scaled = arith::MulFOp::create(
-                         nb, nl, a[0],
-                         arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(keepScale)));
-                     Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f));
-                     return arith::SelectOp::create(nb, nl, keep, scaled, zero);
-                   });
 }
 
 Value lower(Lowerer &L, SiluGradOp op) {
@@ -895,12 +897,14 @@ Value isIgnored(OpBuilder &nb, Location nl, Value t) {
   return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, t, ignore);
 }
 
+/// Per-token loss lse(logits[b,t,:]) - logits[b,t,target] (0 for target -100); the
+/// log-sum-exp is one pass over the logits (Lowerer::logSumExp).
 Value lower(Lowerer &L, CrossEntropyOp op) {
   auto sh = shapeOf(op.getResult());
   Value logits = op.getLogits();
-  auto [mx, se] = L.logSumExpParts(logits);
-  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getTargets(), mx, se},
-                   {L.id(2), L.id(2), L.id(2), L.id(2)},
+  Value lse = L.logSumExp(logits);
+  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getTargets(), lse},
+                   {L.id(2), L.id(2), L.id(2)},
                    SmallVector<IteratorType>(2, IteratorType::parallel),
                    [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                      Value ib = linalg::IndexOp::create(nb, nl, 0);
@@ -912,30 +916,33 @@ Value lower(Lowerer &L, CrossEntropyOp op) {
                          a[0]);
                      Value tgt = Lowerer::toIndex(nb, nl, safe);
                      Value lt = tensor::ExtractOp::create(nb, nl, logits, ValueRange{ib, it, tgt});
-                     Value lse = arith::AddFOp::create(nb, nl, math::LogOp::create(nb, nl, a[2]), a[1]);
-                     Value l = arith::SubFOp::create(nb, nl, lse, lt);
+                     Value l = arith::SubFOp::create(nb, nl, a[1], lt);
                      return arith::SelectOp::create(
                          nb, nl, ignored, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f)), l);
                    });
 }
 
+/// d loss / d logits = (softmax(logits) - onehot(target)) * dy, 0 for target -100, in one
+/// pass that writes over the logits tensor itself (`outs`): the probabilities exist only
+/// as the gradient, and when nothing reads the logits afterwards (next_token: the forward's
+/// gather and log-sum-exp come first) bufferization reuses the logits' buffer, so a step
+/// holds one (B,T,V) buffer instead of two. The log-sum-exp is the forward's (CSE).
 Value lower(Lowerer &L, CrossEntropyGradOp op) {
-  auto sh = shapeOf(op.getResult());
-  auto [mx, se] = L.logSumExpParts(op.getLogits());
+  Value lse = L.logSumExp(op.getLogits());
   AffineMap i3 = L.id(3), d3 = L.dropLast(3);
-  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getLogits(), op.getTargets(), mx, se, op.getDy()},
-                   {i3, d3, d3, d3, d3, i3}, SmallVector<IteratorType>(3, IteratorType::parallel),
+  return L.generic(op.getLogits(), ValueRange{op.getTargets(), lse, op.getDy()},
+                   {d3, d3, d3, i3}, SmallVector<IteratorType>(3, IteratorType::parallel),
                    [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                     Value e = math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, a[0], a[2]));
-                     Value p = arith::DivFOp::create(nb, nl, e, a[3]);
+                     Value x = a[3];
+                     Value p = math::ExpOp::create(nb, nl, arith::SubFOp::create(nb, nl, x, a[1]));
                      Value v = arith::IndexCastOp::create(nb, nl, nb.getI32Type(),
                                                           linalg::IndexOp::create(nb, nl, 2));
-                     Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, v, a[1]);
+                     Value hit = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, v, a[0]);
                      Value one = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(1.0f));
                      Value pm = arith::SelectOp::create(nb, nl, hit, arith::SubFOp::create(nb, nl, p, one), p);
-                     Value g = arith::MulFOp::create(nb, nl, pm, a[4]);
+                     Value g = arith::MulFOp::create(nb, nl, pm, a[2]);
                      return arith::SelectOp::create(
-                         nb, nl, isIgnored(nb, nl, a[1]),
+                         nb, nl, isIgnored(nb, nl, a[0]),
                          arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f)), g);
                    });
 }
@@ -1027,7 +1034,7 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attenti
   return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
       .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, attentionBlock)); })
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
-            SiluOp, SiluGradOp, DropoutOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
+            SiluOp, SiluGradOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
             CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })

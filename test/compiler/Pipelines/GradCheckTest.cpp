@@ -334,6 +334,74 @@ TEST(GradCheck, CrossEntropyIgnoresTargets) {
                   {}});
 }
 
+// V = 32, a multiple of the 16 lanes of the one-pass log-sum-exp (LLMPToLinalg.cpp,
+// logSumExpOnePass), which the cases above (V = 7) do not reach.
+TEST(GradCheck, CrossEntropyOnePassLogSumExp) {
+  checkGradients({"cross_entropy-lanes", {{2, 3, 32}},
+                  "%t = arith.constant dense<[[2, -100, 31], [16, 0, 17]]> : tensor<2x3xi32>\n"
+                  "%y = llmp.cross_entropy %p0, %t : (tensor<2x3x32xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>",
+                  {2, 3}});
+}
+
+/// next_token's loss (target_mean of cross_entropy) over logits (1, 4, 48) taken as the
+/// parameters, through eval_step and grad_step, against the same loss and its gradient
+/// (softmax - onehot) / count evaluated in double. The rows stress the one-pass online
+/// log-sum-exp: increasing logits (the running max changes at every element), decreasing
+/// ones, a wide random row, and one logit of 80 among -80s (exp(-160) underflows to 0);
+/// the last target is -100.
+TEST(CrossEntropy, OnePassLogSumExpMatchesDoubleReference) {
+  constexpr int64_t T = 4, V = 48;
+  const char *src = R"(
+  module attributes {llmp.num_params = 192 : i64} {
+    func.func @loss(%lg: tensor<1x4x48xf32> {llmp.param = "logits", llmp.offset = 0 : i64},
+                    %tokens: tensor<1x4xi32>, %targets: tensor<1x4xi32>) -> tensor<f32>
+        attributes {llmp.differentiate} {
+      %ce = llmp.cross_entropy %lg, %targets : (tensor<1x4x48xf32>, tensor<1x4xi32>) -> tensor<1x4xf32>
+      %l = llmp.target_mean %ce, %targets : (tensor<1x4xf32>, tensor<1x4xi32>) -> tensor<f32>
+      return %l : tensor<f32>
+    }
+  })";
+  auto c = compile(src);
+  ASSERT_TRUE(c && c->fns.gradStep && c->fns.evalStep);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 10.0f);
+  std::vector<float> logits(T * V);
+  for (int64_t v = 0; v < V; ++v) {
+    logits[0 * V + v] = 0.5f * v - 10.0f;
+    logits[1 * V + v] = 12.0f - 0.75f * v;
+    logits[2 * V + v] = normal(rng);
+    logits[3 * V + v] = v == 29 ? 80.0f : -80.0f;
+  }
+  std::vector<int32_t> tokens(T, 0), targets = {47, 0, 5, -100};
+  // Reference in double: loss = mean over the 3 counted rows of lse - logit[target].
+  double loss = 0;
+  std::vector<double> grad(T * V, 0.0);
+  for (int64_t t = 0; t < 3; ++t) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t v = 0; v < V; ++v)
+      mx = std::max(mx, (double)logits[t * V + v]);
+    for (int64_t v = 0; v < V; ++v)
+      sum += std::exp(logits[t * V + v] - mx);
+    loss += (mx + std::log(sum) - logits[t * V + targets[t]]) / 3;
+    for (int64_t v = 0; v < V; ++v)
+      grad[t * V + v] = (std::exp(logits[t * V + v] - mx) / sum - (v == targets[t])) / 3;
+  }
+  std::vector<float> grads(T * V, 0.0f), hyper(8, 0.0f), metrics(4, 0.0f);
+  hyper[lrt::kHyperGradScale] = 1.0f;
+  auto p = lrt::viewOf(logits.data(), {T * V});
+  auto g = lrt::viewOf(grads.data(), {T * V});
+  auto tk = lrt::viewOf(tokens.data(), {1, T});
+  auto tg = lrt::viewOf(targets.data(), {1, T});
+  auto h = lrt::viewOf(hyper.data(), {8});
+  auto mt = lrt::viewOf(metrics.data(), {4});
+  c->fns.evalStep(&p, &tk, &tg, &mt);
+  EXPECT_NEAR(metrics[lrt::kMetricLoss], loss, 1e-5 * std::fabs(loss));
+  c->fns.gradStep(&p, &g, &tk, &tg, &h, &mt);
+  EXPECT_NEAR(metrics[lrt::kMetricLoss], loss, 1e-5 * std::fabs(loss));
+  for (int64_t i = 0; i < T * V; ++i)
+    EXPECT_NEAR(grads[i], grad[i], 1e-6) << "row " << i / V << " vocab " << i % V;
+}
+
 TEST(GradCheck, Embedding) {
   // Token 1 and 4 repeat: their rows accumulate two gradients (scatter-add).
   checkGradients({"embedding", {{7, 4}},

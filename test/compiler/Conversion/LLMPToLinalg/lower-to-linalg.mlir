@@ -152,18 +152,62 @@ func.func @rope_positions(%x: tensor<2x3x8xf32>, %p: tensor<2x3xi32>) -> tensor<
 
 // -----
 
-// Tests that cross_entropy is max and sum-exp reductions plus a gather of the target logit.
+// Tests that cross_entropy over V = 7 (not a multiple of 16 lanes) is max and sum-exp
+// reductions, their log-sum-exp, and a gather of the target logit.
 // CHECK-LABEL: func.func @cross_entropy
 // CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK: arith.maximumf
 // CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK: math.exp
 // CHECK: linalg.generic
-// CHECK: tensor.extract %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : tensor<2x3x7xf32>
 // CHECK: math.log
+// CHECK: linalg.generic
+// CHECK: tensor.extract %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : tensor<2x3x7xf32>
 func.func @cross_entropy(%l: tensor<2x3x7xf32>, %t: tensor<2x3xi32>) -> tensor<2x3xf32> {
   %y = llmp.cross_entropy %l, %t : (tensor<2x3x7xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
+}
+
+// -----
+
+// Tests that cross_entropy over V = 32 reads the logits once: one generic over the row
+// viewed as (V/16, 16) lanes keeps a running max and sum per lane (a reduction over the
+// 2 lane groups, parallel over the 16 lanes, one exp per element); the 16 lanes are then
+// merged per row, and only the (2, 3) log-sum-exp meets the gather.
+// CHECK-LABEL: func.func @cross_entropy_one_pass
+// CHECK: %[[X4:.+]] = tensor.expand_shape %{{.+}} {{\[}}[0], [1], [2, 3]] output_shape [2, 3, 2, 16] : tensor<2x3x32xf32> into tensor<2x3x2x16xf32>
+// CHECK: %[[ON:.+]]:2 = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[X4]] : tensor<2x3x2x16xf32>) outs(%{{.+}}, %{{.+}} : tensor<2x3x16xf32>, tensor<2x3x16xf32>)
+// CHECK: arith.maximumf
+// CHECK: arith.minimumf
+// CHECK: math.exp
+// CHECK: arith.cmpf ogt
+// CHECK: arith.select
+// CHECK-NOT: math.exp
+// CHECK: linalg.yield
+// CHECK: linalg.generic {{.*}}ins(%[[ON]]#0 : tensor<2x3x16xf32>)
+// CHECK: linalg.generic {{.*}}ins(%[[ON]]#0, %[[ON]]#1, %{{.+}} : tensor<2x3x16xf32>, tensor<2x3x16xf32>, tensor<2x3xf32>)
+// CHECK: math.log
+// CHECK: tensor.extract %{{.+}} : tensor<2x3x32xf32>
+func.func @cross_entropy_one_pass(%l: tensor<2x3x32xf32>, %t: tensor<2x3xi32>) -> tensor<2x3xf32> {
+  %y = llmp.cross_entropy %l, %t : (tensor<2x3x32xf32>, tensor<2x3xi32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+// Tests that cross_entropy_grad is one elementwise pass written over the logits tensor
+// itself (outs), exp(x - lse) minus the one-hot target, times dy: no probabilities
+// tensor and no second (B,T,V) result.
+// CHECK-LABEL: func.func @cross_entropy_grad
+// CHECK-SAME: %[[L:[^:]+]]: tensor<2x3x32xf32>
+// CHECK: %[[G:.+]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%{{.+}}, %{{.+}}, %{{.+}} : tensor<2x3xi32>, tensor<2x3xf32>, tensor<2x3xf32>) outs(%[[L]] : tensor<2x3x32xf32>)
+// CHECK: ^bb0(%{{.+}}: i32, %[[LSE:.+]]: f32, %{{.+}}: f32, %[[X:.+]]: f32):
+// CHECK: %[[D:.+]] = arith.subf %[[X]], %[[LSE]]
+// CHECK: math.exp %[[D]]
+// CHECK: return %[[G]]
+func.func @cross_entropy_grad(%l: tensor<2x3x32xf32>, %t: tensor<2x3xi32>, %dy: tensor<2x3xf32>) -> tensor<2x3x32xf32> {
+  %g = llmp.cross_entropy_grad %l, %t, %dy : (tensor<2x3x32xf32>, tensor<2x3xi32>, tensor<2x3xf32>) -> tensor<2x3x32xf32>
+  return %g : tensor<2x3x32xf32>
 }
 
 // -----
