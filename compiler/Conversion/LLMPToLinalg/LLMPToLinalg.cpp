@@ -13,6 +13,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <cmath>
 #include <limits>
 
 namespace mlir::llmp {
@@ -658,6 +659,72 @@ Value lower(Lowerer &L, SiluOp op) {
                        });
 }
 
+/// SplitMix64's output function on an i64 value (llmp.dropout documents the formula).
+Value mix64(OpBuilder &nb, Location nl, Value z) {
+  auto c = [&](uint64_t v) {
+    return arith::ConstantOp::create(nb, nl, nb.getI64IntegerAttr(static_cast<int64_t>(v)));
+  };
+  auto xorShift = [&](Value x, uint64_t s) {
+    return arith::XOrIOp::create(nb, nl, x, arith::ShRUIOp::create(nb, nl, x, c(s)));
+  };
+  z = arith::MulIOp::create(nb, nl, xorShift(z, 30), c(0xBF58476D1CE4E5B9ull));
+  z = arith::MulIOp::create(nb, nl, xorShift(z, 27), c(0x94D049BB133111EBull));
+  return xorShift(z, 31);
+}
+
+Value lower(Lowerer &L, DropoutOp op) {
+  OpBuilder &b = L.b;
+  Location loc = L.loc;
+  auto sh = shapeOf(op.getResult());
+  unsigned rank = sh.size();
+  auto i64c = [&](OpBuilder &nb, Location nl, uint64_t v) -> Value {
+    return arith::ConstantOp::create(nb, nl, nb.getI64IntegerAttr(static_cast<int64_t>(v)));
+  };
+  // base = mix64(seed ^ mix64(u64(step) << 32 | u32(micro))), once per call.
+  auto ext = [&](int64_t i) -> Value {
+    Value v = tensor::ExtractOp::create(b, loc, op.getKey(), ValueRange{L.idx(i)});
+    return arith::ExtUIOp::create(b, loc, b.getI64Type(), v);
+  };
+  Value counter = arith::OrIOp::create(
+      b, loc, arith::ShLIOp::create(b, loc, ext(0), i64c(b, loc, 32)), ext(1));
+  Value base = mix64(b, loc, arith::XOrIOp::create(b, loc, i64c(b, loc, op.getSeed()),
+                                                   mix64(b, loc, counter)));
+  double p = op.getP().convertToDouble();
+  uint64_t threshold = static_cast<uint64_t>(std::llround(p * 16777216.0));
+  float keepScale = static_cast<float>(1.0 / (1.0 - p));
+  SmallVector<int64_t> strides(rank, 1);
+  for (int i = static_cast<int>(rank) - 2; i >= 0; --i)
+    strides[i] = strides[i + 1] * sh[i + 1];
+  AffineMap scalar = AffineMap::get(rank, 0, {}, b.getContext());
+  Value baseT = tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({}, b.getI64Type()), ValueRange{base});
+  return L.generic(L.empty(sh, L.f32()), ValueRange{op.getInput(), baseT},
+                   {L.id(rank), scalar, L.id(rank)},
+                   SmallVector<IteratorType>(rank, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     // i = row-major element index.
+                     Value i = i64c(nb, nl, 0);
+                     for (unsigned d = 0; d < rank; ++d) {
+                       Value id = arith::IndexCastOp::create(nb, nl, nb.getI64Type(),
+                                                             linalg::IndexOp::create(nb, nl, d));
+                       i = arith::AddIOp::create(
+                           nb, nl, i, arith::MulIOp::create(nb, nl, id, i64c(nb, nl, strides[d])));
+                     }
+                     Value ctr = arith::MulIOp::create(
+                         nb, nl, arith::AddIOp::create(nb, nl, i, i64c(nb, nl, 1)),
+                         i64c(nb, nl, 0x9E3779B97F4A7C15ull));
+                     Value r = mix64(nb, nl, arith::AddIOp::create(nb, nl, a[1], ctr));
+                     Value u = arith::ShRUIOp::create(nb, nl, r, i64c(nb, nl, 40));
+                     Value keep = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::uge, u,
+                                                        i64c(nb, nl, threshold));
+                     Value scaled = arith::MulFOp::create(
+                         nb, nl, a[0],
+                         arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(keepScale)));
+                     Value zero = arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(0.0f));
+                     return arith::SelectOp::create(nb, nl, keep, scaled, zero);
+                   });
+}
+
 Value lower(Lowerer &L, SiluGradOp op) {
   // dx = dy * s * (1 + x (1 - s))
   return L.elementwise(shapeOf(op.getResult()), ValueRange{op.getInput(), op.getDy()},
@@ -1034,7 +1101,7 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attenti
   return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
       .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, attentionBlock)); })
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
-            SiluOp, SiluGradOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
+            SiluOp, SiluGradOp, DropoutOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
             CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
