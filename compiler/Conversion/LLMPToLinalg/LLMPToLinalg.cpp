@@ -223,6 +223,10 @@ struct Lowerer {
     int64_t kvHeads;  ///< KV: the batch index of score row block n is n / KV
     Value segments;   ///< (B, T) i32 document ids, or null: mask seg[b,j] != seg[b,i]
     Value keyOffset;  ///< index of the first key of a key block (blockwise forward), or null
+    /// (B) i32 position of each row's first query (attention over a KV cache), or null:
+    /// query i of batch b is then at position queryStart[b] + i.
+    Value queryStart = {};
+    int64_t keys = 0; ///< number of keys when it is not `t` (the cache's positions), else 0
   };
 
   /// Scaled, masked score at (n, r, j) of a (B*KV, G*T, T) score tensor: -inf where
@@ -237,6 +241,11 @@ struct Lowerer {
     if (m.keyOffset)
       j = arith::AddIOp::create(nb, nl, j, m.keyOffset);
     Value i = m.group == 1 ? r : arith::RemUIOp::create(nb, nl, r, ci(m.t)).getResult();
+    if (m.queryStart) {
+      Value bi = arith::DivUIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 0), ci(m.kvHeads));
+      Value s0 = tensor::ExtractOp::create(nb, nl, m.queryStart, ValueRange{bi});
+      i = arith::AddIOp::create(nb, nl, i, toIndex(nb, nl, s0));
+    }
     Value masked;
     if (m.causal)
       masked = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ugt, j, i);
@@ -255,7 +264,7 @@ struct Lowerer {
   /// Attention probabilities P (B*KV, G*T, T) from grouped q (B*KV, G*T, d) and k (B*KV, T, d).
   Value probs(Value q, Value k, const Mask &mask) {
     auto s = cast<RankedTensorType>(q.getType()).getShape();
-    SmallVector<int64_t> sh = {s[0], s[1], mask.t};
+    SmallVector<int64_t> sh = {s[0], s[1], mask.keys ? mask.keys : mask.t};
     Value scores = matmul(q, k, false, true, sh);
     AffineMap i3 = id(3), d3 = dropLast(3);
     Value mx = reduceLast(sh, scores, {i3}, -std::numeric_limits<float>::infinity(),
@@ -958,6 +967,106 @@ SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
           L.fromHeads(dv, sh[0], kv)};
 }
 
+Value lower(Lowerer &L, KVCacheWriteOp op) {
+  // x (B,T,KV*d) -> (B,KV,T,d), the cache's layout, then one insert_slice per row at
+  // [layer, b, 0, s_b, 0] (one for all rows without `start`).
+  OpBuilder &b = L.b;
+  Location loc = L.loc;
+  auto c = shapeOf(op.getCache());
+  int64_t bs = c[1], kv = c[2], ctx = c[3], hd = c[4], t = shapeOf(op.getX())[1];
+  Value e = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({bs, t, kv, hd}, L.f32()), op.getX(),
+      SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
+  Value xt = linalg::TransposeOp::create(b, loc, e, L.empty({bs, kv, t, hd}, L.f32()),
+                                         ArrayRef<int64_t>{0, 2, 1, 3})
+                 .getResult()[0];
+  int64_t layer = static_cast<int64_t>(op.getLayer());
+  auto insert = [&](OpBuilder &nb, Location nl, Value src, Value cache, OpFoldResult row,
+                    OpFoldResult pos, int64_t rows) -> Value {
+    SmallVector<OpFoldResult> offsets = {nb.getIndexAttr(layer), row, nb.getIndexAttr(0), pos,
+                                         nb.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1), nb.getIndexAttr(rows),
+                                       nb.getIndexAttr(kv), nb.getIndexAttr(t),
+                                       nb.getIndexAttr(hd)};
+    SmallVector<OpFoldResult> strides(5, nb.getIndexAttr(1));
+    Value src5 = tensor::ExpandShapeOp::create(
+        nb, nl, RankedTensorType::get({1, rows, kv, t, hd}, nb.getF32Type()), src,
+        SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}, {4}});
+    return tensor::InsertSliceOp::create(nb, nl, src5, cache, offsets, sizes, strides);
+  };
+  if (!op.getStart())
+    return insert(b, loc, xt, op.getCache(), b.getIndexAttr(0), b.getIndexAttr(0), bs);
+  Value start = op.getStart();
+  auto loop = scf::ForOp::create(
+      b, loc, L.idx(0), L.idx(bs), L.idx(1), ValueRange{op.getCache()},
+      [&](OpBuilder &nb, Location nl, Value ib, ValueRange acc) {
+        auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+        // s_b = clamp(start[b], 0, C - T): writes stay inside the cache.
+        Value s0 = Lowerer::toIndex(nb, nl, tensor::ExtractOp::create(nb, nl, start, ValueRange{ib}));
+        Value s1 = arith::MaxSIOp::create(nb, nl, s0, ci(0));
+        Value pos = arith::MinSIOp::create(nb, nl, s1, ci(ctx - t));
+        SmallVector<OpFoldResult> offsets = {ib, nb.getIndexAttr(0), nb.getIndexAttr(0),
+                                             nb.getIndexAttr(0)};
+        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1), nb.getIndexAttr(kv),
+                                           nb.getIndexAttr(t), nb.getIndexAttr(hd)};
+        SmallVector<OpFoldResult> strides(4, nb.getIndexAttr(1));
+        Value row = tensor::ExtractSliceOp::create(nb, nl, xt, offsets, sizes, strides);
+        Value upd = insert(nb, nl, row, acc[0], ib, pos, 1);
+        scf::YieldOp::create(nb, nl, upd);
+      });
+  return loop.getResult(0);
+}
+
+Value lower(Lowerer &L, CacheAttentionOp op) {
+  // As llmp.attention with the keys and values of layer `layer` of the caches: q grouped
+  // (B*KV, G*T, d), keys (B*KV, C, d); query i of batch b is at start[b] + i and sees the
+  // cached positions j <= start[b] + i.
+  auto sh = shapeOf(op.getQ());
+  auto c = shapeOf(op.getKCache());
+  int64_t heads = op.getHeads(), kv = op.getNumKVHeads(), hd = sh[2] / heads, ctx = c[3];
+  int64_t n = sh[0] * kv, group = heads / kv;
+  auto layerOf = [&](Value cache) -> Value {
+    OpBuilder &b = L.b;
+    SmallVector<OpFoldResult> offsets = {b.getIndexAttr(static_cast<int64_t>(op.getLayer())),
+                                         b.getIndexAttr(0), b.getIndexAttr(0), b.getIndexAttr(0),
+                                         b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), b.getIndexAttr(sh[0]),
+                                       b.getIndexAttr(kv), b.getIndexAttr(ctx),
+                                       b.getIndexAttr(hd)};
+    SmallVector<OpFoldResult> strides(5, b.getIndexAttr(1));
+    auto ty = RankedTensorType::get({1, sh[0], kv, ctx, hd}, L.f32());
+    Value s = tensor::ExtractSliceOp::create(b, L.loc, ty, cache, offsets, sizes, strides);
+    return tensor::CollapseShapeOp::create(
+        b, L.loc, RankedTensorType::get({n, ctx, hd}, L.f32()), s,
+        SmallVector<ReassociationIndices>{{0, 1, 2}, {3}, {4}});
+  };
+  Lowerer::Mask mask{1.0 / std::sqrt(static_cast<double>(hd)), /*causal=*/true, sh[1], group,
+                     kv, /*segments=*/Value(), /*keyOffset=*/Value(), op.getStart(), ctx};
+  Value q = L.groupHeads(L.toHeads(op.getQ(), heads), n);
+  Value p = L.probs(q, layerOf(op.getKCache()), mask);
+  Value o = L.matmul(p, layerOf(op.getVCache()), false, false, {n, group * sh[1], hd});
+  return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
+}
+
+Value lower(Lowerer &L, LastTokenOp op) {
+  // result[b, n] = input[b, clamp(lengths[b], 1, T) - 1, n]
+  auto sh = shapeOf(op.getInput());
+  Value input = op.getInput();
+  return L.generic(L.empty({sh[0], sh[2]}, L.f32()), op.getLengths(),
+                   {L.map(2, {0}), L.id(2)}, SmallVector<IteratorType>(2, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+                     Value len = Lowerer::toIndex(nb, nl, a[0]);
+                     len = arith::MinSIOp::create(nb, nl, arith::MaxSIOp::create(nb, nl, len, ci(1)),
+                                                  ci(sh[1]));
+                     Value t = arith::SubIOp::create(nb, nl, len, ci(1));
+                     return tensor::ExtractOp::create(
+                         nb, nl, input,
+                         ValueRange{linalg::IndexOp::create(nb, nl, 0), t,
+                                    linalg::IndexOp::create(nb, nl, 1)});
+                   });
+}
+
 /// Whether the i32 target `t` is the ignore index -100 (runtime/StepABI.h kIgnoreIndex).
 Value isIgnored(OpBuilder &nb, Location nl, Value t) {
   Value ignore = arith::ConstantOp::create(nb, nl, nb.getI32IntegerAttr(-100));
@@ -1102,7 +1211,8 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attenti
       .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, attentionBlock)); })
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
             SiluOp, SiluGradOp, DropoutOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
-            CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
+            CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp,
+            KVCacheWriteOp, CacheAttentionOp, LastTokenOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
       .Case<MatmulNf4Op>([&](MatmulNf4Op o) { return one(lower(L, o)); })
