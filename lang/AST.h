@@ -272,6 +272,9 @@ struct DatasetInfo {
   double split = 0.95;
   std::string chatTemplate; ///< chat data: chatml, llama3
   std::string trainOn;      ///< chat data: assistant, all
+  /// JSONL data: the JSON key each format argument reads ("messages" -> "messages", ...),
+  /// for the arguments given in the file (the others read the key of their own name).
+  std::map<std::string, std::string> keys;
   const Expr *templateExpr = nullptr;
   int64_t count = 0, seed = 0; ///< generated data
 };

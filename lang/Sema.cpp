@@ -1520,12 +1520,14 @@ private:
       return;
     if (info.kind == "text") {
       if (args[1]) {
-        auto fmt = enumArg(args[1], "dataset format", {"text", "osis"});
+        auto fmt = enumArg(args[1], "dataset format", {"text", "osis", "faq"});
         if (!fmt)
           return;
         info.format = *fmt;
       }
-      info.shape = "text";
+      // A FAQ ("N.M. Question?" headings, each followed by its answer) holds
+      // question/answer pairs, not running text.
+      info.shape = info.format == "faq" ? "qa" : "text";
       prog.datasets[b.name] = std::move(info);
       return;
     }
@@ -1573,6 +1575,7 @@ private:
         if (!s)
           return;
         key = *s;
+        info.keys[keys[i].first] = key;
         auto [it, inserted] = seen.emplace(key, fargs[i]);
         if (!inserted) {
           auto diag = error(fargs[i]->loc);

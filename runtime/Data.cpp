@@ -141,6 +141,45 @@ Expected<TrainBatches> TrainBatches::create(std::vector<int32_t> tokens, int64_t
   return b;
 }
 
+/// The number of rows of prepared rows (fromRows, makeEvalRows), or InvalidArgument naming
+/// `what` when `batch` or `seqLen` < 1, there is no row or the sizes disagree.
+static Expected<int64_t> countRows(const std::vector<int32_t> &tokens,
+                                   const std::vector<int32_t> &targets,
+                                   const std::vector<int32_t> &segments, int64_t batch,
+                                   int64_t seqLen, const char *what) {
+  if (batch < 1 || seqLen < 1)
+    return Status::invalid(fmt::format("{}: batch {} x {} must be positive", what, batch, seqLen));
+  const int64_t rows = int64_t(tokens.size()) / seqLen;
+  if (rows < 1 || int64_t(tokens.size()) != rows * seqLen || targets.size() != tokens.size() ||
+      (!segments.empty() && segments.size() != tokens.size()))
+    return Status::invalid(fmt::format(
+        "{}: {} tokens, {} targets, {} segments; expected one or more rows of {}", what,
+        tokens.size(), targets.size(), segments.size(), seqLen));
+  return rows;
+}
+
+Expected<TrainBatches> TrainBatches::fromRows(std::vector<int32_t> tokens,
+                                              std::vector<int32_t> targets,
+                                              std::vector<int32_t> segments, int64_t batch,
+                                              int64_t seqLen, uint64_t seed) {
+  auto counted = countRows(tokens, targets, segments, batch, seqLen, "training rows");
+  if (!counted)
+    return counted.status();
+  const int64_t rows = *counted;
+  TrainBatches b;
+  b.tokens_ = std::move(tokens);
+  b.rowTargets_ = std::move(targets);
+  b.rowSegments_ = std::move(segments);
+  b.rows_ = true;
+  b.batch_ = batch;
+  b.seqLen_ = seqLen;
+  b.numWindows_ = rows;
+  b.rng_.seed(seed);
+  b.order_.resize(rows);
+  b.reshuffle();
+  return b;
+}
+
 void TrainBatches::reshuffle() {
   for (int64_t i = 0; i < numWindows_; ++i)
     order_[i] = i;
@@ -190,11 +229,25 @@ Status TrainBatches::restore(const State &s) {
   return Status::ok();
 }
 
-void TrainBatches::next(int32_t *tokens, int32_t *targets) {
+void TrainBatches::next(int32_t *tokens, int32_t *targets, int32_t *segments) {
+  const size_t rowBytes = size_t(seqLen_) * sizeof(int32_t);
   for (int64_t r = 0; r < batch_; ++r) {
-    const int32_t *w = tokens_.data() + nextWindow() * (seqLen_ + 1);
-    std::memcpy(tokens + r * seqLen_, w, seqLen_ * sizeof(int32_t));
-    std::memcpy(targets + r * seqLen_, w + 1, seqLen_ * sizeof(int32_t));
+    const int64_t w = nextWindow();
+    int32_t *seg = segments ? segments + r * seqLen_ : nullptr;
+    if (rows_) {
+      std::memcpy(tokens + r * seqLen_, tokens_.data() + w * seqLen_, rowBytes);
+      std::memcpy(targets + r * seqLen_, rowTargets_.data() + w * seqLen_, rowBytes);
+      if (seg && !rowSegments_.empty())
+        std::memcpy(seg, rowSegments_.data() + w * seqLen_, rowBytes);
+      else if (seg)
+        std::fill_n(seg, seqLen_, 0);
+      continue;
+    }
+    const int32_t *src = tokens_.data() + w * (seqLen_ + 1);
+    std::memcpy(tokens + r * seqLen_, src, rowBytes);
+    std::memcpy(targets + r * seqLen_, src + 1, rowBytes);
+    if (seg)
+      std::fill_n(seg, seqLen_, 0);
   }
 }
 
@@ -222,6 +275,30 @@ Expected<EvalBatches> makeEvalBatches(const std::vector<int32_t> &val, int64_t b
   return e;
 }
 
+Expected<EvalBatches> makeEvalRows(const std::vector<int32_t> &tokens,
+                                   const std::vector<int32_t> &targets,
+                                   const std::vector<int32_t> &segments, int64_t batch,
+                                   int64_t seqLen, int32_t padId) {
+  auto counted = countRows(tokens, targets, segments, batch, seqLen, "held-out rows");
+  if (!counted)
+    return counted.status();
+  const int64_t rows = *counted;
+  EvalBatches e;
+  e.batch = batch;
+  e.seqLen = seqLen;
+  e.numBatches = (rows + batch - 1) / batch;
+  const size_t n = size_t(e.numBatches * batch * seqLen);
+  e.tokens = tokens;
+  e.tokens.resize(n, padId);
+  e.targets = targets;
+  e.targets.resize(n, kIgnoreIndex);
+  if (!segments.empty()) {
+    e.segments = segments;
+    e.segments.resize(n, 0);
+  }
+  return e;
+}
+
 Expected<std::vector<int32_t>> labelsFromAttention(const std::vector<int32_t> &ids,
                                                    const std::vector<int32_t> &attention) {
   if (ids.size() != attention.size())
@@ -245,7 +322,11 @@ std::vector<int32_t> shiftLabels(const std::vector<int32_t> &labels) {
 }
 
 Expected<PackedRows> packDocuments(const std::vector<std::vector<int32_t>> &docs,
-                                   int64_t seqLen, int32_t padId) {
+                                   int64_t seqLen, int32_t padId,
+                                   const std::vector<std::vector<int32_t>> *docTargets) {
+  if (docTargets && docTargets->size() != docs.size())
+    return Status::invalid(fmt::format("packing: {} documents but {} target lists", docs.size(),
+                                       docTargets->size()));
   if (seqLen < 1)
     return Status::invalid(fmt::format("packing: sequence length {} must be positive", seqLen));
   PackedRows p;
@@ -268,6 +349,9 @@ Expected<PackedRows> packDocuments(const std::vector<std::vector<int32_t>> &docs
       return Status::invalid(fmt::format(
           "packing: document {} has {} tokens; expected 1 to the sequence length {}", d, n,
           seqLen));
+    if (docTargets && (*docTargets)[d].size() != doc.size())
+      return Status::invalid(fmt::format("packing: document {} has {} tokens but {} targets", d,
+                                         n, (*docTargets)[d].size()));
     if (used + n > seqLen) {
       padRow();
       ++p.rows;
@@ -276,7 +360,7 @@ Expected<PackedRows> packDocuments(const std::vector<std::vector<int32_t>> &docs
     }
     for (int64_t t = 0; t < n; ++t) {
       p.tokens.push_back(doc[t]);
-      p.targets.push_back(t + 1 < n ? doc[t + 1] : kIgnoreIndex);
+      p.targets.push_back(docTargets ? (*docTargets)[d][t] : t + 1 < n ? doc[t + 1] : kIgnoreIndex);
       p.segments.push_back(segment);
       p.positions.push_back(int32_t(t));
     }

@@ -45,8 +45,19 @@ public:
   static Expected<TrainBatches> create(std::vector<int32_t> tokens, int64_t batch,
                                        int64_t seqLen, uint64_t seed);
 
-  /// Fills the next batch. `tokens`, `targets`: i32[batch, seqLen], row-major.
-  void next(int32_t *tokens, int32_t *targets);
+  /// Batches of prepared rows instead of token windows (supervised fine-tuning): row `w`
+  /// is `tokens[w*T .. (w+1)*T)` with its own `targets` (and `segments`, i32 like tokens, or
+  /// empty when the rows are not packed); the shuffle, epochs and state are those of
+  /// windows. Errors: InvalidArgument if `batch` or `seqLen` < 1, there is no row, or the
+  /// sizes are not rows x seqLen.
+  static Expected<TrainBatches> fromRows(std::vector<int32_t> tokens, std::vector<int32_t> targets,
+                                         std::vector<int32_t> segments, int64_t batch,
+                                         int64_t seqLen, uint64_t seed);
+
+  /// Fills the next batch. `tokens`, `targets`: i32[batch, seqLen], row-major. `segments`
+  /// (i32[batch, seqLen] or null) gets the rows' document indices: those of fromRows'
+  /// packed rows, else 0 everywhere (one document per row).
+  void next(int32_t *tokens, int32_t *targets, int32_t *segments = nullptr);
   /// Index of the next window in the shuffled order (advances by one; used by next()).
   int64_t nextWindow();
   int64_t numWindows() const { return numWindows_; }
@@ -73,6 +84,8 @@ private:
   TrainBatches() = default;
   void reshuffle();
   std::vector<int32_t> tokens_;
+  std::vector<int32_t> rowTargets_, rowSegments_; ///< fromRows only
+  bool rows_ = false;
   int64_t batch_ = 0, seqLen_ = 0, numWindows_ = 0;
   std::mt19937_64 rng_;
   std::vector<int64_t> order_;
@@ -84,14 +97,30 @@ private:
 struct EvalBatches {
   int64_t numBatches = 0, batch = 0, seqLen = 0;
   std::vector<int32_t> tokens, targets; ///< i32[numBatches, batch, seqLen]
+  /// i32[numBatches, batch, seqLen] document indices of packed rows; empty: one document
+  /// per row (segments 0).
+  std::vector<int32_t> segments;
   const int32_t *tokensOf(int64_t b) const { return tokens.data() + b * batch * seqLen; }
   const int32_t *targetsOf(int64_t b) const { return targets.data() + b * batch * seqLen; }
+  const int32_t *segmentsOf(int64_t b) const {
+    return segments.empty() ? nullptr : segments.data() + b * batch * seqLen;
+  }
 };
 
 /// Errors: InvalidArgument if `val` has fewer than `batch` windows of `seqLen + 1` tokens
 /// (the message gives both sizes) or `numBatches` < 1.
 Expected<EvalBatches> makeEvalBatches(const std::vector<int32_t> &val, int64_t batch,
                                       int64_t seqLen, int64_t numBatches);
+
+/// Evaluation batches of prepared rows (as TrainBatches::fromRows, `segments` empty when
+/// not packed): every row once, in order, in batches of `batch` rows; the last batch is
+/// completed with rows of padding (`padId`, targets kIgnoreIndex), which add nothing to a
+/// token-weighted loss. Errors: InvalidArgument if `batch` or `seqLen` < 1, there is no
+/// row, or the sizes are not rows x seqLen.
+Expected<EvalBatches> makeEvalRows(const std::vector<int32_t> &tokens,
+                                   const std::vector<int32_t> &targets,
+                                   const std::vector<int32_t> &segments, int64_t batch,
+                                   int64_t seqLen, int32_t padId);
 
 /// Labels of a padded sequence for causal language modelling (Hugging Face's `labels`,
 /// before the shift): labels[t] = ids[t] where attention[t] is 1 and kIgnoreIndex where it is
@@ -125,9 +154,13 @@ struct PackedRows {
 /// row when it fits in what is left, else it starts a new row; the rest of a row is
 /// `padId` with target kIgnoreIndex. Documents of lengths 3 and 2 in one row of 5 get
 /// segments [0, 0, 0, 1, 1], positions [0, 1, 2, 0, 1] and targets [a1, a2, -100, b1, -100].
-/// Errors: InvalidArgument if seqLen < 1, a document is empty or longer than seqLen.
+/// With `docTargets` (one i32 vector per document, of its length), each document's
+/// targets are those instead (supervised fine-tuning: kIgnoreIndex on prompt tokens).
+/// Errors: InvalidArgument if seqLen < 1, a document is empty or longer than seqLen, or a
+/// document's targets differ in length from it.
 Expected<PackedRows> packDocuments(const std::vector<std::vector<int32_t>> &docs,
-                                   int64_t seqLen, int32_t padId);
+                                   int64_t seqLen, int32_t padId,
+                                   const std::vector<std::vector<int32_t>> *docTargets = nullptr);
 
 /// Number of entries of `targets` (i32[n]) that are not kIgnoreIndex (StepABI.h): the
 /// target tokens a loss averages over.

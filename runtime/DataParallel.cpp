@@ -11,12 +11,12 @@
 namespace lrt {
 
 void nextShard(TrainBatches &train, int rank, int ranks, int64_t microBatches,
-               int32_t *tokens, int32_t *targets) {
+               int32_t *tokens, int32_t *targets, int32_t *segments) {
   const int64_t rows = train.batch() * train.seqLen();
   for (int64_t j = 0; j < int64_t(ranks) * microBatches; ++j) {
     if (j / microBatches == rank) {
       int64_t i = j % microBatches;
-      train.next(tokens + i * rows, targets + i * rows);
+      train.next(tokens + i * rows, targets + i * rows, segments ? segments + i * rows : nullptr);
     } else {
       // Another rank's micro-batch: skip its windows without copying them.
       for (int64_t b = 0; b < train.batch(); ++b)

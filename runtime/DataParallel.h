@@ -23,10 +23,11 @@ namespace lrt {
 
 /// Fills this rank's `microBatches` micro-batches of the next optimizer step and advances
 /// `train` past the whole step (all ranks' rows), so every rank's `train` stays at the
-/// same cursor. `tokens`, `targets`: i32[microBatches, train.batch(), train.seqLen()].
+/// same cursor. `tokens`, `targets` (and `segments` when not null, see TrainBatches::next):
+/// i32[microBatches, train.batch(), train.seqLen()].
 /// Requires 0 <= rank < ranks and microBatches >= 1.
 void nextShard(TrainBatches &train, int rank, int ranks, int64_t microBatches,
-               int32_t *tokens, int32_t *targets);
+               int32_t *tokens, int32_t *targets, int32_t *segments = nullptr);
 
 /// The status every rank agrees on after a step that may fail on some ranks only (rank 0's
 /// file writes, loading a checkpoint): `local` where it failed; elsewhere, if any rank

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -66,15 +67,27 @@ struct Nf4Spec {
 struct DatasetSpec {
   std::string name;   ///< the `dataset` declaration's name
   std::string path;   ///< file path as written in the .llmp file
-  std::string format; ///< "text" (plain UTF-8) or "osis" (OSIS XML Bible: verse text only)
-  double split = 0.95; ///< fraction of tokens used for training; the rest is validation
+  /// "text" (plain UTF-8) or "osis" (OSIS XML Bible: verse text only) for pretraining;
+  /// "chat", "prompt_completion", "qa" (JSONL) or "faq" (FAQ text) for fine-tuning
+  /// (runtime/SftData.h)
+  std::string format;
+  /// Fraction used for training: of the tokens (pretraining, split by position) or of the
+  /// conversations (fine-tuning, a seeded shuffle); the rest is validation / held out.
+  double split = 0.95;
+  /// JSONL formats: the JSON key of each field, by the format's argument name
+  /// ("messages", "prompt", "completion", "question", "answer"); absent: the argument name.
+  std::map<std::string, std::string> keys;
+  /// Chat data `train_on: all`: the loss covers every token, not only the assistant's.
+  bool trainOnAll = false;
 };
 
 /// The tokenizer to train (or load) for the stage.
 struct TokenizerSpec {
   std::string name;        ///< the `tokenizer` declaration's name
-  std::string kind = "bpe"; ///< "bpe": SentencePiece BPE with byte fallback, trained on the data
+  std::string kind = "bpe"; ///< "bpe": SentencePiece BPE with byte fallback, trained on the data;
+                            ///< "from_gguf": the byte-level BPE (and chat template) of a GGUF file
   int64_t vocabSize = 0;
+  std::string path; ///< "from_gguf": the GGUF file
 };
 
 /// Everything the host training loop needs for one `pretrain` stage.
@@ -82,6 +95,7 @@ struct StagePlan {
   std::string pipeline;  ///< pipeline name ("main")
   std::string stage;     ///< stage name ("pretrain")
   std::string model;     ///< model declaration name
+  std::string kind = "pretrain"; ///< the stage kind: "pretrain" or "sft" (runtime/SftTrainer.h)
   std::vector<ParamInfo> params;
   int64_t numParams = 0;  ///< total elements of the flat buffer (trainable params only)
   /// Bytes of the frozen buffer (frozen params; see ParamInfo::frozen). 0: no frozen

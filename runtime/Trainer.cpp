@@ -3,6 +3,8 @@
 /// progress, metrics.jsonl, evaluation, checkpoint and samples.
 #include "runtime/Trainer.h"
 
+#include "runtime/TrainLoop.h"
+
 #include "runtime/Checkpoint.h"
 #include "runtime/Corpus.h"
 #include "runtime/Data.h"
@@ -31,13 +33,6 @@ double secondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::string runDirOf(const StagePlan &plan, const TrainOptions &opts) {
-  if (!opts.runDir.empty())
-    return opts.runDir;
-  return fmt::format("runs/{}/{}", plan.pipeline.empty() ? "main" : plan.pipeline,
-                     plan.stage.empty() ? "pretrain" : plan.stage);
-}
-
 /// "1h02m", "3m05s", "42s".
 std::string formatDuration(double s) {
   if (!std::isfinite(s) || s < 0)
@@ -50,8 +45,8 @@ std::string formatDuration(double s) {
   return fmt::format("{}s", t);
 }
 
-/// Checks what the trainer relies on before touching any buffer.
-Status validatePlan(const StagePlan &plan, const StepFunctions &fns, bool needLogits) {
+/// Checks what the loop relies on before touching any buffer.
+Status validateLoop(const StagePlan &plan, const StepFunctions &fns, bool needLogits) {
   if (!fns.gradStep || !fns.applyStep || !fns.evalStep)
     return Status::invalid("plan: missing grad_step, apply_step or eval_step function");
   if (plan.accumulate < 1)
@@ -62,6 +57,13 @@ Status validatePlan(const StagePlan &plan, const StepFunctions &fns, bool needLo
     return Status::invalid(fmt::format("plan: batch {} x {} must be positive", plan.batch, plan.seqLen));
   if (plan.numParams < 1 || plan.params.empty())
     return Status::invalid(fmt::format("plan: model has {} parameters", plan.numParams));
+  return Status::ok();
+}
+
+/// validateLoop and what pretraining adds: a SentencePiece BPE of the model's vocabulary.
+Status validatePlan(const StagePlan &plan, const StepFunctions &fns, bool needLogits) {
+  if (Status st = validateLoop(plan, fns, needLogits); !st)
+    return st;
   if (plan.vocab != plan.tokenizer.vocabSize)
     return Status::invalid(fmt::format("plan: model vocab {} differs from tokenizer '{}' vocab {}",
                                        plan.vocab, plan.tokenizer.name, plan.tokenizer.vocabSize));
@@ -71,19 +73,12 @@ Status validatePlan(const StagePlan &plan, const StepFunctions &fns, bool needLo
   return Status::ok();
 }
 
-/// Tokens, splits and batches of one stage.
-struct PreparedData {
-  Tokenizer tokenizer;
-  std::optional<TrainBatches> train;
-  EvalBatches eval;
-  int64_t corpusChars = 0, corpusTokens = 0, trainTokens = 0, valTokens = 0;
-  double tokenizerSeconds = 0;
-};
-
+/// The pretraining data (tokens, splits and batches); the tokenizer goes to `tokenizer`.
 /// `ranks` > 1: each validation batch holds every rank's rows (ranks x plan.batch), so
 /// the validation set is the one of a single process with the whole batch.
 Expected<PreparedData> prepareData(const StagePlan &plan, const TrainOptions &opts,
-                                   const std::string &runDir, bool report, int64_t ranks = 1) {
+                                   const std::string &runDir, bool report,
+                                   std::optional<Tokenizer> &tokenizer, int64_t ranks = 1) {
   std::FILE *out = opts.out;
   std::string dataPath = opts.dataPath.empty() ? plan.data.path : opts.dataPath;
   std::string format = plan.data.format.empty() ? "text" : plan.data.format;
@@ -137,7 +132,7 @@ Expected<PreparedData> prepareData(const StagePlan &plan, const TrainOptions &op
                               std::max<int64_t>(1, plan.evalBatches));
   if (!eval)
     return eval.status();
-  d.tokenizer = tok.take();
+  tokenizer.emplace(tok.take());
   d.train.emplace(train.take());
   d.eval = eval.take();
   return d;
@@ -269,31 +264,36 @@ private:
   bool failed_ = false;
 };
 
-/// Mean eval loss over all validation batches. Data parallel: rank r evaluates rows
-/// [r B, (r + 1) B) of each batch of world.size() x B rows, and the per-rank losses are
-/// averaged (allreduce). Errors: the collective's.
-Expected<double> evaluate(const StepFunctions &fns, std::vector<float> &params,
+/// Mean eval loss over every target token of all validation batches (each batch's mean
+/// loss weighted by its target tokens; with the full windows of pretraining, the mean of
+/// the batch means). Data parallel: rank r evaluates rows [r B, (r + 1) B) of each batch
+/// of world.size() x B rows, and the weighted sums are all-reduced. Errors: the
+/// collective's.
+Expected<double> evaluate(const StepCalls &calls, std::vector<float> &params,
                           const EvalBatches &eval, Collective &world) {
   const int64_t rows = eval.batch / world.size(), shard = world.rank() * rows * eval.seqLen;
-  std::vector<int32_t> tokens(rows * eval.seqLen), targets(tokens.size());
+  std::vector<int32_t> tokens(rows * eval.seqLen), targets(tokens.size()), segments(tokens.size());
   std::vector<float> metrics(kNumMetrics, 0.0f);
-  auto p = viewOf(params.data(), {int64_t(params.size())});
-  auto tk = viewOf(tokens.data(), {rows, eval.seqLen});
-  auto tg = viewOf(targets.data(), {rows, eval.seqLen});
-  auto mt = viewOf(metrics.data(), {int64_t(kNumMetrics)});
-  double sum = 0;
+  double sums[2] = {0, 0}; // sum of n_b * loss_b, sum of n_b
   for (int64_t b = 0; b < eval.numBatches; ++b) {
     std::copy_n(eval.tokensOf(b) + shard, tokens.size(), tokens.begin());
     std::copy_n(eval.targetsOf(b) + shard, targets.size(), targets.begin());
-    fns.evalStep(&p, &tk, &tg, &mt);
-    sum += metrics[kMetricLoss];
+    if (const int32_t *seg = eval.segmentsOf(b))
+      std::copy_n(seg + shard, segments.size(), segments.begin());
+    else
+      std::fill(segments.begin(), segments.end(), 0);
+    int64_t n = countTargets(targets.data(), int64_t(targets.size()));
+    if (n == 0)
+      continue;
+    calls.eval(params.data(), tokens.data(), targets.data(), segments.data(), rows,
+               metrics.data());
+    sums[0] += double(n) * metrics[kMetricLoss];
+    sums[1] += double(n);
   }
-  if (world.size() > 1) {
-    if (Status st = world.allreduceSum(&sum, 1); !st)
+  if (world.size() > 1)
+    if (Status st = world.allreduceSum(sums, 2); !st)
       return st;
-    sum /= double(world.size());
-  }
-  return sum / double(eval.numBatches);
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
 std::vector<TensorRef> paramTensors(const StagePlan &plan, const std::vector<float> &buf,
@@ -404,10 +404,14 @@ Status allocateState(const StagePlan &plan, std::vector<float> &grads, std::vect
   }
 }
 
-Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts) {
+} // namespace
+
+Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts,
+                       const StageHooks &hooks) {
   try {
-    if (Status st = validatePlan(plan, fns, opts.numSamples > 0); !st)
+    if (Status st = validateLoop(plan, fns, opts.numSamples > 0); !st)
       return st;
+    const StepCalls calls(plan, fns);
     if (Status st = checkStateFits(plan); !st)
       return st;
     const std::string runDir = runDirOf(plan, opts);
@@ -431,18 +435,19 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       return Status::invalid(fmt::format("plan: steps {} must be positive", steps));
 
     if (!quiet)
-      fmt::print(out, "stage {}.{}: model '{}', {} params, batch {} x {}{}, {} steps -> {}\n",
+      fmt::print(out, "stage {}.{}: model '{}', {} params, batch {} x {}{}{}, {} steps -> {}\n",
                  plan.pipeline, plan.stage, plan.model, plan.numParams, plan.batch, plan.seqLen,
+                 plan.packing ? " packed" : "",
                  R > 1 ? fmt::format(" on each of {} ranks", R) : "", steps, runDir);
-    // Rank 0 trains the tokenizer and writes the token cache first; the others then read
-    // both from the run directory.
+    // Rank 0 prepares the data first (pretraining: it trains the tokenizer and writes the
+    // token cache); the others then read both from the run directory.
     std::optional<Expected<PreparedData>> prepared;
     if (writer)
-      prepared.emplace(prepareData(plan, opts, runDir, !quiet, R));
+      prepared.emplace(hooks.prepare(!quiet, R));
     if (Status st = agreeOnStatus(*world, writer ? prepared->status() : Status()); !st)
       return st;
     if (!writer)
-      prepared.emplace(prepareData(plan, opts, runDir, false, R));
+      prepared.emplace(hooks.prepare(false, R));
     if (Status st = agreeOnStatus(*world, prepared->status()); !st)
       return st;
     Expected<PreparedData> &data = *prepared;
@@ -462,8 +467,11 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     if (Status st = allocateState(plan, grads, m, v); !st)
       return st;
     try {
-      if (Status st = initParams(plan, plan.seed, params); !st)
+      if (Status st = hooks.initialParams(params); !st)
         return st;
+      if (int64_t(params.size()) != plan.numParams)
+        return Status::invalid(fmt::format("initial parameters: {} values, the plan has {}",
+                                           params.size(), plan.numParams));
     } catch (const std::bad_alloc &) {
       return Status::outOfMemory(fmt::format("cannot allocate {} for the parameters",
                                              formatGiB(4.0 * double(plan.numParams))));
@@ -526,8 +534,9 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       }
       // The final outputs are written after the last step: until then, none of an earlier
       // run's may stay next to this run's metrics and checkpoints.
-      for (const char *old : {"samples.txt", "checkpoint/model.safetensors",
-                              "checkpoint/tokenizer.model"}) {
+      std::vector<std::string> outputs = hooks.outputs;
+      outputs.push_back("checkpoint/model.safetensors");
+      for (const std::string &old : outputs) {
         std::error_code ec;
         std::filesystem::remove(runDir + "/" + old, ec);
         if (ec)
@@ -545,14 +554,8 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
     const int64_t B = plan.batch, T = plan.seqLen, K = plan.accumulate;
     // The K micro-batches of one step, drawn before the first grad_step: each one's
     // gradient scale needs the step's total number of target tokens.
-    std::vector<int32_t> tokens(K * B * T), targets(K * B * T);
+    std::vector<int32_t> tokens(K * B * T), targets(K * B * T), segments(K * B * T);
     std::vector<float> hyper(kNumHyper, 0.0f), metrics(kNumMetrics, 0.0f);
-    auto pP = viewOf(params.data(), {plan.numParams});
-    auto pG = viewOf(grads.data(), {plan.numParams});
-    auto pM = viewOf(m.data(), {plan.numParams});
-    auto pV = viewOf(v.data(), {plan.numParams});
-    auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
-    auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
     std::vector<double> microLoss(K);
     std::vector<int64_t> microTokens(K);
 
@@ -575,7 +578,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       result.lastValLoss = resumed->lastValLoss;
     }
     auto runEval = [&](int64_t step) -> Status {
-      auto evalLoss = evaluate(fns, params, data->eval, *world);
+      auto evalLoss = evaluate(calls, params, data->eval, *world);
       if (!evalLoss)
         return evalLoss.status();
       double valLoss = *evalLoss;
@@ -610,9 +613,17 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       return writeCheckpoint(ckptDir, plan, s, opts.keepCheckpoints, modelMeta(step));
     };
     const int64_t ckptEvery = opts.checkpointEvery > 0 ? opts.checkpointEvery : plan.evalEvery;
-    if (!resumed)
+    if (!resumed) {
       if (Status st = runEval(0); !st)
         return st;
+      if (writer && hooks.beforeTraining) {
+        auto text = hooks.beforeTraining(params);
+        if (!text)
+          return text.status();
+        if (!text->empty())
+          progress.line(*text);
+      }
+    }
 
     for (int64_t step = firstStep; step <= steps; ++step) {
       double lr = learningRate(step - 1, plan.lr, plan.minLr, plan.warmup, steps);
@@ -624,7 +635,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       hyper[kHyperGradClip] = float(plan.gradClip);
       hyper[kHyperStep] = float(step);
       // This rank's K micro-batches of the step (all of them on one process).
-      nextShard(train, world->rank(), int(R), K, tokens.data(), targets.data());
+      nextShard(train, world->rank(), int(R), K, tokens.data(), targets.data(), segments.data());
       int64_t rankTargets = 0;
       for (int64_t i = 0; i < K; ++i) {
         microTokens[i] = countTargets(targets.data() + i * B * T, B * T);
@@ -637,10 +648,11 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       auto t0 = Clock::now();
       std::fill(grads.begin(), grads.end(), 0.0f);
       for (int64_t i = 0; i < K; ++i) {
-        auto pTok = viewOf(tokens.data() + i * B * T, {B, T});
-        auto pTgt = viewOf(targets.data() + i * B * T, {B, T});
         hyper[kHyperGradScale] = float(gradScale(microTokens[i], stepTargets));
-        fns.gradStep(&pP, &pG, &pTok, &pTgt, &pHyper, &pMetrics);
+        hyper[kHyperMicroBatch] = float(world->rank() * K + i); // keys the dropout masks
+        calls.grad(params.data(), grads.data(), tokens.data() + i * B * T,
+                   targets.data() + i * B * T, segments.data() + i * B * T, B, hyper.data(),
+                   metrics.data());
         microLoss[i] = metrics[kMetricLoss];
       }
       double loss = weightedMeanLoss(microLoss, microTokens);
@@ -654,7 +666,7 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
           return st;
         loss = stepTargets > 0 ? weighted / double(stepTargets) : 0.0;
       }
-      fns.applyStep(&pP, &pG, &pM, &pV, &pHyper, &pMetrics);
+      calls.apply(params.data(), grads.data(), m.data(), v.data(), hyper.data(), metrics.data());
       double dt = secondsSince(t0);
       trainSeconds += dt;
       double gradNorm = metrics[kMetricGradNorm];
@@ -721,31 +733,13 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       return modelBytes.status();
     if (Status st = writeFileDurable(ckpt, *modelBytes); !st)
       return st;
-    if (Status st = data->tokenizer.save(runDir + "/checkpoint/tokenizer.model"); !st)
-      return st;
     progress.line(fmt::format("checkpoint: {}", ckpt));
-
-    // Samples.
-    if (opts.numSamples > 0) {
-      std::vector<std::string> prompts = opts.prompts.empty() ? defaultPrompts() : opts.prompts;
-      std::mt19937_64 rng(plan.seed ^ 0x5eed5a3b1e5ull);
-      LogitsModel model{fns.logitsStep, params.data(), plan.numParams,
-                        plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
-      const std::vector<int16_t> pieceBytes = data->tokenizer.pieceBytes();
-      std::string all;
-      for (int64_t i = 0; i < opts.numSamples; ++i) {
-        const std::string &prompt = prompts[i % prompts.size()];
-        auto ids = generate(model, data->tokenizer.encode(prompt), opts.sampleTokens,
-                            opts.temperature, opts.topK, rng, &pieceBytes);
-        if (!ids)
-          return ids.status();
-        std::string text = data->tokenizer.decode(*ids);
-        result.samples.push_back(text);
-        all += fmt::format("--- sample {} (prompt \"{}\") ---\n{}\n", i + 1, prompt, text);
-      }
-      if (Status st = writeFileAtomic(runDir + "/samples.txt", all); !st)
-        return st;
-      progress.line(all + fmt::format("samples: {}/samples.txt", runDir));
+    if (hooks.afterTraining) {
+      auto text = hooks.afterTraining(params, result);
+      if (!text)
+        return text.status();
+      if (!text->empty())
+        progress.line(*text);
     }
 
     double ratio = result.lastValLoss / result.firstValLoss;
@@ -760,16 +754,127 @@ Status pretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOpti
       *opts.result = std::move(result);
     return Status::ok();
   } catch (const std::bad_alloc &) {
-    return Status::outOfMemory("runPretrain: out of memory");
+    return Status::outOfMemory("training: out of memory");
   } catch (const std::exception &e) {
-    return Status::internal(fmt::format("runPretrain: {}", e.what()));
+    return Status::internal(fmt::format("training: {}", e.what()));
   }
 }
 
+std::string runDirOf(const StagePlan &plan, const TrainOptions &opts) {
+  if (!opts.runDir.empty())
+    return opts.runDir;
+  return fmt::format("runs/{}/{}", plan.pipeline.empty() ? "main" : plan.pipeline,
+                     plan.stage.empty() ? "pretrain" : plan.stage);
+}
+
+void StepCalls::grad(float *params, float *grads, int32_t *tokens, int32_t *targets,
+                     int32_t *segments, int64_t rows, float *hyper, float *metrics) const {
+  const int64_t T = plan_.seqLen;
+  auto pP = viewOf(params, {plan_.numParams});
+  auto pG = viewOf(grads, {plan_.numParams});
+  auto pTok = viewOf(tokens, {rows, T});
+  auto pTgt = viewOf(targets, {rows, T});
+  auto pHyper = viewOf(hyper, {int64_t(kNumHyper)});
+  auto pMetrics = viewOf(metrics, {int64_t(kNumMetrics)});
+  if (plan_.packing) {
+    auto pSeg = viewOf(segments, {rows, T});
+    reinterpret_cast<PackedGradStepFn>(fns_.gradStep)(&pP, &pG, &pTok, &pTgt, &pSeg, &pHyper,
+                                                      &pMetrics);
+    return;
+  }
+  fns_.gradStep(&pP, &pG, &pTok, &pTgt, &pHyper, &pMetrics);
+}
+
+void StepCalls::eval(float *params, int32_t *tokens, int32_t *targets, int32_t *segments,
+                     int64_t rows, float *metrics) const {
+  const int64_t T = plan_.seqLen;
+  auto pP = viewOf(params, {plan_.numParams});
+  auto pTok = viewOf(tokens, {rows, T});
+  auto pTgt = viewOf(targets, {rows, T});
+  auto pMetrics = viewOf(metrics, {int64_t(kNumMetrics)});
+  if (plan_.packing) {
+    auto pSeg = viewOf(segments, {rows, T});
+    reinterpret_cast<PackedEvalStepFn>(fns_.evalStep)(&pP, &pTok, &pTgt, &pSeg, &pMetrics);
+    return;
+  }
+  fns_.evalStep(&pP, &pTok, &pTgt, &pMetrics);
+}
+
+namespace {
+/// logits_step of a packing stage: tokens, then segments i32[1, context].
+using PackedLogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
+                                    MemRef<int32_t, 2> *segments, MemRef<float, 3> *logits);
+/// The packed logits_step that logitsOneDocument calls (StepCalls::logitsStep).
+thread_local LogitsStepFn packedLogits = nullptr;
+
+void logitsOneDocument(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
+                       MemRef<float, 3> *logits) {
+  std::vector<int32_t> segments(size_t(tokens->sizes[0] * tokens->sizes[1]), 0);
+  auto pSeg = viewOf(segments.data(), {tokens->sizes[0], tokens->sizes[1]});
+  reinterpret_cast<PackedLogitsStepFn>(packedLogits)(params, tokens, &pSeg, logits);
+}
 } // namespace
 
+LogitsStepFn StepCalls::logitsStep() const {
+  if (!plan_.packing || !fns_.logitsStep)
+    return fns_.logitsStep;
+  packedLogits = fns_.logitsStep;
+  return &logitsOneDocument;
+}
+
+void StepCalls::apply(float *params, float *grads, float *m, float *v, float *hyper,
+                      float *metrics) const {
+  auto pP = viewOf(params, {plan_.numParams});
+  auto pG = viewOf(grads, {plan_.numParams});
+  auto pM = viewOf(m, {plan_.numParams});
+  auto pV = viewOf(v, {plan_.numParams});
+  auto pHyper = viewOf(hyper, {int64_t(kNumHyper)});
+  auto pMetrics = viewOf(metrics, {int64_t(kNumMetrics)});
+  fns_.applyStep(&pP, &pG, &pM, &pV, &pHyper, &pMetrics);
+}
+
 Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts) {
-  Status st = pretrain(plan, fns, opts);
+  Status st = validatePlan(plan, fns, opts.numSamples > 0);
+  // The tokenizer, trained or loaded by prepare(), for the files and samples at the end.
+  std::optional<Tokenizer> tokenizer;
+  const std::string runDir = runDirOf(plan, opts);
+  StageHooks hooks;
+  hooks.prepare = [&](bool report, int64_t ranks) {
+    return prepareData(plan, opts, runDir, report, tokenizer, ranks);
+  };
+  hooks.initialParams = [&](std::vector<float> &params) {
+    return initParams(plan, plan.seed, params);
+  };
+  hooks.outputs = {"samples.txt", "checkpoint/tokenizer.model"};
+  hooks.afterTraining = [&](std::vector<float> &params,
+                            TrainResult &result) -> Expected<std::string> {
+    if (Status st = tokenizer->save(runDir + "/checkpoint/tokenizer.model"); !st)
+      return st;
+    if (opts.numSamples <= 0)
+      return std::string();
+    std::vector<std::string> prompts = opts.prompts.empty() ? defaultPrompts() : opts.prompts;
+    std::mt19937_64 rng(plan.seed ^ 0x5eed5a3b1e5ull);
+    const StepCalls calls(plan, fns);
+    LogitsModel model{calls.logitsStep(), params.data(), plan.numParams,
+                      plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
+    const std::vector<int16_t> pieceBytes = tokenizer->pieceBytes();
+    std::string all;
+    for (int64_t i = 0; i < opts.numSamples; ++i) {
+      const std::string &prompt = prompts[i % prompts.size()];
+      auto ids = generate(model, tokenizer->encode(prompt), opts.sampleTokens, opts.temperature,
+                          opts.topK, rng, &pieceBytes);
+      if (!ids)
+        return ids.status();
+      std::string text = tokenizer->decode(*ids);
+      result.samples.push_back(text);
+      all += fmt::format("--- sample {} (prompt \"{}\") ---\n{}\n", i + 1, prompt, text);
+    }
+    if (Status st = writeFileAtomic(runDir + "/samples.txt", all); !st)
+      return st;
+    return all + fmt::format("samples: {}/samples.txt", runDir);
+  };
+  if (st)
+    st = runTrainingLoop(plan, fns, opts, hooks);
   // The caller prints errors on stderr: what went to `out` must come first.
   if (opts.out)
     std::fflush(opts.out);
@@ -787,7 +892,8 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     if (Status st = makeDirs(runDir); !st)
       return st;
     bool report = opts.out && opts.progress != ProgressStyle::Quiet;
-    auto data = prepareData(plan, opts, runDir, report);
+    std::optional<Tokenizer> tokenizer;
+    auto data = prepareData(plan, opts, runDir, report, tokenizer);
     if (!data)
       return data.status();
     std::vector<float> init;
@@ -796,8 +902,8 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     std::vector<float> params = init, grads(plan.numParams, 0.0f), m(plan.numParams, 0.0f),
                        v(plan.numParams, 0.0f);
     const int64_t B = plan.batch, T = plan.seqLen;
-    std::vector<int32_t> tokens(B * T), targets(B * T);
-    data->train->next(tokens.data(), targets.data());
+    std::vector<int32_t> tokens(B * T), targets(B * T), segments(B * T);
+    data->train->next(tokens.data(), targets.data(), segments.data());
     std::vector<float> hyper(kNumHyper, 0.0f), metrics(kNumMetrics, 0.0f);
     hyper[kHyperLr] = 0.0f;
     hyper[kHyperBeta1] = float(plan.beta1);
@@ -807,18 +913,12 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     hyper[kHyperGradClip] = float(plan.gradClip);
     hyper[kHyperStep] = 1.0f;
     hyper[kHyperGradScale] = 1.0f;
-    auto pP = viewOf(params.data(), {plan.numParams});
-    auto pG = viewOf(grads.data(), {plan.numParams});
-    auto pM = viewOf(m.data(), {plan.numParams});
-    auto pV = viewOf(v.data(), {plan.numParams});
-    auto pTok = viewOf(tokens.data(), {B, T});
-    auto pTgt = viewOf(targets.data(), {B, T});
-    auto pHyper = viewOf(hyper.data(), {int64_t(kNumHyper)});
-    auto pMetrics = viewOf(metrics.data(), {int64_t(kNumMetrics)});
-    fns.gradStep(&pP, &pG, &pTok, &pTgt, &pHyper, &pMetrics);
+    const StepCalls calls(plan, fns);
+    calls.grad(params.data(), grads.data(), tokens.data(), targets.data(), segments.data(), B,
+               hyper.data(), metrics.data());
     float loss = metrics[kMetricLoss];
     // lr = 0: the update leaves the parameters as they are; it reports the gradient norm.
-    fns.applyStep(&pP, &pG, &pM, &pV, &pHyper, &pMetrics);
+    calls.apply(params.data(), grads.data(), m.data(), v.data(), hyper.data(), metrics.data());
 
     std::vector<TensorRef> tensors = paramTensors(plan, init, "");
     std::vector<TensorRef> gradTensors = paramTensors(plan, grads, "grad.");

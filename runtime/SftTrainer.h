@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The host side of an `sft` stage with full fine-tuning: conversations rendered with the
+/// model's chat template and labelled on assistant tokens (runtime/SftData.h), the weights
+/// of a pretrained model (a GGUF file, or the checkpoint of the `from:` stage), and the
+/// shared training loop (runtime/TrainLoop.h), with greedy answers to held-out questions
+/// before and after training.
+#pragma once
+
+#include "runtime/Plan.h"
+#include "runtime/Status.h"
+#include "runtime/StepABI.h"
+#include "runtime/Trainer.h"
+
+#include <string>
+
+namespace lrt {
+
+/// Where an `sft` stage starts from.
+struct SftSource {
+  /// The starting weights: a GGUF file (".gguf": readGgufParams, the `from_gguf` model) or a
+  /// safetensors checkpoint of the same model (the `from:` stage's
+  /// checkpoint/model.safetensors).
+  std::string weightsPath;
+  /// The GGUF file whose byte-level BPE tokenizer and `tokenizer.chat_template` render and
+  /// tokenise the conversations (plan.tokenizer.path of a `from_gguf` tokenizer).
+  std::string tokenizerPath;
+};
+
+/// Fine-tunes every parameter of `plan`'s model on its conversations.
+///
+/// 1. Reads the conversations of plan.data (readConversations; opts.dataPath overrides the
+///    path), splits them (splitConversations with plan.data.split and plan.seed), renders
+///    and labels each with the GGUF's chat template and tokenizer (encodeConversation; BOS
+///    or EOS added only when tokenizer.ggml.add_bos_token / add_eos_token ask and the
+///    template did not write them), and lays them out as rows of plan.seqLen
+///    (makeSftRows: packed with segments when plan.packing, else one per row), printing
+///    how many were truncated. The held-out rows form the evaluation batches (all of them,
+///    in batches of plan.batch x ranks rows; the loss is the mean over their target tokens).
+/// 2. Loads the starting weights (SftSource::weightsPath).
+/// 3. Runs the loop of runPretrain (step protocol, schedule, accumulation, metrics.jsonl,
+///    held-out loss before step 1 / every plan.evalEvery steps / after the last, checkpoints
+///    and --resume, data parallel).
+/// 4. Before step 1 and after the last step, with opts.numSamples > 0: greedy answers
+///    (at most opts.sampleTokens tokens, ending at tokenizer.ggml.eos_token_id) to the first
+///    opts.numSamples held-out questions (the conversation up to its last assistant turn,
+///    rendered with add_generation_prompt); both written to `<run>/samples.txt` with the
+///    reference answer. The model goes to `<run>/checkpoint/model.safetensors`.
+///
+/// Errors: those of runPretrain; NotFound/IoError/InvalidArgument from reading the data,
+/// the GGUF file or the weights; InvalidArgument if the tokenizer's vocabulary is larger
+/// than the model's, or no conversation is left for training or held out.
+Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts,
+              const SftSource &source);
+
+} // namespace lrt
