@@ -7,21 +7,25 @@ GGUF, on the same threads, in one run.
     scripts/setup.sh --models
     scripts/python.sh bench/smollm2_vs_transformers.py [--threads 2] [--new 32]
 
-llmp: `llmpc logits examples/chat.llmp` (context 256). Its times are differences of whole
+llmp: `llmpc logits examples/chat.llmp` (context 256). Prefill from differences of whole
 `llmpc logits` runs, so compilation and loading cancel out:
   forward  = (t(1 + P prompts) - t(1 prompt)) / P          one compiled 1 x 256 forward
   prefill  = prompt tokens / forward
-  decode   = new tokens / (t(--greedy N) - t(--greedy 0))  per-token rate of generation
-llmp has no KV cache yet (issue #4): every decoded token runs the whole 256-token window, so
-decode here is bounded by the full-window forward. transformers: the prompt's forward without
-cache (prefill; best of 3), and `generate` (greedy, KV cache) for N new tokens minus one
-prefill (decode)."""
+Decode from the generation times `llmpc logits --greedy` reports (metadata
+generate_seconds: prefill_step once, then decode_step per token with the KV cache):
+  decode   = (N - 1) / (generate_seconds(N) - generate_seconds(1))
+transformers: the prompt's forward without cache (prefill; best of 3), and `generate`
+(greedy, KV cache) for N new tokens minus one prefill (decode)."""
 import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "test", "e2e"))
+from torch_llama import read_safetensors  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.expanduser("~/.cache/llmp/models/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -69,9 +73,12 @@ def main():
         t1 = min(timed_llmpc(llmpc, run + ["--prompt", PROMPT], out) for _ in range(2))
         tp = min(timed_llmpc(llmpc, run + ["--prompt", PROMPT] * (1 + args.extra), out)
                  for _ in range(2))
-        tg = timed_llmpc(llmpc, run + ["--prompt", PROMPT, "--greedy", str(args.new)], out)
+        gen = []
+        for new in (1, args.new):
+            timed_llmpc(llmpc, run + ["--prompt", PROMPT, "--greedy", str(new)], out)
+            gen.append(float(read_safetensors(out)[1]["generate_seconds"]))
     fwd = (tp - t1) / args.extra
-    l_prefill, l_decode = n / fwd, args.new / (tg - t1)
+    l_prefill, l_decode = n / fwd, (args.new - 1) / (gen[1] - gen[0])
 
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
     model.eval()

@@ -24,24 +24,25 @@ Expected<std::string> ChatSession::reply(const std::string &text,
   if (!ids)
     return ids.status();
   lastPrompt_ = *ids;
-  std::vector<int32_t> context = ids.take();
   BpeStreamDecoder decoder(*tokenizer_);
   std::string out;
-  for (int64_t n = 0; n < options_.maxNew; ++n) {
-    // One token per call: generate() runs the whole window (no KV cache yet, #4).
-    auto next = generate(model_, std::move(context), 1, options_.temperature, options_.topK,
-                         rng_);
-    if (!next)
-      return next.status();
-    context = next.take();
-    int32_t id = context.back();
+  GenerateOptions opts;
+  opts.maxNew = options_.maxNew;
+  opts.temperature = options_.temperature;
+  opts.topK = options_.topK;
+  // Each id is decoded and streamed as it comes; a stop id ends the reply unprinted.
+  opts.onToken = [&](int64_t, int32_t id) {
     if (std::find(stopIds_.begin(), stopIds_.end(), id) != stopIds_.end())
-      break;
+      return false;
     std::string piece = decoder.push(id);
     out += piece;
     if (onText && !piece.empty())
       onText(piece);
-  }
+    return true;
+  };
+  auto added = generateStream(model_, *ids, opts, rng_);
+  if (!added)
+    return added.status();
   std::string rest = decoder.flush();
   out += rest;
   if (onText && !rest.empty())

@@ -2,8 +2,8 @@
 /// Chatting with a pretrained model (`llmpc chat`): the conversation rendered through the
 /// model's own chat template (runtime/ChatTemplate.h, e.g. SmolLM2's ChatML from its GGUF
 /// metadata), encoded with its byte-level BPE tokenizer, and the assistant's reply
-/// generated token by token with a compiled `logits_step` (runtime/Generate.h) until an
-/// end-of-turn token.
+/// generated token by token (runtime/Generate.h: the compiled prefill_step/decode_step
+/// with a KV cache, or the full-window logits_step) until an end-of-turn token.
 #pragma once
 
 #include "runtime/BpeTokenizer.h"

@@ -134,6 +134,16 @@ struct Val {
   bool isTensor() const { return static_cast<bool>(tensor); }
 };
 
+/// The functions the frontend emits from a model's forward.
+enum class Fn {
+  Loss,    ///< @loss(params, tokens, targets[, segments]) -> f32
+  Logits,  ///< @logits(params, tokens[, segments]) -> logits (B, T, V)
+  Prefill, ///< @prefill(params, tokens (B, P), lengths (B), k_cache, v_cache)
+           ///<   -> (logits of each row's last token (B, V), k_cache, v_cache)
+  Decode,  ///< @decode(params, tokens (B), positions (B), k_cache, v_cache)
+           ///<   -> (logits (B, V), k_cache, v_cache)
+};
+
 class Gen {
 public:
   Gen(mlir::MLIRContext &ctx, const StageInfo &info)
@@ -141,23 +151,55 @@ public:
 
   /// Emits `@loss` (with `targets`) or `@logits` for tokens of shape [batch, seq].
   mlir::LogicalResult emitFunc(mlir::ModuleOp module, bool isLoss, int64_t batch, int64_t seq) {
+    return emitFunc(module, isLoss ? Fn::Loss : Fn::Logits, batch, seq);
+  }
+
+  /// Emits `kind` (see Fn) for tokens of shape [batch, seq] (seq: the prompt length P of
+  /// @prefill; 1 for @decode).
+  mlir::LogicalResult emitFunc(mlir::ModuleOp module, Fn kind, int64_t batch, int64_t seq) {
+    const bool isLoss = kind == Fn::Loss;
+    const bool cached = kind == Fn::Prefill || kind == Fn::Decode;
     const ForwardDecl &fwd = *f.forward;
     llvm::SmallVector<mlir::Type> argTypes;
     for (const ConcreteParam &p : m.params)
       argTypes.push_back(f32(p.shape));
     auto ids = mlir::RankedTensorType::get({batch, seq}, b.getI32Type());
-    argTypes.push_back(ids);
+    auto rowIds = mlir::RankedTensorType::get({batch}, b.getI32Type());
+    argTypes.push_back(kind == Fn::Decode ? rowIds : ids);
     if (isLoss)
       argTypes.push_back(ids);
     // A packing stage's rows hold several documents: `segments` (B, T) gives each token's
     // document index, which masks attention across documents and restarts positions.
-    if (info.packing)
+    if (info.packing && !cached)
       argTypes.push_back(ids);
-    mlir::Type resultType = isLoss ? f32({}) : f32({batch, seq, m.get("vocab")});
+    // The KV cache: (layers, B, kv_heads, context, head size) for keys and for values.
+    mlir::RankedTensorType cacheType;
+    if (cached) {
+      int64_t heads = m.get("heads"), layers = m.get("layers"), context = m.get("context");
+      int64_t kv = m.get("kv_heads", heads), dim = m.get("dim");
+      if (heads <= 0 || layers <= 0 || context <= 0 || dim % heads != 0) {
+        mlir::emitError(toMLIR(ctx, fwd.loc))
+            << "a KV cache needs the model arguments 'layers', 'heads', 'dim' and 'context' "
+               "(model '"
+            << m.decl->name << "')";
+        return mlir::failure();
+      }
+      cacheType = f32({layers, batch, kv, context, dim / heads});
+      argTypes.push_back(rowIds); // lengths (prefill) or positions (decode)
+      argTypes.append({cacheType, cacheType});
+    }
+    llvm::SmallVector<mlir::Type> resultTypes;
+    if (isLoss)
+      resultTypes.push_back(f32({}));
+    else if (cached)
+      resultTypes.append({f32({batch, m.get("vocab")}), cacheType, cacheType});
+    else
+      resultTypes.push_back(f32({batch, seq, m.get("vocab")}));
     b.setInsertionPointToEnd(module.getBody());
     mlir::Location fnLoc = toMLIR(ctx, isLoss ? info.loss->loc : fwd.loc);
-    auto fn = mlir::func::FuncOp::create(b, fnLoc, isLoss ? "loss" : "logits",
-                                         b.getFunctionType(argTypes, {resultType}));
+    static const char *names[] = {"loss", "logits", "prefill", "decode"};
+    auto fn = mlir::func::FuncOp::create(b, fnLoc, names[static_cast<int>(kind)],
+                                         b.getFunctionType(argTypes, resultTypes));
     for (size_t i = 0; i < m.params.size(); ++i) {
       const ConcreteParam &p = m.params[i];
       fn.setArgAttr(i, "llmp.param", b.getStringAttr(p.path));
@@ -177,7 +219,19 @@ public:
       entry->getArgument(m.params.size() + 1).setLoc(toMLIR(ctx, info.loss->formals[1].loc));
     segments = nullptr;
     positions = nullptr;
-    if (info.packing) {
+    kCache = vCache = cacheStart = nullptr;
+    cacheLayer = 0;
+    const unsigned dataArg = m.params.size();
+    if (cached) {
+      // Arguments after the tokens: lengths / positions, k_cache, v_cache.
+      fn.setArgAttr(dataArg + 2, "llmp.kv_cache", b.getStringAttr("k"));
+      fn.setArgAttr(dataArg + 3, "llmp.kv_cache", b.getStringAttr("v"));
+      for (unsigned i = 1; i < 4; ++i)
+        entry->getArgument(dataArg + i).setLoc(toMLIR(ctx, fwd.loc));
+      kCache = entry->getArgument(dataArg + 2);
+      vCache = entry->getArgument(dataArg + 3);
+    }
+    if (info.packing && !cached) {
       segments = entry->getArguments().back();
       segments.setLoc(toMLIR(ctx, info.decl->loc));
     }
@@ -188,7 +242,17 @@ public:
     env.clear();
     for (auto &[name, v] : m.args)
       env[name] = Val{nullptr, v};
-    env[fwd.inputs[0].name] = Val{entry->getArgument(m.params.size())};
+    mlir::Value tokens = entry->getArgument(dataArg);
+    if (kind == Fn::Decode) {
+      // One new token per row at positions[b]: tokens and positions become (B, 1), and
+      // rope rotates each row by its own position.
+      auto col = mlir::RankedTensorType::get({batch, 1}, b.getI32Type());
+      mlir::Location l = toMLIR(ctx, fwd.loc);
+      cacheStart = entry->getArgument(dataArg + 1);
+      tokens = mlir::llmp::ReshapeOp::create(b, l, col, tokens);
+      positions = mlir::llmp::ReshapeOp::create(b, l, col, cacheStart);
+    }
+    env[fwd.inputs[0].name] = Val{tokens};
     std::optional<Val> result;
     for (const StmtPtr &s : fwd.body)
       if (mlir::failed(stmt(*s, result)))
@@ -231,6 +295,24 @@ public:
         return mlir::failure();
       out = lossVal->tensor;
       retLoc = toMLIR(ctx, body->loc);
+    }
+    if (cached) {
+      if (cacheLayer != mlir::cast<mlir::RankedTensorType>(kCache.getType()).getDimSize(0)) {
+        mlir::emitError(toMLIR(ctx, fwd.loc))
+            << "a KV cache needs one causal attention per layer, found " << cacheLayer
+            << " for " << m.get("layers") << " layers";
+        return mlir::failure();
+      }
+      // Logits of the token whose successor comes next: each row's last prompt token
+      // (prefill), the one new token (decode).
+      mlir::Value rowLengths = kind == Fn::Prefill ? entry->getArgument(dataArg + 1) : nullptr;
+      auto rowLogits = f32({batch, m.get("vocab")});
+      if (rowLengths)
+        out = mlir::llmp::LastTokenOp::create(b, retLoc, rowLogits, out, rowLengths);
+      else
+        out = mlir::llmp::ReshapeOp::create(b, retLoc, rowLogits, out);
+      mlir::func::ReturnOp::create(b, retLoc, mlir::ValueRange{out, kCache, vCache});
+      return mlir::success();
     }
     mlir::func::ReturnOp::create(b, retLoc, out);
     return mlir::success();
@@ -478,6 +560,8 @@ private:
         return mlir::failure();
       }
       bool causal = given[5] ? args[5].number != 0 : true;
+      if (kCache)
+        return cachedAttention(l, x, args[1].tensor, args[2].tensor, heads, kvHeads, causal);
       // Packed rows: causal attention stays inside each document (block-diagonal mask).
       mlir::Value seg = causal ? segments : mlir::Value();
       return Val{mlir::llmp::AttentionOp::create(
@@ -504,6 +588,37 @@ private:
     return Val{mlir::llmp::MeanOp::create(b, l, f32({}), x).getResult()};
   }
 
+  /// Attention in @prefill / @decode: the keys and values (k, v: (B, T, KV*d)) are written
+  /// into the caches at layer `cacheLayer` (at positions 0.. in prefill, at each row's
+  /// position in decode); prefill attends over its own tokens (causal, as in training),
+  /// decode over the cache (llmp.cache_attention: each row up to its own position).
+  mlir::FailureOr<Val> cachedAttention(mlir::Location l, mlir::Value q, mlir::Value k,
+                                       mlir::Value v, int64_t heads, int64_t kvHeads,
+                                       bool causal) {
+    auto cache = mlir::cast<mlir::RankedTensorType>(kCache.getType());
+    llvm::ArrayRef<int64_t> cs = cache.getShape();
+    if (!causal || cacheLayer >= cs[0] || kvHeads != cs[2] || shapeOf(k).back() != cs[2] * cs[4]) {
+      mlir::emitError(l) << "a KV cache of " << cs[0] << " layers x " << cs[2] << " heads x "
+                         << cs[4] << " needs one causal attention per layer with as many "
+                         << "key/value heads; found attention " << cacheLayer << " with "
+                         << kvHeads << " key/value heads" << (causal ? "" : ", not causal");
+      return mlir::failure();
+    }
+    auto layer = b.getI64IntegerAttr(cacheLayer++);
+    kCache = mlir::llmp::KVCacheWriteOp::create(b, l, cache, kCache, k, cacheStart, layer);
+    vCache = mlir::llmp::KVCacheWriteOp::create(b, l, cache, vCache, v, cacheStart, layer);
+    auto kvAttr = kvHeads != heads ? b.getI64IntegerAttr(kvHeads) : mlir::IntegerAttr();
+    if (!cacheStart)
+      return Val{mlir::llmp::AttentionOp::create(b, l, q.getType(), q, k, v, mlir::Value(),
+                                                 b.getI64IntegerAttr(heads), kvAttr,
+                                                 b.getUnitAttr())
+                     .getResult()};
+    return Val{mlir::llmp::CacheAttentionOp::create(b, l, q.getType(), q, kCache, vCache,
+                                                    cacheStart, layer,
+                                                    b.getI64IntegerAttr(heads), kvAttr)
+                   .getResult()};
+  }
+
   /// Per-token positions for rope: null without packing, else the positions inside each
   /// document, derived once per function from `segments` (first use at `l`).
   mlir::Value positionsAt(mlir::Location l) {
@@ -518,7 +633,11 @@ private:
   mlir::MLIRContext &ctx;
   mlir::OpBuilder b;
   mlir::Value segments;  ///< (B, T) document index per token in packing stages, else null
-  mlir::Value positions; ///< llmp.positions of `segments`, created on first use
+  mlir::Value positions; ///< llmp.positions of `segments`, created on first use; in
+                         ///< @decode each row's position (B, 1)
+  mlir::Value kCache, vCache; ///< @prefill / @decode: the caches as written so far
+  mlir::Value cacheStart;     ///< @decode: each row's position (B); null in @prefill
+  int64_t cacheLayer = 0;     ///< attentions emitted so far (= the next cache layer)
   const StageInfo &info;
   const ModelSpec &m;
   const FamilyDecl &f;
@@ -675,9 +794,11 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   return module;
 }
 
-mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
-emitLogits(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
-           lrt::StagePlan &plan) {
+/// emitLogits, and with `cache` also @prefill and @decode (emitInference).
+static mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitModelFuncs(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
+               lrt::StagePlan &plan, int64_t batch, int64_t prefillLen,
+               lrt::KVCacheShape *cache) {
   ctx.loadDialect<mlir::func::FuncDialect, mlir::llmp::LLMPDialect>();
   auto it = program.stageInfo.find(stageName.str());
   if (it == program.stageInfo.end() || !it->second.model) {
@@ -692,15 +813,49 @@ emitLogits(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stage
         << "model '" << plan.model << "' of stage '" << stageName << "' has no context length";
     return mlir::failure();
   }
+  if (cache && (batch < 1 || prefillLen < 1 || prefillLen > plan.context)) {
+    mlir::emitError(toMLIR(ctx, info.decl->nameLoc))
+        << "generation with a KV cache needs a batch of at least 1 and a prompt length in [1, "
+        << plan.context << "], found batch " << batch << " and prompt length " << prefillLen;
+    return mlir::failure();
+  }
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(toMLIR(ctx, info.decl->loc));
   mlir::OpBuilder b(&ctx);
   (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
   Gen gen(ctx, info);
-  if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)) ||
-      mlir::failed(mlir::verify(*module)))
+  if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
+    return mlir::failure();
+  if (cache) {
+    if (mlir::failed(gen.emitFunc(*module, Fn::Prefill, batch, prefillLen)) ||
+        mlir::failed(gen.emitFunc(*module, Fn::Decode, batch, 1)))
+      return mlir::failure();
+    auto prefill = module->lookupSymbol<mlir::func::FuncOp>("prefill");
+    auto shape = mlir::cast<mlir::RankedTensorType>(
+                     prefill.getArgument(prefill.getNumArguments() - 1).getType())
+                     .getShape();
+    *cache = lrt::KVCacheShape{shape[0], shape[1], shape[2], shape[3], shape[4], prefillLen};
+  }
+  if (info.lora && mlir::failed(applyAdapter(*module, info, plan)))
+    return mlir::failure();
+  if (info.lora && info.nf4 && mlir::failed(applyNf4Base(*module, info, plan)))
+    return mlir::failure();
+  if (mlir::failed(mlir::verify(*module)))
     return mlir::failure();
   return module;
+}
+
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitLogits(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
+           lrt::StagePlan &plan) {
+  return emitModelFuncs(ctx, program, stageName, plan, 0, 0, nullptr);
+}
+
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitInference(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
+              int64_t batch, int64_t prefillLen, lrt::StagePlan &plan,
+              lrt::KVCacheShape &cache) {
+  return emitModelFuncs(ctx, program, stageName, plan, batch, prefillLen, &cache);
 }
 
 } // namespace llmp

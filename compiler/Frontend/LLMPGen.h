@@ -8,6 +8,7 @@
 #pragma once
 
 #include "lang/AST.h"
+#include "runtime/KVCache.h"
 #include "runtime/Plan.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -44,5 +45,19 @@ emitStage(mlir::MLIRContext &ctx, const lang::Program &program, llvm::StringRef 
 mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
 emitLogits(mlir::MLIRContext &ctx, const lang::Program &program, llvm::StringRef stageName,
            lrt::StagePlan &plan);
+
+/// Emits `@logits` as emitLogits does, and for generation with a KV cache (docs/internals.md)
+///   @prefill(params, tokens i32[batch, prefillLen], lengths i32[batch], k_cache, v_cache)
+///       -> (logits f32[batch, vocab] of each row's last prompt token, k_cache, v_cache)
+///   @decode(params, tokens i32[batch], positions i32[batch], k_cache, v_cache)
+///       -> (logits f32[batch, vocab] of the new tokens, k_cache, v_cache)
+/// with caches f32[layers, batch, kv_heads, context, dim / heads] (runtime/KVCache.h),
+/// whose shape goes to `cache`. `prefillLen` must lie in [1, context]. Returns failure
+/// after reporting (those of emitLogits; a model without `layers`, `heads`, `dim` or one
+/// causal attention per layer).
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitInference(mlir::MLIRContext &ctx, const lang::Program &program, llvm::StringRef stageName,
+              int64_t batch, int64_t prefillLen, lrt::StagePlan &plan,
+              lrt::KVCacheShape &cache);
 
 } // namespace llmp

@@ -66,8 +66,8 @@ def main():
         return
 
     with tempfile.TemporaryDirectory() as tmp:
-        # Logits of every prompt; greedy continuations of two (each token runs the whole
-        # window: no KV cache yet, #4).
+        # Logits of every prompt; greedy continuations of two (prefill_step, then one
+        # decode_step per token with the KV cache).
         out, out_greedy = os.path.join(tmp, "logits.safetensors"), os.path.join(tmp, "g.st")
         run([args.llmpc, "logits", args.llmp, "-o", out] +
             [a for p in PROMPTS for a in ("--prompt", p)])

@@ -2,7 +2,8 @@
 """An independent PyTorch implementation of stdlib/models/llama.llmp and the next-token loss.
 
 Used as the reference for llmp's compiled loss and gradients (test/e2e/grad_vs_torch.py) and
-as the PyTorch side of bench/pretrain_vs_torch.py. It follows the conventions fixed in
+as the PyTorch side of bench/pretrain_vs_torch.py and (with KVCache / forward_cached) of
+bench/decode_vs_torch.py. It follows the conventions fixed in
 docs/internals.md, which are those of Hugging Face's LlamaForCausalLM:
 - RMSNorm: y = x / sqrt(mean(x^2) + eps) * w                (Zhang & Sennrich 2019)
 - RoPE on the two halves of each head (HF `rotate_half`), angle p * theta^(-2i/h)
@@ -56,14 +57,15 @@ def positions_of(segments):
     return pos
 
 
-def rope(x, heads, theta, segments=None):
+def rope(x, heads, theta, segments=None, start=0):
     """x: [B, T, D] -> [B, T, D], rotating the halves of each of `heads` heads, at positions
-    0..T-1, or at the per-document positions of `segments` ([B, T]) when given."""
+    start..start+T-1, or at the per-document positions of `segments` ([B, T]) when given."""
     B, T, D = x.shape
     h = D // heads
     xh = x.view(B, T, heads, h)
     inv = theta ** (-torch.arange(0, h // 2, dtype=x.dtype) * 2.0 / h)
-    pos = torch.arange(T)[None, :].expand(B, T) if segments is None else positions_of(segments)
+    pos = (torch.arange(start, start + T)[None, :].expand(B, T) if segments is None
+           else positions_of(segments))
     ang = pos.to(x.dtype)[:, :, None] * inv[None, None, :]  # [B, T, h/2]
     cos = torch.cat([ang.cos(), ang.cos()], -1)[:, :, None, :]
     sin = torch.cat([ang.sin(), ang.sin()], -1)[:, :, None, :]
@@ -104,6 +106,47 @@ def forward(params, tokens, heads, eps, theta, kv_heads=None, segments=None):
         q = rope(h @ p("wq"), heads, theta, segments)
         k = rope(h @ p("wk"), kv_heads or heads, theta, segments)
         x = x + attention(q, k, h @ p("wv"), heads, kv_heads, segments) @ p("wo")
+        h = rmsnorm(x, p("mlp_norm"), eps)
+        x = x + (torch.nn.functional.silu(h @ p("w_gate")) * (h @ p("w_up"))) @ p("w_down")
+    return rmsnorm(x, params["final_norm"], eps) @ params["embed"].T
+
+
+class KVCache:
+    """Keys (after RoPE) and values of every layer for B sequences of up to `context`
+    tokens: [layers, B, kv_heads, context, head_dim] each, as runtime/KVCache.h lays out
+    llmp's."""
+
+    def __init__(self, layers, batch, kv_heads, context, head_dim):
+        self.k = torch.zeros(layers, batch, kv_heads, context, head_dim)
+        self.v = torch.zeros(layers, batch, kv_heads, context, head_dim)
+
+
+def forward_cached(params, tokens, start, cache, heads, eps, theta, kv_heads=None):
+    """The forward of tokens [B, T] at positions start..start+T-1 (the same for every row)
+    with a KV cache: writes each layer's keys and values at those positions and attends
+    over the cached positions 0..start+t (causal) -> logits [B, T, V]. start = 0 is the
+    prefill, T = 1 a decode step (Hugging Face generate with a static cache does the same)."""
+    B, T = tokens.shape
+    kv = kv_heads or heads
+    x = params["embed"][tokens]
+    end = start + T
+    for i in range(layer_count(params)):
+        p = lambda n: params[f"layers.{i}.{n}"]
+        h = rmsnorm(x, p("attn_norm"), eps)
+        q = rope(h @ p("wq"), heads, theta, start=start)
+        k = rope(h @ p("wk"), kv, theta, start=start)
+        v = h @ p("wv")
+        D = q.shape[-1]
+        hd = D // heads
+        cache.k[i, :, :, start:end] = k.view(B, T, kv, hd).transpose(1, 2)
+        cache.v[i, :, :, start:end] = v.view(B, T, kv, hd).transpose(1, 2)
+        keys = cache.k[i, :, :, :end].repeat_interleave(heads // kv, dim=1)
+        values = cache.v[i, :, :, :end].repeat_interleave(heads // kv, dim=1)
+        qh = q.view(B, T, heads, hd).transpose(1, 2)
+        # Query t (position start + t) sees the cached positions j <= start + t.
+        mask = torch.arange(end)[None, :] > (start + torch.arange(T))[:, None]
+        s = (qh @ keys.transpose(-1, -2) / (hd ** 0.5)).masked_fill(mask, float("-inf"))
+        x = x + (s.softmax(-1) @ values).transpose(1, 2).reshape(B, T, D) @ p("wo")
         h = rmsnorm(x, p("mlp_norm"), eps)
         x = x + (torch.nn.functional.silu(h @ p("w_gate")) * (h @ p("w_up"))) @ p("w_down")
     return rmsnorm(x, params["final_norm"], eps) @ params["embed"].T

@@ -103,10 +103,13 @@ struct Lowerer {
   }
 
   /// A contraction; `batched` selects linalg.batch_matmul. Shapes: op(a) is ([Bt,]M,K),
-  /// op(b) is ([Bt,]K,N); the result is ([Bt,]M,N).
-  Value matmul(Value a, Value bm, bool ta, bool tb, ArrayRef<int64_t> outShape) {
+  /// op(b) is ([Bt,]K,N); the result is ([Bt,]M,N): init + op(a) op(b), with `init` zeros
+  /// unless given (an accumulator of that shape).
+  Value matmul(Value a, Value bm, bool ta, bool tb, ArrayRef<int64_t> outShape,
+               Value init = {}) {
     bool batched = outShape.size() == 3;
-    Value init = fill(outShape, 0.0);
+    if (!init)
+      init = fill(outShape, 0.0);
     // Dims: (m, n, k) or (bt, m, n, k).
     unsigned o = batched ? 1 : 0, r = o + 3;
     unsigned m = o, n = o + 1, k = o + 2;
@@ -223,6 +226,10 @@ struct Lowerer {
     int64_t kvHeads;  ///< KV: the batch index of score row block n is n / KV
     Value segments;   ///< (B, T) i32 document ids, or null: mask seg[b,j] != seg[b,i]
     Value keyOffset;  ///< index of the first key of a key block (blockwise forward), or null
+    /// (B) i32 position of each row's first query (attention over a KV cache), or null:
+    /// query i of batch b is then at position queryStart[b] + i.
+    Value queryStart = {};
+    int64_t keys = 0; ///< number of keys when it is not `t` (the cache's positions), else 0
   };
 
   /// Scaled, masked score at (n, r, j) of a (B*KV, G*T, T) score tensor: -inf where
@@ -237,6 +244,11 @@ struct Lowerer {
     if (m.keyOffset)
       j = arith::AddIOp::create(nb, nl, j, m.keyOffset);
     Value i = m.group == 1 ? r : arith::RemUIOp::create(nb, nl, r, ci(m.t)).getResult();
+    if (m.queryStart) {
+      Value bi = arith::DivUIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 0), ci(m.kvHeads));
+      Value s0 = tensor::ExtractOp::create(nb, nl, m.queryStart, ValueRange{bi});
+      i = arith::AddIOp::create(nb, nl, i, toIndex(nb, nl, s0));
+    }
     Value masked;
     if (m.causal)
       masked = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ugt, j, i);
@@ -255,7 +267,7 @@ struct Lowerer {
   /// Attention probabilities P (B*KV, G*T, T) from grouped q (B*KV, G*T, d) and k (B*KV, T, d).
   Value probs(Value q, Value k, const Mask &mask) {
     auto s = cast<RankedTensorType>(q.getType()).getShape();
-    SmallVector<int64_t> sh = {s[0], s[1], mask.t};
+    SmallVector<int64_t> sh = {s[0], s[1], mask.keys ? mask.keys : mask.t};
     Value scores = matmul(q, k, false, true, sh);
     AffineMap i3 = id(3), d3 = dropLast(3);
     Value mx = reduceLast(sh, scores, {i3}, -std::numeric_limits<float>::infinity(),
@@ -287,7 +299,10 @@ struct Lowerer {
   ///   p = exp(s - c); a = exp(m - c); l' = l a + rowsum p; o' = o a + p v_blk
   /// and finally out = o / l. `c` keeps rows whose keys so far are all masked (a document
   /// that starts after the block) at p = 0, a = 0 instead of exp(-inf + inf) = NaN.
-  Value blockwiseAttention(Value q, Value k, Value v, const Mask &mask, int64_t block) {
+  /// With `lse`, also sets it to each row's log-sum-exp of the scores, m + log l
+  /// (B*KV, G*T), which the blockwise backward reuses.
+  Value blockwiseAttention(Value q, Value k, Value v, const Mask &mask, int64_t block,
+                           Value *lse = nullptr) {
     auto s = cast<RankedTensorType>(q.getType()).getShape();
     int64_t n = s[0], rows = s[1], hd = s[2];
     double ninf = -std::numeric_limits<float>::infinity();
@@ -360,6 +375,12 @@ struct Lowerer {
                                  });
           scf::YieldOp::create(nb, nl, ValueRange{mNew, lNew, oNew});
         });
+    if (lse)
+      *lse = elementwise({n, rows}, ValueRange{loop.getResult(0), loop.getResult(1)},
+                         [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                           return arith::AddFOp::create(nb, nl, a[0],
+                                                        math::LogOp::create(nb, nl, a[1]));
+                         });
     AffineMap i3 = id(3), d3 = dropLast(3);
     return generic(empty({n, rows, hd}, f32()),
                    ValueRange{loop.getResult(2), loop.getResult(1)}, {i3, d3, i3},
@@ -905,7 +926,9 @@ int64_t attentionBlockFor(int64_t t, int64_t limit) {
   return b >= std::min<int64_t>(8, limit) ? b : 0;
 }
 
-Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit) {
+/// With `lse` (only set when the forward runs blockwise): the per-row log-sum-exp of the
+/// blockwise forward (Lowerer::blockwiseAttention), for the blockwise backward.
+Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit, Value *lse = nullptr) {
   // Heads split next to the batch: q (B*KV, G*T, d), k and v (B*KV, T, d) with G = H/KV,
   // so query head h = kv*G + g meets key/value head kv (Hugging Face repeat_kv) without
   // copying k and v G times.
@@ -916,7 +939,7 @@ Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit) {
         k = L.toHeads(op.getK(), kv), v = L.toHeads(op.getV(), kv);
   Value o;
   if (int64_t block = attentionBlockFor(sh[1], blockLimit)) {
-    o = L.blockwiseAttention(q, k, v, mask, block);
+    o = L.blockwiseAttention(q, k, v, mask, block, lse);
   } else {
     Value p = L.probs(q, k, mask);
     o = L.matmul(p, v, false, false, {sh[0] * kv, mask.group * sh[1], hd});
@@ -924,14 +947,37 @@ Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit) {
   return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
 }
 
+/// attention_grad's operands with the heads split next to the batch and grouped (as the
+/// forward): q and dO (B*KV, G*T, d), k and v (B*KV, T, d).
+struct GroupedGrad {
+  Lowerer::Mask mask;
+  ArrayRef<int64_t> sh; ///< q's shape (B, T, H*d)
+  int64_t heads, kv, hd, t, n, rows; ///< H, KV, d, T, B*KV, G*T
+  double scale;
+  Value q, k, v, dO;
+};
+
+GroupedGrad groupGrad(Lowerer &L, AttentionGradOp op) {
+  GroupedGrad g;
+  g.sh = shapeOf(op.getQ());
+  g.heads = op.getHeads(), g.kv = op.getNumKVHeads(), g.hd = g.sh[2] / g.heads, g.t = g.sh[1];
+  g.mask = maskOf(op);
+  g.n = g.sh[0] * g.kv, g.rows = g.mask.group * g.t;
+  g.scale = g.mask.scale;
+  g.q = L.groupHeads(L.toHeads(op.getQ(), g.heads), g.n);
+  g.k = L.toHeads(op.getK(), g.kv);
+  g.v = L.toHeads(op.getV(), g.kv);
+  g.dO = L.groupHeads(L.toHeads(op.getDy(), g.heads), g.n);
+  return g;
+}
+
 SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
-  auto sh = shapeOf(op.getQ());
-  int64_t heads = op.getHeads(), kv = op.getNumKVHeads(), hd = sh[2] / heads, t = sh[1];
-  Lowerer::Mask mask = maskOf(op);
-  int64_t n = sh[0] * kv, rows = mask.group * t;
-  double scale = mask.scale;
-  Value q = L.groupHeads(L.toHeads(op.getQ(), heads), n), k = L.toHeads(op.getK(), kv),
-        v = L.toHeads(op.getV(), kv), dO = L.groupHeads(L.toHeads(op.getDy(), heads), n);
+  GroupedGrad g = groupGrad(L, op);
+  auto sh = g.sh;
+  int64_t heads = g.heads, kv = g.kv, hd = g.hd, t = g.t, n = g.n, rows = g.rows;
+  double scale = g.scale;
+  Value q = g.q, k = g.k, v = g.v, dO = g.dO;
+  Lowerer::Mask mask = g.mask;
   Value p = L.probs(q, k, mask);
   SmallVector<int64_t> qs = {n, rows, hd}, kvs = {n, t, hd}, ss = {n, rows, t};
   // The contractions over the G*T rows sum dK and dV over the query heads of a group.
@@ -956,6 +1002,232 @@ SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
   Value dk = L.matmul(ds, q, true, false, kvs);  // dK = dS^T Q s
   return {L.fromHeads(L.ungroupHeads(dq, t), sh[0], heads), L.fromHeads(dk, sh[0], kv),
           L.fromHeads(dv, sh[0], kv)};
+}
+
+Value lower(Lowerer &L, KVCacheWriteOp op) {
+  // x (B,T,KV*d) -> (B,KV,T,d), the cache's layout, then one insert_slice per row at
+  // [layer, b, 0, s_b, 0] (one for all rows without `start`).
+  OpBuilder &b = L.b;
+  Location loc = L.loc;
+  auto c = shapeOf(op.getCache());
+  int64_t bs = c[1], kv = c[2], ctx = c[3], hd = c[4], t = shapeOf(op.getX())[1];
+  Value e = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({bs, t, kv, hd}, L.f32()), op.getX(),
+      SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
+  Value xt = linalg::TransposeOp::create(b, loc, e, L.empty({bs, kv, t, hd}, L.f32()),
+                                         ArrayRef<int64_t>{0, 2, 1, 3})
+                 .getResult()[0];
+  int64_t layer = static_cast<int64_t>(op.getLayer());
+  auto insert = [&](OpBuilder &nb, Location nl, Value src, Value cache, OpFoldResult row,
+                    OpFoldResult pos, int64_t rows) -> Value {
+    SmallVector<OpFoldResult> offsets = {nb.getIndexAttr(layer), row, nb.getIndexAttr(0), pos,
+                                         nb.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1), nb.getIndexAttr(rows),
+                                       nb.getIndexAttr(kv), nb.getIndexAttr(t),
+                                       nb.getIndexAttr(hd)};
+    SmallVector<OpFoldResult> strides(5, nb.getIndexAttr(1));
+    Value src5 = tensor::ExpandShapeOp::create(
+        nb, nl, RankedTensorType::get({1, rows, kv, t, hd}, nb.getF32Type()), src,
+        SmallVector<ReassociationIndices>{{0, 1}, {2}, {3}, {4}});
+    return tensor::InsertSliceOp::create(nb, nl, src5, cache, offsets, sizes, strides);
+  };
+  if (!op.getStart())
+    return insert(b, loc, xt, op.getCache(), b.getIndexAttr(0), b.getIndexAttr(0), bs);
+  Value start = op.getStart();
+  auto loop = scf::ForOp::create(
+      b, loc, L.idx(0), L.idx(bs), L.idx(1), ValueRange{op.getCache()},
+      [&](OpBuilder &nb, Location nl, Value ib, ValueRange acc) {
+        auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+        // s_b = clamp(start[b], 0, C - T): writes stay inside the cache.
+        Value s0 = Lowerer::toIndex(nb, nl, tensor::ExtractOp::create(nb, nl, start, ValueRange{ib}));
+        Value s1 = arith::MaxSIOp::create(nb, nl, s0, ci(0));
+        Value pos = arith::MinSIOp::create(nb, nl, s1, ci(ctx - t));
+        SmallVector<OpFoldResult> offsets = {ib, nb.getIndexAttr(0), nb.getIndexAttr(0),
+                                             nb.getIndexAttr(0)};
+        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(1), nb.getIndexAttr(kv),
+                                           nb.getIndexAttr(t), nb.getIndexAttr(hd)};
+        SmallVector<OpFoldResult> strides(4, nb.getIndexAttr(1));
+        Value row = tensor::ExtractSliceOp::create(nb, nl, xt, offsets, sizes, strides);
+        Value upd = insert(nb, nl, row, acc[0], ib, pos, 1);
+        scf::YieldOp::create(nb, nl, upd);
+      });
+  return loop.getResult(0);
+}
+
+Value lower(Lowerer &L, CacheAttentionOp op) {
+  // As llmp.attention with the keys and values of layer `layer` of the caches: q grouped
+  // (B*KV, G*T, d), keys (B*KV, C, d); query i of batch b is at start[b] + i and sees the
+  // cached positions j <= start[b] + i.
+  auto sh = shapeOf(op.getQ());
+  auto c = shapeOf(op.getKCache());
+  int64_t heads = op.getHeads(), kv = op.getNumKVHeads(), hd = sh[2] / heads, ctx = c[3];
+  int64_t n = sh[0] * kv, group = heads / kv;
+  auto layerOf = [&](Value cache) -> Value {
+    OpBuilder &b = L.b;
+    SmallVector<OpFoldResult> offsets = {b.getIndexAttr(static_cast<int64_t>(op.getLayer())),
+                                         b.getIndexAttr(0), b.getIndexAttr(0), b.getIndexAttr(0),
+                                         b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), b.getIndexAttr(sh[0]),
+                                       b.getIndexAttr(kv), b.getIndexAttr(ctx),
+                                       b.getIndexAttr(hd)};
+    SmallVector<OpFoldResult> strides(5, b.getIndexAttr(1));
+    auto ty = RankedTensorType::get({1, sh[0], kv, ctx, hd}, L.f32());
+    Value s = tensor::ExtractSliceOp::create(b, L.loc, ty, cache, offsets, sizes, strides);
+    return tensor::CollapseShapeOp::create(
+        b, L.loc, RankedTensorType::get({n, ctx, hd}, L.f32()), s,
+        SmallVector<ReassociationIndices>{{0, 1, 2}, {3}, {4}});
+  };
+  Lowerer::Mask mask{1.0 / std::sqrt(static_cast<double>(hd)), /*causal=*/true, sh[1], group,
+                     kv, /*segments=*/Value(), /*keyOffset=*/Value(), op.getStart(), ctx};
+  Value q = L.groupHeads(L.toHeads(op.getQ(), heads), n);
+  Value p = L.probs(q, layerOf(op.getKCache()), mask);
+  Value o = L.matmul(p, layerOf(op.getVCache()), false, false, {n, group * sh[1], hd});
+  return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
+}
+
+Value lower(Lowerer &L, LastTokenOp op) {
+  // result[b, n] = input[b, clamp(lengths[b], 1, T) - 1, n]
+  auto sh = shapeOf(op.getInput());
+  Value input = op.getInput();
+  return L.generic(L.empty({sh[0], sh[2]}, L.f32()), op.getLengths(),
+                   {L.map(2, {0}), L.id(2)}, SmallVector<IteratorType>(2, IteratorType::parallel),
+                   [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                     auto ci = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nl, v); };
+                     Value len = Lowerer::toIndex(nb, nl, a[0]);
+                     len = arith::MinSIOp::create(nb, nl, arith::MaxSIOp::create(nb, nl, len, ci(1)),
+                                                  ci(sh[1]));
+                     Value t = arith::SubIOp::create(nb, nl, len, ci(1));
+                     return tensor::ExtractOp::create(
+                         nb, nl, input,
+                         ValueRange{linalg::IndexOp::create(nb, nl, 0), t,
+                                    linalg::IndexOp::create(nb, nl, 1)});
+                   });
+}
+
+/// attention_grad over more keys than `attention-block`, blockwise: the FlashAttention-2
+/// backward (Dao 2023, Algorithm 2), with all query rows of one key block per iteration,
+/// as the blockwise forward. From the forward's per-row log-sum-exp L of the scaled,
+/// masked scores and D = rowsum(dO o O) (O the forward's output), per key block
+/// [kb, kb + block):
+///   S = q k_blk^T (scaled, masked); P = exp(S - L); dV_blk = P^T dO; dP = dO v_blk^T;
+///   dS = P (dP - D) scale; dQ += dS k_blk; dK_blk = dS^T q
+/// so only (B*KV, G*T, block) scores exist at a time, never (B*KV, G*T, T). The sum over
+/// the G*T rows in dV_blk and dK_blk adds up the query heads of a group (grouped-query);
+/// masked scores are -inf, so their P is 0. `lse` (B*KV, G*T) and `out` (B, T, H*d) are the
+/// forward's when it ran blockwise in the same function; when null, a blockwise forward
+/// recomputes them here (Algorithm 1).
+SmallVector<Value> lowerBlockwise(Lowerer &L, AttentionGradOp op, int64_t block, Value lse,
+                                  Value out) {
+  GroupedGrad g = groupGrad(L, op);
+  auto sh = g.sh;
+  int64_t heads = g.heads, kv = g.kv, hd = g.hd, t = g.t, n = g.n, rows = g.rows;
+  double scale = g.scale;
+  Value q = g.q, k = g.k, v = g.v, dO = g.dO;
+  Lowerer::Mask mask = g.mask;
+  Value o = lse && out ? L.groupHeads(L.toHeads(out, heads), n)
+                       : L.blockwiseAttention(q, k, v, mask, block, &lse);
+  AffineMap i3 = L.id(3), d3 = L.dropLast(3);
+  auto par3 = SmallVector<IteratorType>(3, IteratorType::parallel);
+  Value dsum = L.reduceLast({n, rows, hd}, ValueRange{dO, o}, {i3, i3}, 0.0,
+                            [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                              return arith::AddFOp::create(
+                                  nb, nl, a[2], arith::MulFOp::create(nb, nl, a[0], a[1]));
+                            });
+  SmallVector<int64_t> qs = {n, rows, hd}, kvs = {n, t, hd}, bks = {n, block, hd},
+                       ss = {n, rows, block};
+  auto loop = scf::ForOp::create(
+      L.b, L.loc, L.idx(0), L.idx(t), L.idx(block),
+      ValueRange{L.fill(qs, 0.0), L.fill(kvs, 0.0), L.fill(kvs, 0.0)},
+      [&](OpBuilder &nb, Location nl, Value kb, ValueRange it) {
+        Lowerer I{nb, nl};
+        SmallVector<OpFoldResult> offsets = {nb.getIndexAttr(0), kb, nb.getIndexAttr(0)};
+        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(n), nb.getIndexAttr(block),
+                                           nb.getIndexAttr(hd)};
+        SmallVector<OpFoldResult> strides(3, nb.getIndexAttr(1));
+        auto slice = [&](Value x) -> Value {
+          return tensor::ExtractSliceOp::create(nb, nl, x, offsets, sizes, strides);
+        };
+        auto insert = [&](Value blk, Value into) -> Value {
+          return tensor::InsertSliceOp::create(nb, nl, blk, into, offsets, sizes, strides);
+        };
+        Lowerer::Mask bm = mask;
+        bm.keyOffset = kb;
+        Value kj = slice(k), vj = slice(v);
+        Value sc = I.matmul(q, kj, false, true, ss);
+        Value p = I.generic(I.empty(ss, I.f32()), ValueRange{sc, lse}, {i3, d3, i3}, par3,
+                            [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                              Value x = Lowerer::maskedScore(ib, il, a[0], bm);
+                              return math::ExpOp::create(ib, il,
+                                                         arith::SubFOp::create(ib, il, x, a[1]));
+                            });
+        Value dvj = I.matmul(p, dO, true, false, bks); // dV_blk = P^T dO
+        Value dp = I.matmul(dO, vj, false, true, ss);  // dP = dO V_blk^T
+        Value ds = I.generic(I.empty(ss, I.f32()), ValueRange{dp, p, dsum}, {i3, i3, d3, i3},
+                             par3, [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
+                               Value d = arith::SubFOp::create(ib, il, a[0], a[2]);
+                               Value g = arith::MulFOp::create(ib, il, a[1], d);
+                               return arith::MulFOp::create(
+                                   ib, il, g,
+                                   arith::ConstantOp::create(ib, il, ib.getF32FloatAttr(scale)));
+                             });
+        Value dq = I.matmul(ds, kj, false, false, qs, it[0]); // dQ += dS K_blk
+        Value dkj = I.matmul(ds, q, true, false, bks);        // dK_blk = dS^T Q
+        scf::YieldOp::create(nb, nl, ValueRange{dq, insert(dkj, it[1]), insert(dvj, it[2])});
+      });
+  return {L.fromHeads(L.ungroupHeads(loop.getResult(0), t), sh[0], heads),
+          L.fromHeads(loop.getResult(1), sh[0], kv), L.fromHeads(loop.getResult(2), sh[0], kv)};
+}
+
+/// Blockwise attention forwards whose backward reuses their per-row log-sum-exp and
+/// output (FlashAttention-2 saves L for the backward instead of recomputing it).
+struct FlashForwards {
+  /// Each attention_grad -> the attention op with the same q, k, v, segments and
+  /// attributes earlier in its block (autodiff keeps the forward beside the backward).
+  DenseMap<Operation *, Operation *> forwardOf;
+  /// Lowered forwards -> (log-sum-exp (B*KV, G*T), output (B, T, H*d)).
+  DenseMap<Operation *, std::pair<Value, Value>> saved;
+
+  explicit FlashForwards(Operation *root) {
+    root->walk([&](AttentionGradOp g) {
+      for (Operation *user : g.getQ().getUsers()) {
+        auto f = dyn_cast<AttentionOp>(user);
+        if (f && f.getK() == g.getK() && f.getV() == g.getV() &&
+            f.getSegments() == g.getSegments() && f.getHeads() == g.getHeads() &&
+            f.getNumKVHeads() == g.getNumKVHeads() && f.getCausal() == g.getCausal() &&
+            f->getBlock() == g->getBlock() && f->isBeforeInBlock(g)) {
+          forwardOf[g] = f;
+          break;
+        }
+      }
+    });
+  }
+
+  bool isSaved(Operation *forward) const {
+    return llvm::any_of(forwardOf, [&](auto &e) { return e.second == forward; });
+  }
+};
+
+/// Lowers attention and attention_grad over more keys than `attentionBlock` blockwise,
+/// passing the forward's log-sum-exp to the backward through `flash`; any other op by
+/// lowerOp.
+FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attentionBlock);
+FailureOr<SmallVector<Value>> lowerFlash(Lowerer &L, Operation *op, int64_t attentionBlock,
+                                         FlashForwards &flash) {
+  if (auto f = dyn_cast<AttentionOp>(op)) {
+    if (attentionBlockFor(shapeOf(f.getQ())[1], attentionBlock) && flash.isSaved(op)) {
+      Value lse;
+      Value out = lower(L, f, attentionBlock, &lse);
+      flash.saved[op] = {lse, out};
+      return SmallVector<Value>{out};
+    }
+  }
+  if (auto g = dyn_cast<AttentionGradOp>(op)) {
+    if (int64_t block = attentionBlockFor(shapeOf(g.getQ())[1], attentionBlock)) {
+      std::pair<Value, Value> fwd = flash.saved.lookup(flash.forwardOf.lookup(op));
+      return lowerBlockwise(L, g, block, fwd.first, fwd.second);
+    }
+  }
+  return lowerOp(L, op, attentionBlock);
 }
 
 /// Whether the i32 target `t` is the ignore index -100 (runtime/StepABI.h kIgnoreIndex).
@@ -1102,7 +1374,8 @@ FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attenti
       .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, attentionBlock)); })
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
             SiluOp, SiluGradOp, DropoutOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
-            CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp>(
+            CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp,
+            KVCacheWriteOp, CacheAttentionOp, LastTokenOp>(
           [&](auto o) { return one(lower(L, o)); })
       .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
       .Case<MatmulNf4Op>([&](MatmulNf4Op o) { return one(lower(L, o)); })
@@ -1119,10 +1392,11 @@ struct LLMPLowerToLinalgPass
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
+    FlashForwards flash(getOperation());
     for (Operation *op : ops) {
       rewriter.setInsertionPoint(op);
       Lowerer L{rewriter, op->getLoc()};
-      FailureOr<SmallVector<Value>> repl = lowerOp(L, op, attentionBlock);
+      FailureOr<SmallVector<Value>> repl = lowerFlash(L, op, attentionBlock, flash);
       if (failed(repl)) {
         op->emitOpError() << "has no lowering to linalg";
         return signalPassFailure();

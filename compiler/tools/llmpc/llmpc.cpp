@@ -67,6 +67,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <cstdio>
@@ -136,6 +137,26 @@ cl::opt<std::string> systemPrompt("system", cl::desc("a system message first (ch
 cl::opt<int64_t> greedyTokens("greedy",
                               cl::desc("also continue each prompt greedily by n tokens (logits)"),
                               cl::value_desc("n"), cl::init(0), cl::cat(category));
+
+cl::opt<int64_t> decodeBatch(
+    "decode-batch",
+    cl::desc("sequences generated together by the compiled prefill/decode_step (logits "
+             "--greedy: prompts per batch; emit: also emit @prefill and @decode)"),
+    cl::value_desc("n"), cl::init(1), cl::cat(category));
+cl::opt<int64_t> prefillLen("prefill-len",
+                            cl::desc("prompt tokens per prefill_step call (default: the context)"),
+                            cl::value_desc("n"), cl::init(0), cl::cat(category));
+cl::opt<bool> kvCache("kv-cache",
+                      cl::desc("generate with prefill/decode_step and a KV cache (logits, chat; "
+                               "default); =false: one full-window logits_step per token"),
+                      cl::init(true), cl::cat(category));
+
+/// The prompt length of the compiled prefill_step: --prefill-len, else the context.
+int64_t prefillLenFor(const lang::StageInfo &stage) {
+  if (prefillLen > 0)
+    return prefillLen;
+  return stage.model ? stage.model->get("context", stage.seqLen) : 0;
+}
 
 using mlir::llmp::Phase;
 cl::opt<Phase> compileTo(
@@ -446,7 +467,13 @@ int runEmit(Session &s) {
   if (!stage)
     return status;
   lrt::StagePlan plan;
-  auto module = emitStage(s.ctx, *program, *stage, plan);
+  // --decode-batch: the inference functions (@logits, @prefill, @decode) instead.
+  lrt::KVCacheShape cache;
+  auto stageInfo = program->stageInfo.find(*stage);
+  auto module = decodeBatch.getNumOccurrences() && stageInfo != program->stageInfo.end()
+                    ? emitInference(s.ctx, *program, *stage, decodeBatch,
+                                    prefillLenFor(stageInfo->second), plan, cache)
+                    : emitStage(s.ctx, *program, *stage, plan);
   if (mlir::failed(module))
     return s.finish(false);
   if (compileTo != Phase::LLMP && mlir::failed(mlir::llmp::lowerToPhase(**module, compileTo)))
@@ -965,9 +992,11 @@ int runImportHf() {
   return 0;
 }
 
-/// A model compiled for inference (`@logits` only), with its weights and tokenizer.
+/// A model compiled for inference (`@logits`, and with a KV cache `@prefill` and
+/// `@decode`), with its weights and tokenizer.
 struct InferenceModel {
   lrt::StagePlan plan;
+  lrt::KVCacheShape cache; ///< all 0 without a KV cache
   std::unique_ptr<mlir::llmp::JitModule> jit;
   std::vector<float> params;
   std::string weightsFrom; ///< the checkpoint or GGUF file, for messages
@@ -983,7 +1012,21 @@ struct InferenceModel {
     m.numParams = plan.numParams;
     m.context = plan.context > 0 ? plan.context : plan.seqLen;
     m.vocab = plan.vocab;
+    if (cache.numel() > 0) {
+      m.prefillStep = lookup<lrt::PrefillStepFn>("_mlir_ciface_prefill_step");
+      m.decodeStep = lookup<lrt::DecodeStepFn>("_mlir_ciface_decode_step");
+      m.cache = cache;
+    }
     return m;
+  }
+  template <typename Fn>
+  Fn lookup(llvm::StringRef name) {
+    auto sym = jit->lookup(name);
+    if (!sym) {
+      llvm::consumeError(sym.takeError());
+      return nullptr;
+    }
+    return reinterpret_cast<Fn>(*sym);
   }
   lrt::Expected<std::vector<int32_t>> encode(const std::string &text) const {
     if (spTokenizer)
@@ -996,18 +1039,22 @@ struct InferenceModel {
 /// directory's checkpoint/ when there is one (model.safetensors + tokenizer.model), else,
 /// for a model declared with `from_gguf`, from its GGUF file (runtime/GgufModel.h), with
 /// the stage's tokenizer, which must then be a `from_gguf` (or `from_file`) tokenizer.
+/// With `decodeRows` > 0 it also compiles prefill_step and decode_step for that many
+/// sequences at once (a KV cache; prompts of --prefill-len tokens per prefill).
 /// Null after reporting; `status` then holds the exit status.
 std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Program &program,
                                                    const lang::StageInfo &stage,
-                                                   int &status) {
+                                                   int &status, int64_t decodeRows = 0) {
   auto out = std::make_unique<InferenceModel>();
   std::string name = stage.decl->name;
   std::string dir = stageRunDirectory(program, name);
   std::string checkpoint = dir + "/checkpoint/model.safetensors";
   bool pretrained = !stage.model->ggufPath.empty() && !llvm::sys::fs::exists(checkpoint);
   out->jit = jitStage(s,
-                      pretrained ? emitLogits(s.ctx, program, name, out->plan)
-                                 : emitStage(s.ctx, program, name, out->plan),
+                      decodeRows > 0 ? emitInference(s.ctx, program, name, decodeRows,
+                                                     prefillLenFor(stage), out->plan, out->cache)
+                      : pretrained   ? emitLogits(s.ctx, program, name, out->plan)
+                                     : emitStage(s.ctx, program, name, out->plan),
                       name, status);
   if (!out->jit)
     return nullptr;
@@ -1066,24 +1113,31 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
 /// checkpoint/, or of the GGUF file of a `from_gguf` model that has no checkpoint yet
 /// (loadInferenceModel). OUT holds, for prompt i, `ids.<i>` (I32 [n]), `logits.<i>` (F32
 /// [n, vocab]) and with --greedy `greedy.<i>` (I32 [N]: the argmax continuation,
-/// runtime/Generate at temperature 0).
+/// runtime/Generate at temperature 0) and `greedy_logits.<i>` (F32 [N, vocab]: the logits
+/// each id was drawn from). The continuations run through prefill_step / decode_step with
+/// a KV cache, --decode-batch prompts together; with --kv-cache=false through one
+/// full-window logits_step per token. The metadata's `generate_seconds` is the wall time
+/// of the continuations (for bench/).
 int runLogits(Session &s) {
   if (outputFile == "-")
     return toolError("'logits' writes a safetensors file; give it with -o FILE");
   if (prompts.empty())
     return toolError("'logits' needs at least one --prompt TEXT");
+  if (decodeBatch < 1)
+    return toolError("--decode-batch must be at least 1");
   int status = 0;
   std::unique_ptr<lang::Program> program;
   const lang::StageInfo *stage = loadModelStage(s, program, status);
   if (!stage)
     return status;
-  auto inference = loadInferenceModel(s, *program, *stage, status);
+  const bool cached = greedyTokens > 0 && kvCache;
+  auto inference = loadInferenceModel(s, *program, *stage, status, cached ? decodeBatch : 0);
   if (!inference)
     return status;
   const lrt::StagePlan &plan = inference->plan;
   lrt::LogitsModel model = inference->logitsModel();
   std::vector<std::vector<int32_t>> ids(prompts.size()), greedy(prompts.size());
-  std::vector<std::vector<float>> logits(prompts.size());
+  std::vector<std::vector<float>> logits(prompts.size()), greedyLogits(prompts.size());
   std::vector<std::string> names;
   std::vector<lrt::TensorRef> tensors;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -1095,26 +1149,63 @@ int runLogits(Session &s) {
     if (!rows)
       return toolError("prompt " + llvm::Twine(i) + ": " + rows.status().message());
     logits[i] = rows.take();
-    if (greedyTokens > 0) {
-      std::mt19937_64 rng(0); // unused at temperature 0
+  }
+  std::mt19937_64 rng(0); // unused at temperature 0
+  auto started = std::chrono::steady_clock::now();
+  if (cached) {
+    // --decode-batch prompts at a time through prefill_step / decode_step.
+    lrt::GenerateOptions opts;
+    opts.maxNew = greedyTokens;
+    opts.keepLogits = true;
+    for (size_t first = 0; first < prompts.size(); first += size_t(decodeBatch)) {
+      size_t last = std::min(prompts.size(), first + size_t(decodeBatch));
+      std::vector<std::vector<int32_t>> group(ids.begin() + first, ids.begin() + last);
+      auto gen = lrt::generateBatch(model, group, opts, rng);
+      if (!gen)
+        return toolError(gen.status().message());
+      for (size_t i = first; i < last; ++i) {
+        greedy[i] = std::move((*gen)[i - first].ids);
+        greedyLogits[i] = std::move((*gen)[i - first].logits);
+      }
+    }
+  } else if (greedyTokens > 0) {
+    // One full-window logits_step per token; the logits of each drawn token are those
+    // of its prefix's last position.
+    for (size_t i = 0; i < prompts.size(); ++i) {
       auto out = lrt::generate(model, ids[i], greedyTokens, /*temperature=*/0.0, 0, rng);
       if (!out)
         return toolError(out.status().message());
       greedy[i].assign(out->begin() + ids[i].size(), out->end());
+      for (size_t j = 0; j < greedy[i].size(); ++j) {
+        size_t len = ids[i].size() + j;
+        if (int64_t(len) > model.context)
+          break;
+        auto rows = lrt::promptLogits(model, std::vector<int32_t>(out->begin(), out->begin() + len));
+        if (!rows)
+          return toolError(rows.status().message());
+        greedyLogits[i].insert(greedyLogits[i].end(), rows->end() - plan.vocab, rows->end());
+      }
     }
   }
+  double generateSeconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   for (size_t i = 0; i < prompts.size(); ++i) {
     int64_t n = int64_t(ids[i].size());
     tensors.push_back({"ids." + std::to_string(i), lrt::DType::I32, {n}, ids[i].data()});
     tensors.push_back(
         {"logits." + std::to_string(i), lrt::DType::F32, {n, plan.vocab}, logits[i].data()});
-    if (greedyTokens > 0)
+    if (greedyTokens > 0) {
       tensors.push_back({"greedy." + std::to_string(i), lrt::DType::I32,
                          {int64_t(greedy[i].size())}, greedy[i].data()});
+      tensors.push_back({"greedy_logits." + std::to_string(i), lrt::DType::F32,
+                         {int64_t(greedyLogits[i].size()) / plan.vocab, plan.vocab},
+                         greedyLogits[i].data()});
+    }
   }
   if (lrt::Status st = lrt::writeSafetensors(outputFile, tensors,
                                              {{"prompts", std::to_string(prompts.size())},
-                                              {"weights", inference->weightsFrom}});
+                                              {"weights", inference->weightsFrom},
+                                              {"generate_seconds", std::to_string(generateSeconds)}});
       !st)
     return toolError(st.message());
   return s.finish(true);
@@ -1149,7 +1240,7 @@ int runChat(Session &s) {
                      " (the token that ends a reply)");
   if (prompts.empty())
     llvm::errs() << "compiling model '" << stage->model->decl->name << "'...\n";
-  auto inference = loadInferenceModel(s, *program, *stage, status);
+  auto inference = loadInferenceModel(s, *program, *stage, status, kvCache ? 1 : 0);
   if (!inference)
     return status;
   if (!inference->bpeTokenizer)

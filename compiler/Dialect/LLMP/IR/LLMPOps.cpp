@@ -216,6 +216,61 @@ LogicalResult PositionsOp::verify() {
   return checkShape(*this, "result", shapeOf(getSegments()), getResult());
 }
 
+/// Checks a KV cache operand: rank 5 (L, B, KV, C, d) with `layer` < L.
+static LogicalResult checkCache(Operation *op, StringRef what, Value cache, int64_t layer) {
+  if (failed(checkRank(op, what, 5, cache)))
+    return failure();
+  int64_t layers = shapeOf(cache)[0];
+  if (layer < 0 || layer >= layers)
+    return op->emitOpError() << "expected layer in [0, " << layers << ") but found " << layer;
+  return success();
+}
+
+LogicalResult KVCacheWriteOp::verify() {
+  if (failed(checkCache(*this, "cache", getCache(), getLayer())) ||
+      failed(checkRank(*this, "x", 3, getX())))
+    return failure();
+  auto c = shapeOf(getCache());
+  auto x = shapeOf(getX());
+  if (failed(checkShape(*this, "x", {c[1], x[1], c[2] * c[4]}, getX())))
+    return failure();
+  if (x[1] > c[3])
+    return emitOpError() << "expected at most " << c[3] << " tokens (the cache's positions) but found "
+                         << x[1];
+  if (getStart() && failed(checkShape(*this, "start", {c[1]}, getStart())))
+    return failure();
+  return checkShape(*this, "result", c, getResult());
+}
+
+LogicalResult CacheAttentionOp::verify() {
+  if (failed(checkRank(*this, "q", 3, getQ())) ||
+      failed(checkCache(*this, "k_cache", getKCache(), getLayer())))
+    return failure();
+  auto q = shapeOf(getQ());
+  auto c = shapeOf(getKCache());
+  int64_t heads = getHeads(), kv = getNumKVHeads();
+  if (failed(checkHeads(*this, heads, q[2], /*evenHead=*/false)))
+    return failure();
+  if (kv <= 0 || heads % kv != 0)
+    return emitOpError() << "expected kv_heads to divide heads = " << heads
+                         << " but found kv_heads = " << kv;
+  SmallVector<int64_t> cacheShape = {c[0], q[0], kv, c[3], q[2] / heads};
+  if (failed(checkShape(*this, "k_cache", cacheShape, getKCache())) ||
+      failed(checkShape(*this, "v_cache", cacheShape, getVCache())) ||
+      failed(checkShape(*this, "start", {q[0]}, getStart())))
+    return failure();
+  return checkShape(*this, "result", q, getResult());
+}
+
+LogicalResult LastTokenOp::verify() {
+  if (failed(checkRank(*this, "input", 3, getInput())))
+    return failure();
+  auto x = shapeOf(getInput());
+  if (failed(checkShape(*this, "lengths", {x[0]}, getLengths())))
+    return failure();
+  return checkShape(*this, "result", {x[0], x[2]}, getResult());
+}
+
 LogicalResult CrossEntropyOp::verify() {
   if (failed(checkRank(*this, "logits", 3, getLogits())))
     return failure();

@@ -253,6 +253,81 @@ def LLMP_PositionsOp : LLMP_Op<"positions"> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Inference ops: the KV cache of prefill / decode (no gradients)
+//===----------------------------------------------------------------------===//
+
+def LLMP_KVCacheWriteOp : LLMP_Op<"kv_cache_write"> {
+  let summary = "writes the keys (or values) of a chunk of tokens into one layer of a KV cache";
+  let description = [{
+    `cache` is (L, B, KV, C, d): for each of L layers, B sequences, KV key/value heads, C
+    positions (the context) and head size d. `x` is (B, T, KV*d), the keys or values of T
+    consecutive tokens per sequence, heads contiguous as `llmp.attention` splits them.
+    `start` (B), when given, is the position of each row's first token (0 when absent).
+    The result equals `cache` except that, for `layer`, every row b, head h, t < T and
+    i < d: `result[layer, b, h, s_b + t, i] = x[b, t, h*d + i]` with
+    `s_b = clamp(start[b], 0, C - T)` (the clamp only keeps writes inside the cache; the
+    runtime passes positions with start[b] + T <= C).
+
+    ```mlir
+    %k1 = llmp.kv_cache_write %kc, %k start %pos {layer = 0 : i64} : (tensor<2x2x2x16x4xf32>, tensor<2x1x8xf32>, tensor<2xi32>) -> tensor<2x2x2x16x4xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$cache, LLMP_F32Tensor:$x,
+                       Optional<LLMP_I32Tensor>:$start, I64Attr:$layer);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = [{
+    $cache `,` $x (`start` $start^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def LLMP_CacheAttentionOp : LLMP_Op<"cache_attention"> {
+  let summary = "causal grouped-query attention of new queries over one layer of a KV cache";
+  let description = [{
+    `q` is (B, T, H*d): the queries of T consecutive tokens per row, row b's first at
+    position `start[b]`. `k_cache`, `v_cache` are (L, B, KV, C, d) (`llmp.kv_cache_write`'s
+    layout); `layer` selects the layer. Query t of row b attends to the cached positions
+    j <= start[b] + t (each row its own key length: rows of different lengths batch
+    together), with the conventions of `llmp.attention` (scale 1/sqrt(d), query head h
+    reads key/value head h / (H/KV)). The result is (B, T, H*d). Write the new keys and
+    values into the cache first.
+
+    ```mlir
+    %o = llmp.cache_attention %q, %kc, %vc start %pos {layer = 0 : i64, heads = 4 : i64, kv_heads = 2 : i64} : (tensor<2x1x16xf32>, tensor<2x2x2x16x4xf32>, tensor<2x2x2x16x4xf32>, tensor<2xi32>) -> tensor<2x1x16xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$q, LLMP_F32Tensor:$k_cache, LLMP_F32Tensor:$v_cache,
+                       LLMP_I32Tensor:$start, I64Attr:$layer, I64Attr:$heads,
+                       OptionalAttr<I64Attr>:$kv_heads);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = [{
+    $q `,` $k_cache `,` $v_cache `start` $start attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The number of key/value heads: `kv_heads`, or `heads` when absent.
+    int64_t getNumKVHeads() { return getKvHeads().value_or(getHeads()); }
+  }];
+}
+
+def LLMP_LastTokenOp : LLMP_Op<"last_token"> {
+  let summary = "each row's vector at its last valid position";
+  let description = [{
+    `input` is (B, T, N), `lengths` is (B); the result is (B, N) with
+    `result[b] = input[b, clamp(lengths[b], 1, T) - 1]`: the logits of the last prompt
+    token of right-padded rows (prefill).
+
+    ```mlir
+    %l = llmp.last_token %logits, %lengths : (tensor<2x8x64xf32>, tensor<2xi32>) -> tensor<2x64xf32>
+    ```
+  }];
+  let arguments = (ins LLMP_F32Tensor:$input, LLMP_I32Tensor:$lengths);
+  let results = (outs LLMP_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $lengths attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def LLMP_CrossEntropyOp : LLMP_DiffOp<"cross_entropy"> {
   let summary = "per-token cross-entropy of logits against target ids";
   let description = [{

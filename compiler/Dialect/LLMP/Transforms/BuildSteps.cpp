@@ -19,7 +19,11 @@
 ///      flag (params, m, v updated in place).
 ///   4. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits. Both
 ///      leave out `llmp.dropout` (its result is its input).
-///   5. Make `@loss`, `@loss_grad` and `@logits` private so symbol-dce drops them.
+///   5. prefill_step / decode_step: clone `@prefill` / `@decode` and write their logits;
+///      the KV cache arguments (`llmp.kv_cache`) are read and written in place: their
+///      tensors are writable and the cache results are written back into them.
+///   6. Make `@loss`, `@loss_grad`, `@logits`, `@prefill` and `@decode` private so
+///      symbol-dce drops them.
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 
 #include "runtime/StepABI.h"
@@ -416,6 +420,53 @@ struct StepBuilder {
   }
 };
 
+/// The step function `step` (prefill_step, decode_step) of an inference function `f`
+/// (@prefill, @decode): f(params, data..., caches...) -> (logits, caches...) becomes
+/// step(params, [frozen], data..., caches..., logits), the caches updated in place.
+LogicalResult buildCachedStep(StepBuilder &sb, func::FuncOp f, StringRef step) {
+  OpBuilder &b = sb.b;
+  SmallVector<Type> dataTypes;
+  SmallVector<unsigned> cacheArgs; ///< indices into the data arguments
+  for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
+    if (f.getArgAttr(i, "llmp.param") || f.getArgAttr(i, "llmp.rng"))
+      continue;
+    if (f.getArgAttr(i, "llmp.kv_cache"))
+      cacheArgs.push_back(dataTypes.size());
+    auto ty = cast<RankedTensorType>(f.getArgument(i).getType());
+    dataTypes.push_back(MemRefType::get(ty.getShape(), ty.getElementType()));
+  }
+  if (f.getNumResults() != 1 + cacheArgs.size())
+    return f.emitOpError() << "expected the logits and " << cacheArgs.size()
+                           << " caches as results but found " << f.getNumResults();
+  auto outTy = cast<RankedTensorType>(f.getResultTypes()[0]);
+  SmallVector<Type> inputs = {sb.flatType()};
+  unsigned nb = 1 + (sb.frozenBytes > 0);
+  if (sb.frozenBytes > 0)
+    inputs.push_back(sb.frozenType());
+  inputs.append(dataTypes);
+  inputs.push_back(MemRefType::get(outTy.getShape(), outTy.getElementType()));
+  func::FuncOp fn = sb.newStep(step, inputs);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&fn.getBody().front());
+  ValueRange a = fn.getArguments();
+  ValueRange data = a.slice(nb, dataTypes.size());
+  auto args = sb.argsFor(f, a[0], sb.frozenBytes > 0 ? a[1] : Value(), data);
+  if (failed(args))
+    return failure();
+  // The cache tensors may be updated in place (writable views of the runtime's buffers).
+  for (Value v : *args)
+    if (auto t = v.getDefiningOp<bufferization::ToTensorOp>())
+      for (unsigned c : cacheArgs)
+        if (t.getBuffer() == data[c])
+          t.setWritable(true);
+  SmallVector<Value> res = sb.inlineBody(f, *args);
+  for (auto [i, c] : llvm::enumerate(cacheArgs))
+    sb.writeInto(res[1 + i], data[c]);
+  sb.writeInto(res[0], a.back());
+  func::ReturnOp::create(b, sb.loc);
+  return success();
+}
+
 /// Every frozen parameter argument of every function lies inside the frozen buffer of
 /// `frozenBytes` bytes at a 64-byte aligned `llmp.byte_offset`, as f32 or i8 (NF4 blob).
 LogicalResult checkFrozen(ModuleOp module, int64_t frozenBytes) {
@@ -496,6 +547,13 @@ struct LLMPBuildStepsPass : mlir::llmp::impl::LLMPBuildStepsBase<LLMPBuildStepsP
         return signalPassFailure();
       logits.setPrivate();
     }
+    for (auto [name, step] : {std::pair<StringRef, StringRef>{"prefill", "prefill_step"},
+                              {"decode", "decode_step"}})
+      if (auto f = module.lookupSymbol<func::FuncOp>(name)) {
+        if (failed(buildCachedStep(sb, f, step)))
+          return signalPassFailure();
+        f.setPrivate();
+      }
   }
 };
 

@@ -121,6 +121,54 @@ func.func @attention_grad_gqa(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>) -> (
 
 // -----
 
+// Tests that attention_grad over more keys than attention-block runs blockwise (the
+// FlashAttention-2 backward): with no forward beside it, a blockwise forward first gives
+// each row's log-sum-exp (m + log l); then an scf.for over key blocks of 2 carries dQ
+// (4x8x2) and the dK, dV (4x4x2) that each block's slice is inserted into. P is exp(S - L)
+// of a (4x8x2) score block, dV_blk = P^T dO, dQ accumulates into the loop's own tensor, and
+// no (4x8x4) score or probability tensor exists.
+// BLOCK-LABEL: func.func @attention_grad_blockwise
+// BLOCK-NOT: tensor<4x8x4xf32>
+// BLOCK: %[[F:.+]]:3 = scf.for {{.+}} -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8x2xf32>)
+// BLOCK: %[[L:.+]] = linalg.generic {{.+}} ins(%[[F]]#0, %[[F]]#1 : tensor<4x8xf32>, tensor<4x8xf32>)
+// BLOCK: math.log
+// BLOCK: %[[G:.+]]:3 = scf.for %[[KB:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%[[DQ:.+]] = %{{.+}}, %[[DK:.+]] = %{{.+}}, %[[DV:.+]] = %{{.+}}) -> (tensor<4x8x2xf32>, tensor<4x4x2xf32>, tensor<4x4x2xf32>)
+// BLOCK: %[[S:.+]] = linalg.batch_matmul {{.+}} outs(%{{.+}} : tensor<4x8x2xf32>)
+// BLOCK: %[[P:.+]] = linalg.generic {{.+}} ins(%[[S]], %[[L]] : tensor<4x8x2xf32>, tensor<4x8xf32>)
+// BLOCK: math.exp
+// BLOCK: linalg.batch_matmul {{.+}} ins(%[[P]], %{{.+}} : tensor<4x8x2xf32>, tensor<4x8x2xf32>) outs(%{{.+}} : tensor<4x2x2xf32>)
+// BLOCK: linalg.batch_matmul {{.+}} outs(%[[DQ]] : tensor<4x8x2xf32>)
+// BLOCK: tensor.insert_slice %{{.+}} into %[[DK]][0, %[[KB]], 0] [4, 2, 2] [1, 1, 1]
+// BLOCK: tensor.insert_slice %{{.+}} into %[[DV]][0, %[[KB]], 0] [4, 2, 2] [1, 1, 1]
+// BLOCK: scf.yield
+// BLOCK-NOT: tensor<4x8x4xf32>
+// BLOCK: return
+// CHECK-LABEL: func.func @attention_grad_blockwise
+// CHECK-NOT: scf.for
+func.func @attention_grad_blockwise(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) {
+  %dq, %dk, %dv = llmp.attention_grad %q, %k, %k, %q {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+  return %dq, %dk, %dv : tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>
+}
+
+// -----
+
+// Tests that attention_grad beside its forward (as autodiff leaves them) reuses the
+// forward's log-sum-exp and output: one blockwise forward loop, then the backward loop,
+// and no second forward.
+// BLOCK-LABEL: func.func @attention_and_grad_blockwise
+// BLOCK: scf.for {{.+}} -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8x2xf32>)
+// BLOCK-NOT: scf.for {{.+}} -> (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8x2xf32>)
+// BLOCK: scf.for {{.+}} -> (tensor<4x8x2xf32>, tensor<4x4x2xf32>, tensor<4x4x2xf32>)
+// BLOCK-NOT: scf.for
+// BLOCK: return
+func.func @attention_and_grad_blockwise(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>, %dy: tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) {
+  %y = llmp.attention %q, %k, %k {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) -> tensor<2x4x8xf32>
+  %dq, %dk, %dv = llmp.attention_grad %q, %k, %k, %dy {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+  return %y, %dq, %dk, %dv : tensor<2x4x8xf32>, tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>
+}
+
+// -----
+
 // Tests that positions count the earlier tokens of the same document: a reduction over t'
 // of (t' < t and seg[t'] == seg[t]).
 // CHECK-LABEL: func.func @positions
