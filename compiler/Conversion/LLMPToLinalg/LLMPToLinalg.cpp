@@ -1119,30 +1119,25 @@ Value lower(Lowerer &L, LastTokenOp op) {
 SmallVector<Value> lowerBlockwise(Lowerer &L, AttentionGradOp op, int64_t block, Value lse,
                                   Value out) {
   GroupedGrad g = groupGrad(L, op);
-  auto sh = g.sh;
-  int64_t heads = g.heads, kv = g.kv, hd = g.hd, t = g.t, n = g.n, rows = g.rows;
-  double scale = g.scale;
-  Value q = g.q, k = g.k, v = g.v, dO = g.dO;
-  Lowerer::Mask mask = g.mask;
-  Value o = lse && out ? L.groupHeads(L.toHeads(out, heads), n)
-                       : L.blockwiseAttention(q, k, v, mask, block, &lse);
+  Value o = lse && out ? L.groupHeads(L.toHeads(out, g.heads), g.n)
+                       : L.blockwiseAttention(g.q, g.k, g.v, g.mask, block, &lse);
   AffineMap i3 = L.id(3), d3 = L.dropLast(3);
   auto par3 = SmallVector<IteratorType>(3, IteratorType::parallel);
-  Value dsum = L.reduceLast({n, rows, hd}, ValueRange{dO, o}, {i3, i3}, 0.0,
+  Value dsum = L.reduceLast({g.n, g.rows, g.hd}, ValueRange{g.dO, o}, {i3, i3}, 0.0,
                             [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                               return arith::AddFOp::create(
                                   nb, nl, a[2], arith::MulFOp::create(nb, nl, a[0], a[1]));
                             });
-  SmallVector<int64_t> qs = {n, rows, hd}, kvs = {n, t, hd}, bks = {n, block, hd},
-                       ss = {n, rows, block};
+  SmallVector<int64_t> qs = {g.n, g.rows, g.hd}, kvs = {g.n, g.t, g.hd},
+                       bks = {g.n, block, g.hd}, ss = {g.n, g.rows, block};
   auto loop = scf::ForOp::create(
-      L.b, L.loc, L.idx(0), L.idx(t), L.idx(block),
+      L.b, L.loc, L.idx(0), L.idx(g.t), L.idx(block),
       ValueRange{L.fill(qs, 0.0), L.fill(kvs, 0.0), L.fill(kvs, 0.0)},
       [&](OpBuilder &nb, Location nl, Value kb, ValueRange it) {
         Lowerer I{nb, nl};
         SmallVector<OpFoldResult> offsets = {nb.getIndexAttr(0), kb, nb.getIndexAttr(0)};
-        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(n), nb.getIndexAttr(block),
-                                           nb.getIndexAttr(hd)};
+        SmallVector<OpFoldResult> sizes = {nb.getIndexAttr(g.n), nb.getIndexAttr(block),
+                                           nb.getIndexAttr(g.hd)};
         SmallVector<OpFoldResult> strides(3, nb.getIndexAttr(1));
         auto slice = [&](Value x) -> Value {
           return tensor::ExtractSliceOp::create(nb, nl, x, offsets, sizes, strides);
@@ -1150,32 +1145,33 @@ SmallVector<Value> lowerBlockwise(Lowerer &L, AttentionGradOp op, int64_t block,
         auto insert = [&](Value blk, Value into) -> Value {
           return tensor::InsertSliceOp::create(nb, nl, blk, into, offsets, sizes, strides);
         };
-        Lowerer::Mask bm = mask;
+        Lowerer::Mask bm = g.mask;
         bm.keyOffset = kb;
-        Value kj = slice(k), vj = slice(v);
-        Value sc = I.matmul(q, kj, false, true, ss);
+        Value kj = slice(g.k), vj = slice(g.v);
+        Value sc = I.matmul(g.q, kj, false, true, ss);
         Value p = I.generic(I.empty(ss, I.f32()), ValueRange{sc, lse}, {i3, d3, i3}, par3,
                             [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
                               Value x = Lowerer::maskedScore(ib, il, a[0], bm);
                               return math::ExpOp::create(ib, il,
                                                          arith::SubFOp::create(ib, il, x, a[1]));
                             });
-        Value dvj = I.matmul(p, dO, true, false, bks); // dV_blk = P^T dO
-        Value dp = I.matmul(dO, vj, false, true, ss);  // dP = dO V_blk^T
+        Value dvj = I.matmul(p, g.dO, true, false, bks); // dV_blk = P^T dO
+        Value dp = I.matmul(g.dO, vj, false, true, ss);  // dP = dO V_blk^T
         Value ds = I.generic(I.empty(ss, I.f32()), ValueRange{dp, p, dsum}, {i3, i3, d3, i3},
                              par3, [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
                                Value d = arith::SubFOp::create(ib, il, a[0], a[2]);
-                               Value g = arith::MulFOp::create(ib, il, a[1], d);
+                               Value pd = arith::MulFOp::create(ib, il, a[1], d);
                                return arith::MulFOp::create(
-                                   ib, il, g,
-                                   arith::ConstantOp::create(ib, il, ib.getF32FloatAttr(scale)));
+                                   ib, il, pd,
+                                   arith::ConstantOp::create(ib, il, ib.getF32FloatAttr(g.scale)));
                              });
         Value dq = I.matmul(ds, kj, false, false, qs, it[0]); // dQ += dS K_blk
-        Value dkj = I.matmul(ds, q, true, false, bks);        // dK_blk = dS^T Q
+        Value dkj = I.matmul(ds, g.q, true, false, bks);      // dK_blk = dS^T Q
         scf::YieldOp::create(nb, nl, ValueRange{dq, insert(dkj, it[1]), insert(dvj, it[2])});
       });
-  return {L.fromHeads(L.ungroupHeads(loop.getResult(0), t), sh[0], heads),
-          L.fromHeads(loop.getResult(1), sh[0], kv), L.fromHeads(loop.getResult(2), sh[0], kv)};
+  return {L.fromHeads(L.ungroupHeads(loop.getResult(0), g.t), g.sh[0], g.heads),
+          L.fromHeads(loop.getResult(1), g.sh[0], g.kv),
+          L.fromHeads(loop.getResult(2), g.sh[0], g.kv)};
 }
 
 /// Blockwise attention forwards whose backward reuses their per-row log-sum-exp and
