@@ -6,6 +6,8 @@
 /// and the reference, reward-model and rollout terms listed below.
 #include "lang/Plan.h"
 
+#include "kernels/cpu/Quant.h"
+
 namespace llmp::lang {
 
 namespace {
@@ -14,11 +16,8 @@ namespace {
 int64_t tensorBytes(const ConcreteParam &p, const StageInfo &s, bool quantized) {
   if (!quantized)
     return 4 * p.numel;
-  if (s.nf4) {
-    int64_t blocks = p.numel / s.nf4Block;
-    int64_t absmax = s.doubleQuant ? blocks + 4 * ((blocks + 255) / 256) : 4 * blocks;
-    return p.numel / 2 + absmax;
-  }
+  if (s.nf4) // the blob the runtime stores in the frozen buffer (kernels/cpu/Quant.h)
+    return lrt::quant::nf4Layout(p.numel, s.nf4Block, s.doubleQuant).byteSize;
   if (s.quantize == "int8")
     return p.numel + 4 * p.shape[1]; // one fp32 scale per output channel
   return p.numel / 2 + 4 * (p.numel / s.quantGroup); // int4: one fp32 scale per group

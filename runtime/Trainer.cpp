@@ -10,6 +10,7 @@
 #include "runtime/Data.h"
 #include "runtime/DataParallel.h"
 #include "runtime/FileUtil.h"
+#include "runtime/Frozen.h"
 #include "runtime/Generate.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Schedule.h"
@@ -322,15 +323,11 @@ Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &para
     for (int64_t d : p.shape)
       numel *= d;
     if (p.frozen) {
-      if (p.storage != Storage::F32)
+      // storeFrozenParam checks the byte range (and quantizes NF4 params) below.
+      if (numel != p.numel)
         return Status::invalid(fmt::format(
-            "plan: frozen param '{}' is stored as NF4; initParams writes fp32 only", p.name));
-      if (numel != p.numel || p.byteOffset < 0 ||
-          p.byteOffset + 4 * p.numel > plan.frozenBytes)
-        return Status::invalid(fmt::format(
-            "plan: frozen param '{}' (byte offset {}, numel {}, shape numel {}) does not fit "
-            "frozenBytes {}",
-            p.name, p.byteOffset, p.numel, numel, plan.frozenBytes));
+            "plan: frozen param '{}' (numel {}, shape numel {}) does not match its shape", p.name,
+            p.numel, numel));
     } else if (numel != p.numel || p.offset < 0 || p.offset + p.numel > plan.numParams) {
       return Status::invalid(fmt::format(
           "plan: param '{}' (offset {}, numel {}, shape numel {}) does not fit numParams {}",
@@ -366,7 +363,8 @@ Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &para
     }
     }
     if (p.frozen && frozen)
-      std::memcpy(frozen->data() + p.byteOffset, scratch.data(), size_t(4 * p.numel));
+      if (Status s = storeFrozenParam(p, plan.nf4, scratch.data(), frozen->data(), plan.frozenBytes); !s)
+        return s;
   }
   return Status::ok();
 }

@@ -135,13 +135,13 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
 /// Fills `params` (fp32[plan.numParams]) as the trainer does: for each ParamInfo in order,
 /// Normal draws N(mean, std) by Box-Muller from one std::mt19937_64 seeded with `seed`,
 /// KaimingUniform draws U(-1/sqrt(shape[1]), 1/sqrt(shape[1])) (PEFT's lora_A init) from
-/// the same stream, Ones/Zeros fill. Frozen params (ParamInfo::frozen, Storage::F32) draw
-/// from the same stream in the same order and are written into `frozen`
-/// (u8[plan.frozenBytes], resized) at their byteOffset, or skipped when `frozen` is null
-/// (e.g. when they come from a GGUF file): a LoRA stage's base then equals the full model
-/// initialised with the same seed. Errors: InvalidArgument if a param lies outside
-/// [0, numParams) (frozen: outside [0, frozenBytes)), its numel disagrees with its shape, or
-/// it is a frozen NF4 param (quantized by the caller).
+/// the same stream, Ones/Zeros fill. Frozen params (ParamInfo::frozen) draw from the same
+/// stream in the same order and are written into `frozen` (u8[plan.frozenBytes], resized)
+/// by storeFrozenParam (runtime/Frozen.h: fp32, or quantized to NF4 for a QLoRA base), or
+/// skipped when `frozen` is null (e.g. when they come from a GGUF file): a LoRA stage's base
+/// then equals the full model initialised with the same seed. Errors: InvalidArgument if a
+/// param lies outside [0, numParams) (frozen: outside [0, frozenBytes) or not of its
+/// storage's size), or its numel disagrees with its shape.
 Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &params,
                   std::vector<uint8_t> *frozen = nullptr);
 

@@ -767,12 +767,13 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   const StageInfo &info = it->second;
   // An `sft` stage without an adapter trains every parameter with the same `next_token`
   // loss as pretraining, on rows whose prompt targets are ignored: the same module.
-  if (info.kind != "pretrain" && !(info.kind == "sft" && !info.lora && !info.nf4)) {
+  // With `adapter: lora(...)` the module is rewritten by llmp-apply-lora (applyAdapter),
+  // and with `base: nf4(...)` then by llmp-quantize-base (applyNf4Base).
+  if (info.kind != "pretrain" && info.kind != "sft") {
     mlir::emitError(toMLIR(ctx, info.decl->nameLoc))
         << "stage '" << stageName << "' (kind " << info.kind
-        << (info.kind == "sft" ? ", with an adapter" : "")
-        << ") is not yet supported by the compiler: 'pretrain' stages and 'sft' stages without "
-           "an adapter are emitted today";
+        << ") is not yet supported by the compiler: 'pretrain' stages and 'sft' stages with "
+           "full fine-tuning, a LoRA adapter or QLoRA are emitted today";
     return mlir::failure();
   }
   if (mlir::failed(fillStagePlan(program, stageName, plan)))

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "runtime/Frozen.h"
+
+#include "kernels/cpu/Quant.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace lrt {
+
+namespace {
+
+/// Checks that `p` is frozen, that its byteSize is its storage's size and that it fits.
+Status checkFrozen(const ParamInfo &p, const Nf4Spec &nf4, int64_t frozenBytes) {
+  if (!p.frozen)
+    return Status::invalid(fmt::format("frozen buffer: param '{}' is not frozen", p.name));
+  int64_t bytes = 4 * p.numel;
+  if (p.storage == Storage::NF4) {
+    if (nf4.block < 1)
+      return Status::invalid(fmt::format("frozen buffer: param '{}': NF4 block {} < 1", p.name, nf4.block));
+    bytes = quant::nf4Layout(p.numel, nf4.block, nf4.doubleQuant).byteSize;
+  }
+  if (p.byteSize != bytes || p.byteOffset < 0 || p.byteOffset + bytes > frozenBytes)
+    return Status::invalid(fmt::format(
+        "frozen buffer: param '{}' ({}, {} bytes at byte {}) does not match its storage ({} bytes) "
+        "or does not fit {} bytes",
+        p.name, p.storage == Storage::NF4 ? "nf4" : "f32", p.byteSize, p.byteOffset, bytes, frozenBytes));
+  return Status::ok();
+}
+
+} // namespace
+
+Status storeFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const float *values, uint8_t *frozen,
+                        int64_t frozenBytes) {
+  if (Status s = checkFrozen(p, nf4, frozenBytes); !s)
+    return s;
+  if (p.storage == Storage::F32) {
+    std::memcpy(frozen + p.byteOffset, values, size_t(4 * p.numel));
+    return Status::ok();
+  }
+  auto q = quant::quantizeNf4(values, p.numel, {nf4.block, nf4.doubleQuant, 256});
+  if (!q)
+    return Status::invalid(fmt::format("frozen buffer: param '{}': {}", p.name, q.status().message()));
+  return quant::writeNf4Blob(*q, frozen + p.byteOffset);
+}
+
+Status loadFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const uint8_t *frozen, int64_t frozenBytes,
+                       float *values) {
+  if (Status s = checkFrozen(p, nf4, frozenBytes); !s)
+    return s;
+  if (p.storage == Storage::F32)
+    std::memcpy(values, frozen + p.byteOffset, size_t(4 * p.numel));
+  else
+    quant::dequantizeNf4Range(frozen + p.byteOffset, quant::nf4Layout(p.numel, nf4.block, nf4.doubleQuant), 0,
+                              p.numel, values);
+  return Status::ok();
+}
+
+} // namespace lrt
