@@ -21,7 +21,7 @@ extern "C" {
 /// X and C are strided f32 views (unit stride in one dimension for BLAS; plain loops
 /// otherwise); `w` is the blob, at least nf4Layout(rows * cols, block, doubleQuant)
 /// .byteSize bytes. Work is split over the OpenMP threads along C's columns, in multiples
-/// of 16, each thread dequantizing only its own part of W (panels of at most 64 KiB), so
+/// of 16, each thread dequantizing only its own part of W (panels of at most 256 KiB), so
 /// the result depends only on the shapes and the thread count. The product's rounding
 /// differs from sgemm on the fully dequantized W only in the order of the sums over rows.
 void _mlir_ciface_lrt_matmul_nf4_f32(int32_t tb, int64_t rows, int64_t cols, int64_t block,
