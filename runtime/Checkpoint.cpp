@@ -116,7 +116,7 @@ Status checkBuffer(const StagePlan &plan, const std::vector<float> &buf, const c
     return Status::invalid(fmt::format("checkpoint: {} has {} values, expected numParams {}", what,
                                        buf.size(), plan.numParams));
   for (const ParamInfo &p : plan.params)
-    if (p.offset < 0 || p.numel < 0 || p.offset + p.numel > plan.numParams)
+    if (!p.frozen && (p.offset < 0 || p.numel < 0 || p.offset + p.numel > plan.numParams))
       return Status::invalid(fmt::format("checkpoint: param '{}' (offset {}, numel {}) lies "
                                          "outside numParams {}",
                                          p.name, p.offset, p.numel, plan.numParams));
@@ -127,15 +127,18 @@ std::vector<TensorRef> tensorsOf(const StagePlan &plan, const std::vector<float>
                                  const std::string &prefix) {
   std::vector<TensorRef> out;
   for (const ParamInfo &p : plan.params)
-    out.push_back({prefix + p.name, DType::F32, p.shape, buf.data() + p.offset});
+    if (!p.frozen) // the trainable buffers hold no frozen (LoRA base) params
+      out.push_back({prefix + p.name, DType::F32, p.shape, buf.data() + p.offset});
   return out;
 }
 
-/// Copies the tensors `<prefix><name>` of `f` into `buf` at each param's offset.
+/// Copies the tensors `<prefix><name>` of `f` into `buf` at each trainable param's offset.
 Status unpackParams(const StagePlan &plan, const SafetensorsFile &f, const std::string &prefix,
                     const std::string &file, std::vector<float> &buf) {
   buf.assign(size_t(plan.numParams), 0.0f);
   for (const ParamInfo &p : plan.params) {
+    if (p.frozen)
+      continue;
     const Tensor *t = f.find(prefix + p.name);
     if (!t)
       return Status::invalid(fmt::format("'{}': no tensor '{}'", file, prefix + p.name));

@@ -301,7 +301,8 @@ std::vector<TensorRef> paramTensors(const StagePlan &plan, const std::vector<flo
                                     const std::string &prefix) {
   std::vector<TensorRef> out;
   for (const ParamInfo &p : plan.params)
-    out.push_back({prefix + p.name, DType::F32, p.shape, buf.data() + p.offset});
+    if (!p.frozen) // the trainable buffers hold no frozen (LoRA base) params
+      out.push_back({prefix + p.name, DType::F32, p.shape, buf.data() + p.offset});
   return out;
 }
 
@@ -367,6 +368,21 @@ Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &para
         return s;
   }
   return Status::ok();
+}
+
+StagePlan frozenAsF32(const StagePlan &plan) {
+  StagePlan base = plan;
+  base.params.clear();
+  for (const ParamInfo &p : plan.params)
+    if (p.frozen && p.storage == Storage::F32) {
+      ParamInfo q = p;
+      q.frozen = false;
+      q.offset = p.byteOffset / 4;
+      base.params.push_back(std::move(q));
+    }
+  base.numParams = plan.frozenBytes / 4;
+  base.frozenBytes = 0;
+  return base;
 }
 
 namespace {

@@ -145,4 +145,10 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
 Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &params,
                   std::vector<uint8_t> *frozen = nullptr);
 
+/// The frozen fp32 params of `plan` (a LoRA stage's base) as a plan of their own over the
+/// frozen buffer viewed as fp32: each at offset byteOffset / 4, numParams = frozenBytes / 4,
+/// none frozen. The fp32 readers (readParams, readGgufParams) then fill a buffer whose bytes
+/// are the frozen buffer. NF4 params are left out (quantized by runtime/Frozen.h).
+StagePlan frozenAsF32(const StagePlan &plan);
+
 } // namespace lrt

@@ -677,6 +677,14 @@ TEST(TrainerTest, InitParamsLoraAndFrozen) {
   std::vector<float> q;
   ASSERT_TRUE(initParams(plan, 3, q));
   EXPECT_EQ(p, q);
+  // The base as an fp32 plan over the frozen bytes: what the fp32 readers fill.
+  StagePlan basePlan = frozenAsF32(plan);
+  ASSERT_EQ(basePlan.params.size(), 1u);
+  EXPECT_EQ(basePlan.params[0].name, "w");
+  EXPECT_FALSE(basePlan.params[0].frozen);
+  EXPECT_EQ(basePlan.params[0].offset, 0);
+  EXPECT_EQ(basePlan.numParams, in * 8);
+  EXPECT_EQ(basePlan.frozenBytes, 0);
   plan.params[0].byteOffset = 64;
   EXPECT_FALSE(initParams(plan, 3, p, &frozen));
 }
