@@ -168,14 +168,35 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
     d.eval = eval.take();
     return d;
   };
+  const std::string &weightsPath = source.weightsPath;
+  const bool gguf = weightsPath.size() > 5 &&
+                    weightsPath.compare(weightsPath.size() - 5, 5, ".gguf") == 0;
   hooks.initialParams = [&](std::vector<float> &params) -> Status {
-    const std::string &path = source.weightsPath;
-    auto loaded = path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0
-                      ? readGgufParams(plan.params, plan.numParams, path)
-                      : readParams(plan, path);
+    // A LoRA stage trains only the adapters (lora_A uniform, lora_B zeros); its base comes
+    // from the weights into the frozen buffer (initialFrozen).
+    if (plan.frozenBytes > 0)
+      return initParams(plan, plan.seed, params);
+    auto loaded = gguf ? readGgufParams(plan.params, plan.numParams, weightsPath)
+                       : readParams(plan, weightsPath);
     if (!loaded)
       return loaded.status();
     params = loaded.take();
+    return Status::ok();
+  };
+  // The frozen base, kept for the samples' logits_step (the loop owns the buffer).
+  uint8_t *frozenBase = nullptr;
+  hooks.initialFrozen = [&](std::vector<uint8_t> &frozen) -> Status {
+    StagePlan base = frozenAsF32(plan);
+    if (base.params.size() != size_t(std::count_if(plan.params.begin(), plan.params.end(),
+                                                   [](const ParamInfo &p) { return p.frozen; })))
+      return Status::invalid("sft: NF4 frozen parameters are not loaded yet");
+    auto loaded = gguf ? readGgufParams(base.params, base.numParams, weightsPath)
+                       : readParams(base, weightsPath);
+    if (!loaded)
+      return loaded.status();
+    frozen.assign(size_t(plan.frozenBytes), 0);
+    std::memcpy(frozen.data(), loaded->data(), size_t(4 * base.numParams));
+    frozenBase = frozen.data();
     return Status::ok();
   };
   // Greedy answers to the first held-out questions; `label` says when.
@@ -184,7 +205,8 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
                     TrainResult *result) -> Expected<std::string> {
     if (opts.numSamples <= 0 || !fns.logitsStep)
       return std::string();
-    const StepCalls calls(plan, fns);
+    StepCalls calls(plan, fns);
+    calls.setFrozen(frozenBase);
     LogitsModel model{calls.logitsStep(), params.data(), plan.numParams,
                       plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
     ChatOptions options;

@@ -22,8 +22,9 @@
 namespace lrt {
 
 /// The compiled step functions of a stage, called with the buffers the loop owns. Picks
-/// the signature the plan implies (StagePlan::packing: `segments` after the targets), so
-/// every call of a compiled step goes through here.
+/// the signature the plan implies (StagePlan::packing: `segments` after the targets;
+/// StagePlan::frozenBytes > 0: the frozen buffer after the trainable ones, see setFrozen),
+/// so every call of a compiled step goes through here.
 class StepCalls {
 public:
   StepCalls(const StagePlan &plan, const StepFunctions &fns) : plan_(plan), fns_(fns) {}
@@ -47,9 +48,14 @@ public:
 
   const StepFunctions &functions() const { return fns_; }
 
+  /// The frozen buffer u8[plan.frozenBytes] (LoRA/QLoRA base) that every step but apply
+  /// takes when plan.frozenBytes > 0; read only by the steps, it must outlive the calls.
+  void setFrozen(uint8_t *frozen) { frozen_ = frozen; }
+
 private:
   const StagePlan &plan_;
   StepFunctions fns_;
+  uint8_t *frozen_ = nullptr;
 };
 
 /// The data of a stage, ready for the loop.
@@ -70,6 +76,9 @@ struct StageHooks {
   std::function<Expected<PreparedData>(bool report, int64_t ranks)> prepare;
   /// The parameters before the first step (fp32[plan.numParams]).
   std::function<Status(std::vector<float> &params)> initialParams;
+  /// The frozen buffer (u8[plan.frozenBytes], Plan.h ParamInfo::frozen) of a stage with a
+  /// frozen base (LoRA); required when plan.frozenBytes > 0.
+  std::function<Status(std::vector<uint8_t> &frozen)> initialFrozen;
   /// Rank 0, once the data is ready and before step 1 of a fresh run (optional): e.g.
   /// samples of the model before training. Text returned is printed.
   std::function<Expected<std::string>(std::vector<float> &params)> beforeTraining;

@@ -425,7 +425,7 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
   try {
     if (Status st = validateLoop(plan, fns, opts.numSamples > 0); !st)
       return st;
-    const StepCalls calls(plan, fns);
+    StepCalls calls(plan, fns);
     if (Status st = checkStateFits(plan); !st)
       return st;
     const std::string runDir = runDirOf(plan, opts);
@@ -478,11 +478,24 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       return Status::cancelled("interrupted before the first step (nothing was written)");
 
     std::vector<float> params, grads, m, v;
+    std::vector<uint8_t> frozen; // the frozen base (LoRA), read only by the steps
     if (Status st = allocateState(plan, grads, m, v); !st)
       return st;
     try {
       if (Status st = hooks.initialParams(params); !st)
         return st;
+      if (plan.frozenBytes > 0) {
+        if (!hooks.initialFrozen)
+          return Status::invalid(fmt::format("stage '{}' has a frozen base ({} bytes) but no "
+                                             "source for it",
+                                             plan.stage, plan.frozenBytes));
+        if (Status st = hooks.initialFrozen(frozen); !st)
+          return st;
+        if (int64_t(frozen.size()) != plan.frozenBytes)
+          return Status::invalid(fmt::format("frozen base: {} bytes, the plan has {}",
+                                             frozen.size(), plan.frozenBytes));
+        calls.setFrozen(frozen.data());
+      }
       if (int64_t(params.size()) != plan.numParams)
         return Status::invalid(fmt::format("initial parameters: {} values, the plan has {}",
                                            params.size(), plan.numParams));
@@ -790,8 +803,18 @@ void StepCalls::grad(float *params, float *grads, int32_t *tokens, int32_t *targ
   auto pTgt = viewOf(targets, {rows, T});
   auto pHyper = viewOf(hyper, {int64_t(kNumHyper)});
   auto pMetrics = viewOf(metrics, {int64_t(kNumMetrics)});
+  auto pSeg = viewOf(segments, {rows, T});
+  if (plan_.frozenBytes > 0) {
+    auto pF = viewOf(frozen_, {plan_.frozenBytes});
+    if (plan_.packing)
+      reinterpret_cast<FrozenPackedGradStepFn>(fns_.gradStep)(&pP, &pG, &pF, &pTok, &pTgt, &pSeg,
+                                                              &pHyper, &pMetrics);
+    else
+      reinterpret_cast<FrozenGradStepFn>(fns_.gradStep)(&pP, &pG, &pF, &pTok, &pTgt, &pHyper,
+                                                        &pMetrics);
+    return;
+  }
   if (plan_.packing) {
-    auto pSeg = viewOf(segments, {rows, T});
     reinterpret_cast<PackedGradStepFn>(fns_.gradStep)(&pP, &pG, &pTok, &pTgt, &pSeg, &pHyper,
                                                       &pMetrics);
     return;
@@ -806,6 +829,16 @@ void StepCalls::eval(float *params, int32_t *tokens, int32_t *targets, int32_t *
   auto pTok = viewOf(tokens, {rows, T});
   auto pTgt = viewOf(targets, {rows, T});
   auto pMetrics = viewOf(metrics, {int64_t(kNumMetrics)});
+  if (plan_.frozenBytes > 0) {
+    auto pF = viewOf(frozen_, {plan_.frozenBytes});
+    auto pSeg = viewOf(segments, {rows, T});
+    if (plan_.packing)
+      reinterpret_cast<FrozenPackedEvalStepFn>(fns_.evalStep)(&pP, &pF, &pTok, &pTgt, &pSeg,
+                                                              &pMetrics);
+    else
+      reinterpret_cast<FrozenEvalStepFn>(fns_.evalStep)(&pP, &pF, &pTok, &pTgt, &pMetrics);
+    return;
+  }
   if (plan_.packing) {
     auto pSeg = viewOf(segments, {rows, T});
     reinterpret_cast<PackedEvalStepFn>(fns_.evalStep)(&pP, &pTok, &pTgt, &pSeg, &pMetrics);
@@ -827,12 +860,34 @@ void logitsOneDocument(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
   auto pSeg = viewOf(segments.data(), {tokens->sizes[0], tokens->sizes[1]});
   reinterpret_cast<PackedLogitsStepFn>(packedLogits)(params, tokens, &pSeg, logits);
 }
+/// The frozen buffer and plan of logitsWithFrozen (StepCalls::logitsStep).
+thread_local uint8_t *logitsFrozen = nullptr;
+thread_local int64_t logitsFrozenBytes = 0;
+thread_local bool logitsPacked = false;
+
+void logitsWithFrozen(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
+                      MemRef<float, 3> *logits) {
+  auto pF = viewOf(logitsFrozen, {logitsFrozenBytes});
+  if (!logitsPacked) {
+    reinterpret_cast<FrozenLogitsStepFn>(packedLogits)(params, &pF, tokens, logits);
+    return;
+  }
+  std::vector<int32_t> segments(size_t(tokens->sizes[0] * tokens->sizes[1]), 0);
+  auto pSeg = viewOf(segments.data(), {tokens->sizes[0], tokens->sizes[1]});
+  reinterpret_cast<FrozenPackedLogitsStepFn>(packedLogits)(params, &pF, tokens, &pSeg, logits);
+}
 } // namespace
 
 LogitsStepFn StepCalls::logitsStep() const {
-  if (!plan_.packing || !fns_.logitsStep)
+  if (!fns_.logitsStep || (!plan_.packing && plan_.frozenBytes == 0))
     return fns_.logitsStep;
   packedLogits = fns_.logitsStep;
+  if (plan_.frozenBytes > 0) {
+    logitsFrozen = frozen_;
+    logitsFrozenBytes = plan_.frozenBytes;
+    logitsPacked = plan_.packing;
+    return &logitsWithFrozen;
+  }
   return &logitsOneDocument;
 }
 
@@ -911,7 +966,8 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     if (!data)
       return data.status();
     std::vector<float> init;
-    if (Status st = initParams(plan, plan.seed, init); !st)
+    std::vector<uint8_t> frozen;
+    if (Status st = initParams(plan, plan.seed, init, &frozen); !st)
       return st;
     std::vector<float> params = init, grads(plan.numParams, 0.0f), m(plan.numParams, 0.0f),
                        v(plan.numParams, 0.0f);
@@ -927,7 +983,8 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     hyper[kHyperGradClip] = float(plan.gradClip);
     hyper[kHyperStep] = 1.0f;
     hyper[kHyperGradScale] = 1.0f;
-    const StepCalls calls(plan, fns);
+    StepCalls calls(plan, fns);
+    calls.setFrozen(frozen.data());
     calls.grad(params.data(), grads.data(), tokens.data(), targets.data(), segments.data(), B,
                hyper.data(), metrics.data());
     float loss = metrics[kMetricLoss];
@@ -935,6 +992,10 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     calls.apply(params.data(), grads.data(), m.data(), v.data(), hyper.data(), metrics.data());
 
     std::vector<TensorRef> tensors = paramTensors(plan, init, "");
+    for (const ParamInfo &p : plan.params) // the frozen base (fp32), without gradients
+      if (p.frozen && p.storage == Storage::F32)
+        tensors.push_back({p.name, DType::F32, p.shape,
+                           reinterpret_cast<const float *>(frozen.data() + p.byteOffset)});
     std::vector<TensorRef> gradTensors = paramTensors(plan, grads, "grad.");
     tensors.insert(tensors.end(), gradTensors.begin(), gradTensors.end());
     tensors.push_back({"tokens", DType::I32, {B, T}, tokens.data()});
