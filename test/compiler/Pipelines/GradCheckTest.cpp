@@ -9,6 +9,7 @@
 /// test accepts |analytic - fd| <= 2e-3 + 2e-2 |fd|.
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "test/compiler/CompiledTestUtil.h"
 #include "kernels/cpu/Quant.h"
 #include "runtime/Data.h"
 
@@ -28,20 +29,13 @@ using namespace mlir;
 namespace {
 
 /// A compiled module with its step functions.
-struct Compiled {
-  MLIRContext ctx;
-  std::unique_ptr<llmp::JitModule> jit;
-  lrt::StepFunctions fns;
-};
+using llmp_test::Compiled;
 
 /// Compiles `src` to the JIT; `atLinalg`, when given, edits the module at the linalg phase.
 std::unique_ptr<Compiled> compile(const std::string &src,
                                   const std::function<void(ModuleOp)> &atLinalg = {}) {
   auto c = std::make_unique<Compiled>();
-  DialectRegistry registry;
-  llmp::registerLLMPDialects(registry);
-  c->ctx.appendDialectRegistry(registry);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &c->ctx);
+  OwningOpRef<ModuleOp> module = llmp_test::parseModule(*c, src);
   if (!module)
     return nullptr;
   if (atLinalg) {
@@ -53,13 +47,8 @@ std::unique_ptr<Compiled> compile(const std::string &src,
   } else if (failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM))) {
     return nullptr;
   }
-  auto jit = llmp::JitModule::create(*module);
-  if (!jit) {
-    llvm::errs() << llvm::toString(jit.takeError()) << "\n";
+  if (!llmp_test::jitCompile(*c, *module))
     return nullptr;
-  }
-  c->jit = std::move(*jit);
-  c->fns = c->jit->stepFunctions();
   return c;
 }
 

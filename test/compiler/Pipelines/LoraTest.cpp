@@ -10,6 +10,7 @@
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "test/compiler/CompiledTestUtil.h"
 #include "runtime/StepABI.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -28,29 +29,17 @@ using namespace mlir;
 namespace {
 
 /// A JIT-compiled module.
-struct Jit {
-  MLIRContext ctx;
-  std::unique_ptr<llmp::JitModule> jit;
-  lrt::StepFunctions fns;
-};
+using Jit = llmp_test::Compiled;
 
 /// Parses `src`, applies LoRA with `lora` when given, lowers to LLVM and JIT-compiles.
 std::unique_ptr<Jit> build(const std::string &src, const llmp::LLMPApplyLoraOptions *lora) {
   auto c = std::make_unique<Jit>();
-  DialectRegistry registry;
-  llmp::registerLLMPDialects(registry);
-  c->ctx.appendDialectRegistry(registry);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &c->ctx);
+  OwningOpRef<ModuleOp> module = llmp_test::parseModule(*c, src);
   if (!module || (lora && failed(llmp::applyLora(*module, *lora))) ||
       failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM)))
     return nullptr;
-  auto jit = llmp::JitModule::create(*module);
-  if (!jit) {
-    llvm::errs() << llvm::toString(jit.takeError()) << "\n";
+  if (!llmp_test::jitCompile(*c, *module))
     return nullptr;
-  }
-  c->jit = std::move(*jit);
-  c->fns = c->jit->stepFunctions();
   return c;
 }
 

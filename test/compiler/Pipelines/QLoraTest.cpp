@@ -11,6 +11,7 @@
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "test/compiler/CompiledTestUtil.h"
 #include "runtime/Frozen.h"
 #include "runtime/StepABI.h"
 
@@ -59,10 +60,7 @@ const std::map<std::string, std::vector<int64_t>> kShapes = {
 /// A compiled LoRA (nf4 = false) or QLoRA module and the layout of its parameters, read
 /// from the rewritten @loss as LLMPGen reads a stage's (llmp.offset / llmp.byte_offset /
 /// llmp.nf4).
-struct Stage {
-  MLIRContext ctx;
-  std::unique_ptr<llmp::JitModule> jit;
-  lrt::StepFunctions fns;
+struct Stage : llmp_test::Compiled {
   std::vector<lrt::ParamInfo> params;
   int64_t numParams = 0, frozenBytes = 0;
   lrt::Nf4Spec nf4;
@@ -70,10 +68,7 @@ struct Stage {
 
 std::unique_ptr<Stage> build(bool nf4, int64_t block, bool doubleQuant) {
   auto s = std::make_unique<Stage>();
-  DialectRegistry registry;
-  llmp::registerLLMPDialects(registry);
-  s->ctx.appendDialectRegistry(registry);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(kTinyModel, &s->ctx);
+  OwningOpRef<ModuleOp> module = llmp_test::parseModule(*s, kTinyModel);
   llmp::LLMPApplyLoraOptions lora;
   lora.rank = 4;
   lora.alpha = 8;
@@ -113,13 +108,8 @@ std::unique_ptr<Stage> build(bool nf4, int64_t block, bool doubleQuant) {
   s->frozenBytes = (*module)->getAttrOfType<IntegerAttr>("llmp.frozen_bytes").getInt();
   if (failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM)))
     return nullptr;
-  auto jit = llmp::JitModule::create(*module);
-  if (!jit) {
-    llvm::errs() << llvm::toString(jit.takeError()) << "\n";
+  if (!llmp_test::jitCompile(*s, *module))
     return nullptr;
-  }
-  s->jit = std::move(*jit);
-  s->fns = s->jit->stepFunctions();
   return s;
 }
 

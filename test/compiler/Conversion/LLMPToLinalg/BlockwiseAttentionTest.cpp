@@ -6,6 +6,7 @@
 /// tests of GradCheckTest.cpp cover), and against central finite differences.
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "test/compiler/CompiledTestUtil.h"
 #include "runtime/Data.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -24,21 +25,14 @@ using namespace mlir;
 
 namespace {
 
-struct Compiled {
-  MLIRContext ctx;
-  std::unique_ptr<llmp::JitModule> jit;
-  lrt::StepFunctions fns;
-};
+using llmp_test::Compiled;
 
 /// Compiles `src` through the grad phase, `llmp-lower-to-linalg{attention-block=block}`
 /// alone (the linalg phase's fusion and cleanups only speed code up, and both variants
 /// skip them alike) and the LLVM phase, then JIT-compiles it.
 std::unique_ptr<Compiled> compileWithBlock(const std::string &src, int64_t block) {
   auto c = std::make_unique<Compiled>();
-  DialectRegistry registry;
-  llmp::registerLLMPDialects(registry);
-  c->ctx.appendDialectRegistry(registry);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &c->ctx);
+  OwningOpRef<ModuleOp> module = llmp_test::parseModule(*c, src);
   if (!module || failed(llmp::lowerToPhase(*module, llmp::Phase::Grad)))
     return nullptr;
   PassManager pm(&c->ctx);
@@ -49,13 +43,8 @@ std::unique_ptr<Compiled> compileWithBlock(const std::string &src, int64_t block
     return nullptr;
   if (failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM, llmp::Phase::Linalg)))
     return nullptr;
-  auto jit = llmp::JitModule::create(*module);
-  if (!jit) {
-    llvm::errs() << llvm::toString(jit.takeError()) << "\n";
+  if (!llmp_test::jitCompile(*c, *module))
     return nullptr;
-  }
-  c->jit = std::move(*jit);
-  c->fns = c->jit->stepFunctions();
   return c;
 }
 
