@@ -2,9 +2,12 @@
 #include "runtime/Frozen.h"
 
 #include "kernels/cpu/Quant.h"
+#include "runtime/GgufModel.h"
+#include "runtime/Safetensors.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace lrt {
@@ -54,6 +57,33 @@ Status loadFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const uint8_t *fr
   else
     quant::dequantizeNf4Range(frozen + p.byteOffset, quant::nf4Layout(p.numel, nf4.block, nf4.doubleQuant), 0,
                               p.numel, values);
+  return Status::ok();
+}
+
+Status readFrozenBase(const StagePlan &plan, const std::string &path,
+                      std::vector<uint8_t> &frozen) {
+  std::vector<ParamInfo> base;
+  for (const ParamInfo &p : plan.params)
+    if (p.frozen)
+      base.push_back(p);
+  frozen.assign(size_t(std::max<int64_t>(0, plan.frozenBytes)), 0);
+  auto store = [&](const ParamInfo &p, const float *values) {
+    return storeFrozenParam(p, plan.nf4, values, frozen.data(), plan.frozenBytes);
+  };
+  const bool gguf = path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+  if (gguf)
+    return forEachGgufParam(base, path, store);
+  auto file = readSafetensors(path);
+  if (!file)
+    return file.status();
+  for (const ParamInfo &p : base) {
+    auto t = file->findF32(p.name, p.shape, path);
+    if (!t)
+      return t.status();
+    std::vector<float> values = (*t)->as<float>();
+    if (Status st = store(p, values.data()); !st)
+      return st;
+  }
   return Status::ok();
 }
 

@@ -9,6 +9,8 @@
 #include "runtime/Status.h"
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace lrt {
 
@@ -26,5 +28,19 @@ Status storeFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const float *val
 /// dequantizeNf4). Same errors as storeFrozenParam, but for the weights' finiteness.
 Status loadFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const uint8_t *frozen, int64_t frozenBytes,
                        float *values);
+
+/// The frozen buffer u8[plan.frozenBytes] of a LoRA or QLoRA stage (`frozen`, resized)
+/// filled with its base from pretrained weights `path`: a GGUF file (name ending in
+/// ".gguf"; runtime/GgufModel.h, read one tensor at a time by forEachGgufParam) or a
+/// safetensors file with llmp names and F32 tensors (a full model's
+/// `checkpoint/model.safetensors`). Each frozen param goes through storeFrozenParam: an fp32
+/// copy, or quantized to NF4 per plan.nf4 for a `base: nf4(...)` stage. Bytes between
+/// params stay 0. Transient memory besides `frozen`: for GGUF, the mapped file and about
+/// three fp32 copies of the largest frozen tensor (the embedding, vocab x dim x 4 bytes
+/// each); for safetensors, the whole file as read by readSafetensors. Errors: those of the
+/// readers (naming the file and tensor), InvalidArgument for a tensor that is missing, not
+/// F32 or shaped differently from the plan, and those of storeFrozenParam.
+Status readFrozenBase(const StagePlan &plan, const std::string &path,
+                      std::vector<uint8_t> &frozen);
 
 } // namespace lrt

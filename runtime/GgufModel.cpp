@@ -4,6 +4,7 @@
 #include "runtime/FileUtil.h"
 
 #include <algorithm>
+#include <functional>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -162,8 +163,8 @@ std::vector<float> unpermuteRope(const std::vector<float> &w, int64_t rows, int6
   return out;
 }
 
-Expected<std::vector<float>> readGgufParams(const std::vector<ParamInfo> &params,
-                                            int64_t numParams, const std::string &path) {
+Status forEachGgufParam(const std::vector<ParamInfo> &params, const std::string &path,
+                        const std::function<Status(const ParamInfo &, const float *)> &fn) {
   auto file = MappedFile::open(path);
   if (!file)
     return file.status();
@@ -174,7 +175,7 @@ Expected<std::vector<float>> readGgufParams(const std::vector<ParamInfo> &params
   auto config = ggufLlamaConfig(*f);
   if (!config)
     return config.status().withContext("'" + path + "'");
-  std::vector<float> flat(static_cast<size_t>(numParams));
+  std::vector<float> transposed; // reused: the largest projection matrix
   for (const ParamInfo &p : params) {
     std::string name = ggufTensorName(p.name);
     const GgufTensorInfo *t = name.empty() ? nullptr : f->findTensor(name);
@@ -187,16 +188,16 @@ Expected<std::vector<float>> readGgufParams(const std::vector<ParamInfo> &params
     std::vector<uint64_t> want(p.shape.begin(), p.shape.end());
     if (isEmbed)
       std::reverse(want.begin(), want.end());
-    if (t->dims != want || p.offset < 0 || p.offset + p.numel > numParams)
+    if (t->dims != want)
       return Status::invalid(fmt::format("'{}': parameter '{}' of shape {} does not fit GGUF "
                                          "tensor '{}' of shape {}",
                                          path, p.name, dimsText(want), name, dimsText(t->dims)));
     auto data = readGgufTensor(*f, bytes, *t);
     if (!data)
       return data.status().withContext("'" + path + "'");
-    float *dst = flat.data() + p.offset;
     if (p.shape.size() != 2 || isEmbed) {
-      std::copy(data->begin(), data->end(), dst);
+      if (Status st = fn(p, data->data()); !st)
+        return st;
       continue;
     }
     int64_t in = p.shape[0], out = p.shape[1];
@@ -206,10 +207,30 @@ Expected<std::vector<float>> readGgufParams(const std::vector<ParamInfo> &params
       rows = unpermuteRope(rows, out, in, config->heads);
     else if (tail == "attn_k.weight")
       rows = unpermuteRope(rows, out, in, config->kvHeads);
+    transposed.resize(size_t(in * out));
     for (int64_t o = 0; o < out; ++o)
       for (int64_t i = 0; i < in; ++i)
-        dst[i * out + o] = rows[o * in + i];
+        transposed[i * out + o] = rows[o * in + i];
+    if (Status st = fn(p, transposed.data()); !st)
+      return st;
   }
+  return Status::ok();
+}
+
+Expected<std::vector<float>> readGgufParams(const std::vector<ParamInfo> &params,
+                                            int64_t numParams, const std::string &path) {
+  for (const ParamInfo &p : params)
+    if (p.offset < 0 || p.offset + p.numel > numParams)
+      return Status::invalid(fmt::format("'{}': parameter '{}' ({} values at {}) lies outside "
+                                         "the buffer of {}",
+                                         path, p.name, p.numel, p.offset, numParams));
+  std::vector<float> flat(static_cast<size_t>(numParams));
+  Status st = forEachGgufParam(params, path, [&](const ParamInfo &p, const float *values) {
+    std::copy(values, values + p.numel, flat.data() + p.offset);
+    return Status::ok();
+  });
+  if (!st)
+    return st;
   return flat;
 }
 

@@ -10,6 +10,7 @@
 #include "runtime/Status.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,17 @@ std::string ggufTensorName(const std::string &param);
 /// `rows` a multiple of 2 * heads.
 std::vector<float> unpermuteRope(const std::vector<float> &w, int64_t rows, int64_t in,
                                  int64_t heads);
+
+/// Reads the stdlib llama `params` from the GGUF file `path` one at a time, in order, and
+/// calls `fn(p, values)` with each one's fp32 values[p.numel] in the stdlib layout
+/// (readGgufParams below says how they are transposed and un-permuted; p.offset is not
+/// read). `values` is valid only during the call. Transient memory: the GGUF file mapped,
+/// plus about three fp32 copies of the current tensor (dequantized, un-permuted,
+/// transposed), so a caller that stores each parameter (e.g. quantized to NF4,
+/// runtime/Frozen.h) never holds the whole model in fp32. Stops at the first error `fn`
+/// returns. Errors: those of readGgufParams.
+Status forEachGgufParam(const std::vector<ParamInfo> &params, const std::string &path,
+                        const std::function<Status(const ParamInfo &, const float *)> &fn);
 
 /// The flat fp32[numParams] buffer of the stdlib llama `params` (runtime/Plan.h order)
 /// filled from the GGUF file `path`: norms and the embedding as stored; each projection

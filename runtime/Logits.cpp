@@ -17,16 +17,12 @@ Expected<std::vector<float>> readParams(const StagePlan &plan, const std::string
     return file.status();
   std::vector<float> params(plan.numParams);
   for (const ParamInfo &p : plan.params) {
-    const Tensor *t = file->find(p.name);
+    auto t = file->findF32(p.name, p.shape, path);
     if (!t)
-      return Status::invalid(fmt::format("'{}' has no tensor '{}'", path, p.name));
-    if (t->dtype != DType::F32 || t->shape != p.shape)
-      return Status::invalid(fmt::format("'{}': tensor '{}' is {} [{}], expected F32 [{}]", path,
-                                         p.name, dtypeName(t->dtype), fmt::join(t->shape, ", "),
-                                         fmt::join(p.shape, ", ")));
+      return t.status();
     if (p.offset < 0 || p.offset + p.numel > plan.numParams)
       return Status::invalid(fmt::format("parameter '{}' lies outside the buffer", p.name));
-    std::memcpy(params.data() + p.offset, t->bytes.data(), p.numel * sizeof(float));
+    std::memcpy(params.data() + p.offset, (*t)->bytes.data(), p.numel * sizeof(float));
   }
   return params;
 }

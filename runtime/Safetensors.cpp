@@ -5,6 +5,7 @@
 #include "runtime/FileUtil.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -64,6 +65,19 @@ const Tensor *SafetensorsFile::find(const std::string &name) const {
     if (t.name == name)
       return &t;
   return nullptr;
+}
+
+Expected<const Tensor *> SafetensorsFile::findF32(const std::string &name,
+                                                 const std::vector<int64_t> &shape,
+                                                 const std::string &path) const {
+  const Tensor *t = find(name);
+  if (!t)
+    return Status::invalid(fmt::format("'{}' has no tensor '{}'", path, name));
+  if (t->dtype != DType::F32 || t->shape != shape)
+    return Status::invalid(fmt::format("'{}': tensor '{}' is {} [{}], expected F32 [{}]", path,
+                                       name, dtypeName(t->dtype), fmt::join(t->shape, ", "),
+                                       fmt::join(shape, ", ")));
+  return t;
 }
 
 Expected<std::string> serializeSafetensors(const std::vector<TensorRef> &tensors,

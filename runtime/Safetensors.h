@@ -54,6 +54,11 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
   /// The tensor called `name`, or nullptr.
   const Tensor *find(const std::string &name) const;
+  /// The tensor called `name`, which must be F32 of `shape` (a parameter read by name).
+  /// Errors: InvalidArgument naming `path` (the file, for the message) and the tensor when
+  /// it is missing or has another dtype or shape.
+  Expected<const Tensor *> findF32(const std::string &name, const std::vector<int64_t> &shape,
+                                   const std::string &path) const;
 };
 
 /// Writes `tensors` in the given order with `metadata` as `__metadata__` to `path`

@@ -7,6 +7,7 @@
 #include "runtime/Chat.h"
 #include "runtime/ChatTemplate.h"
 #include "runtime/FileUtil.h"
+#include "runtime/Frozen.h"
 #include "runtime/Gguf.h"
 #include "runtime/GgufModel.h"
 #include "runtime/Logits.h"
@@ -186,16 +187,9 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
   // The frozen base, kept for the samples' logits_step (the loop owns the buffer).
   uint8_t *frozenBase = nullptr;
   hooks.initialFrozen = [&](std::vector<uint8_t> &frozen) -> Status {
-    StagePlan base = frozenAsF32(plan);
-    if (base.params.size() != size_t(std::count_if(plan.params.begin(), plan.params.end(),
-                                                   [](const ParamInfo &p) { return p.frozen; })))
-      return Status::invalid("sft: NF4 frozen parameters are not loaded yet");
-    auto loaded = gguf ? readGgufParams(base.params, base.numParams, weightsPath)
-                       : readParams(base, weightsPath);
-    if (!loaded)
-      return loaded.status();
-    frozen.assign(size_t(plan.frozenBytes), 0);
-    std::memcpy(frozen.data(), loaded->data(), size_t(4 * base.numParams));
+    // fp32 copies, or NF4 blobs for a `base: nf4(...)` stage, one parameter at a time.
+    if (Status st = readFrozenBase(plan, weightsPath, frozen); !st)
+      return st;
     frozenBase = frozen.data();
     return Status::ok();
   };

@@ -40,6 +40,7 @@
 #include "runtime/BpeTokenizer.h"
 #include "runtime/Chat.h"
 #include "runtime/Checkpoint.h"
+#include "runtime/Frozen.h"
 #include "runtime/GgufModel.h"
 #include "runtime/SftTrainer.h"
 #include "runtime/HfExport.h"
@@ -48,6 +49,7 @@
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
 #include "runtime/Report.h"
+#include "runtime/TrainLoop.h"
 #include "runtime/Trainer.h"
 #include "runtime/collective/Collective.h"
 
@@ -533,10 +535,34 @@ struct CompiledStage {
   lrt::StagePlan plan;
   std::unique_ptr<mlir::llmp::JitModule> jit;
   lrt::SftSource sft; ///< an `sft` stage: its starting weights and tokenizer
+  /// A LoRA stage of a stdlib `llama` model: its adapter and model, for the PEFT folder
+  /// `run` writes to <run>/adapter (exportPeftAdapter).
+  std::optional<lrt::LoraExportSpec> lora;
+  lrt::LlamaConfig llama;
 };
 
 /// The run directory of `stage` without --run-dir: runs/<pipeline>/<stage>.
 std::string defaultRunDirectory(const lang::Program &program, const std::string &stage);
+
+/// The PEFT export settings of a stage with `adapter: lora(...)` (rank, alpha, rsLoRA,
+/// dropout); baseModel is left empty.
+lrt::LoraExportSpec loraSpecOf(const lang::StageInfo &stage) {
+  lrt::LoraExportSpec spec;
+  spec.rank = stage.loraRank, spec.alpha = stage.loraAlpha, spec.rslora = stage.rslora;
+  spec.dropout = stage.loraDropout;
+  return spec;
+}
+
+/// `base_model_name_or_path` of a LoRA stage's adapter: the weights it starts from (the
+/// GGUF file of its `from_gguf` model, or the `from:` stage's checkpoint), else the name of
+/// its model declaration.
+std::string baseModelOf(const lang::StageInfo &stage, const lrt::SftSource &sft) {
+  if (!sft.weightsPath.empty())
+    return sft.weightsPath;
+  if (stage.model && !stage.model->ggufPath.empty())
+    return stage.model->ggufPath;
+  return stage.model ? stage.model->decl->name : std::string();
+}
 
 /// Where the `sft` stage `info` starts: the checkpoint of its `from:` stage, else the
 /// GGUF file of its `from_gguf` model; the conversations are rendered and tokenised with
@@ -618,6 +644,17 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
     if (std::optional<int> bad = sftSource(*program, info->second, compiled->sft)) {
       status = *bad;
       return nullptr;
+    }
+  }
+  if (info != program->stageInfo.end() && info->second.lora && info->second.model) {
+    // Only the llama family has PEFT module names (runtime/PeftExport.h); other models
+    // train their adapters without the PEFT folder.
+    auto config = lrt::llamaConfigFromArgs(info->second.model->family->name,
+                                           info->second.model->args);
+    if (config) {
+      compiled->llama = *config;
+      compiled->lora = loraSpecOf(info->second);
+      compiled->lora->baseModel = baseModelOf(info->second, compiled->sft);
     }
   }
   compiled->jit = jitStage(s, emitStage(s.ctx, *program, *stage, compiled->plan), *stage, status);
@@ -865,6 +902,16 @@ int runRun(Session &s) {
   }
   if (!result.isOk())
     return toolError(result.message());
+  if (compiled->lora) {
+    // The trained adapter as `PeftModel.from_pretrained(base, <run>/adapter)` loads it.
+    std::string dir = opts.runDir + "/adapter";
+    if (lrt::Status st = lrt::exportPeftAdapter(*compiled->lora, compiled->llama, opts.runDir, dir);
+        !st)
+      return toolError("writing the PEFT adapter: " + st.message());
+    llvm::outs() << "adapter: " << dir
+                 << " (PEFT: adapter_config.json, adapter_model.safetensors; base "
+                 << compiled->lora->baseModel << ")\n";
+  }
   return 0;
 }
 
@@ -923,9 +970,7 @@ std::string stageRunDirectory(const lang::Program &program, const std::string &s
 /// runs/<pipeline>/<from> (where an `sft` stage starts from).
 int runExportLora(Session &s, const lang::Program &program, const lang::StageInfo &stage,
                   const lrt::LlamaConfig &config, const std::string &dir) {
-  lrt::LoraExportSpec spec;
-  spec.rank = stage.loraRank, spec.alpha = stage.loraAlpha, spec.rslora = stage.rslora;
-  spec.dropout = stage.loraDropout;
+  lrt::LoraExportSpec spec = loraSpecOf(stage);
   if (exportFormat == "peft") {
     if (lrt::Status st = lrt::exportPeftAdapter(spec, config, dir, outputFile); !st)
       return toolError(st.message());
@@ -1000,6 +1045,10 @@ struct InferenceModel {
   std::unique_ptr<mlir::llmp::JitModule> jit;
   std::vector<float> params;
   std::string weightsFrom; ///< the checkpoint or GGUF file, for messages
+  /// A LoRA stage: its frozen base u8[plan.frozenBytes] (runtime/Frozen.h) and the calls
+  /// that pass it to the compiled logits_step.
+  std::vector<uint8_t> frozen;
+  std::optional<lrt::StepCalls> calls;
   /// Exactly one of these is set: the run's SentencePiece tokenizer, or the byte-level
   /// BPE of a `from_gguf` tokenizer.
   std::optional<lrt::Tokenizer> spTokenizer;
@@ -1007,7 +1056,7 @@ struct InferenceModel {
 
   lrt::LogitsModel logitsModel() {
     lrt::LogitsModel m;
-    m.logitsStep = jit->stepFunctions().logitsStep;
+    m.logitsStep = calls ? calls->logitsStep() : jit->stepFunctions().logitsStep;
     m.params = params.data();
     m.numParams = plan.numParams;
     m.context = plan.context > 0 ? plan.context : plan.seqLen;
@@ -1059,29 +1108,57 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
   if (!out->jit)
     return nullptr;
   if (!pretrained) {
-    auto params = lrt::readParams(out->plan, checkpoint);
+    // A LoRA stage's checkpoint holds its adapters; its base goes into the frozen buffer.
+    lrt::StagePlan trainable = out->plan;
+    trainable.params.erase(std::remove_if(trainable.params.begin(), trainable.params.end(),
+                                          [](const lrt::ParamInfo &p) { return p.frozen; }),
+                           trainable.params.end());
+    auto params = lrt::readParams(trainable, checkpoint);
     if (!params) {
       status = toolError(params.status().message());
       return nullptr;
     }
     out->params = params.take();
     out->weightsFrom = checkpoint;
-    auto tok = lrt::Tokenizer::load(dir + "/checkpoint/tokenizer.model");
-    if (!tok) {
-      status = toolError(tok.status().message());
+    if (out->plan.frozenBytes > 0) {
+      if (decodeRows > 0) {
+        status = toolError("stage '" + name + "' has a LoRA adapter; generate with one "
+                           "logits_step per token (--kv-cache=false)");
+        return nullptr;
+      }
+      lrt::SftSource base;
+      if (std::optional<int> bad = sftSource(program, stage, base)) {
+        status = *bad;
+        return nullptr;
+      }
+      if (lrt::Status st = lrt::readFrozenBase(out->plan, base.weightsPath, out->frozen); !st) {
+        status = toolError(st.message());
+        return nullptr;
+      }
+      out->calls.emplace(out->plan, out->jit->stepFunctions());
+      out->calls->setFrozen(out->frozen.data());
+      out->weightsFrom = checkpoint + " on " + base.weightsPath;
+    }
+    // A pretrain run has its SentencePiece tokenizer; an sft run uses the stage's.
+    if (llvm::sys::fs::exists(dir + "/checkpoint/tokenizer.model")) {
+      auto tok = lrt::Tokenizer::load(dir + "/checkpoint/tokenizer.model");
+      if (!tok) {
+        status = toolError(tok.status().message());
+        return nullptr;
+      }
+      out->spTokenizer = tok.take();
+      return out;
+    }
+  } else {
+    auto params = lrt::readGgufParams(out->plan.params, out->plan.numParams,
+                                      stage.model->ggufPath);
+    if (!params) {
+      status = toolError(params.status().message());
       return nullptr;
     }
-    out->spTokenizer = tok.take();
-    return out;
+    out->params = params.take();
+    out->weightsFrom = stage.model->ggufPath;
   }
-  auto params = lrt::readGgufParams(out->plan.params, out->plan.numParams,
-                                    stage.model->ggufPath);
-  if (!params) {
-    status = toolError(params.status().message());
-    return nullptr;
-  }
-  out->params = params.take();
-  out->weightsFrom = stage.model->ggufPath;
   const lang::TokenizerInfo *tok =
       stage.tokenizer ? &program.tokenizers.at(stage.tokenizer->name) : nullptr;
   if (!tok || (tok->kind != "from_gguf" && tok->kind != "from_file")) {
