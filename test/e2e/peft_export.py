@@ -9,9 +9,10 @@ Inputs/tiny_lora.llmp: the tiny llama (context 64) pretrained for a few steps on
 James Bible, and a stage `tune` with `adapter: lora(rank: 4, alpha: 8, targets: [wq, wv,
 w_down], rslora: true)`. The adapter's checkpoint is written by this test with random
 nonzero A and B in llmp's names and PEFT's layout (`layers.N.wq.lora_A` [rank, in],
-`.lora_B` [out, rank]), which is what the LoRA stage's trainer writes.
-TODO(#6): train the adapter with `llmpc run --stage tune` and compare with the compiled
-LoRA forward (`llmpc logits --stage tune`) once LoRA stages run.
+`.lora_B` [out, rank]), which is what the LoRA stage's trainer writes. (`tune` cannot run
+here: an `sft` stage renders chats with a GGUF tokenizer's template. test/e2e/lora_smollm2.py
+trains a LoRA stage of SmolLM2 with `llmpc run` and compares its compiled, unmerged LoRA
+forward, `llmpc logits`, with peft.)
 
 Checks (reference: the `peft` package applying the adapter itself, unmerged:
 y = x W^T + scale * B(A(x)), scale = alpha / sqrt(r)):
