@@ -5,9 +5,11 @@
 /// blockwise; default: the pass's 512), JIT-compiles it and runs grad_step once on
 /// parameters drawn from N(0, 0.02) and tokens/targets of id 1. Prints the step heap's peak
 /// (kernels/cpu/Alloc.h: every buffer the compiled step allocates; the parameter and
-/// gradient buffers the caller passes in are not on it) and the wall time.
+/// gradient buffers the caller passes in are not on it) next to the peak that
+/// `llmp-step-heap-peak` computed from the bufferized IR, and the wall time.
 ///
 /// Usage: llmp-step-memory step.mlir [attention-block]
+#include "compiler/Dialect/LLMP/Transforms/StepHeapPeak.h"
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
 #include "kernels/cpu/Alloc.h"
@@ -63,6 +65,7 @@ int main(int argc, char **argv) {
   } else if (failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM, llmp::Phase::Grad))) {
     return 1;
   }
+  const int64_t computed = llmp::stepHeapPeakOf(*module, "grad_step");
   auto jit = llmp::JitModule::create(*module);
   if (!jit) {
     llvm::errs() << llvm::toString(jit.takeError()) << "\n";
@@ -88,8 +91,9 @@ int main(int argc, char **argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   LrtAllocStats stats = lrt_alloc_stats();
   std::printf("grad_step of %lld params on %lld x %lld tokens: loss %.4f, step heap peak %llu "
-              "bytes (%.1f MiB), %.2f s\n",
+              "bytes (%.1f MiB), computed %lld bytes (%.1f MiB), %.2f s\n",
               (long long)n, (long long)b, (long long)t, metrics[lrt::kMetricLoss],
-              (unsigned long long)stats.peakBytes, stats.peakBytes / 1048576.0, seconds);
+              (unsigned long long)stats.peakBytes, stats.peakBytes / 1048576.0,
+              (long long)computed, computed / 1048576.0, seconds);
   return 0;
 }

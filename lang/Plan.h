@@ -16,7 +16,11 @@ struct StagePlanFigures {
   int64_t frozenBytes = 0;     ///< frozen copies: reference model, reward model
   int64_t gradientBytes = 0;   ///< fp32 gradients of the trainable parameters
   int64_t optimizerBytes = 0;  ///< AdamW: two fp32 moments per trainable parameter
-  int64_t activationBytes = 0; ///< saved for the backward pass at the declared batch
+  /// Temporaries of a training step at the declared batch: the formula's estimate of what
+  /// the backward pass saves, or, once `activationsComputed`, the step heap's peak that
+  /// the compiler computed from the compiled step functions (llmp-step-heap-peak).
+  int64_t activationBytes = 0;
+  bool activationsComputed = false;
   int64_t kvCacheBytes = 0;    ///< generating stages
   double flopsPerStep = 0;     ///< training step, or one generated token for deploy
   int64_t steps = 0;

@@ -5,6 +5,8 @@
 
 #include "runtime/TrainLoop.h"
 
+#include "kernels/cpu/Alloc.h"
+
 #include "runtime/Checkpoint.h"
 #include "runtime/Corpus.h"
 #include "runtime/Data.h"
@@ -12,6 +14,7 @@
 #include "runtime/FileUtil.h"
 #include "runtime/Frozen.h"
 #include "runtime/Generate.h"
+#include "runtime/Memory.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Schedule.h"
 #include "runtime/Tokenizer.h"
@@ -418,6 +421,39 @@ Status allocateState(const StagePlan &plan, std::vector<float> &grads, std::vect
   }
 }
 
+/// Prints the memory line of a run and writes `<run>/memory.json`: the plan's bytes (fp32
+/// weights, gradients and AdamW m, v of the trainable parameters, 16 bytes each; the frozen
+/// base; the step heap's peak as the compiler computed it, opts.stepHeapPeakBytes) next to
+/// the measured resident set (runtime/Memory.h). The process baseline (code, libraries, the
+/// JIT's code, the tokenised data) is measured: the resident set after setup less the
+/// buffers the plan counts.
+Status reportMemory(const StagePlan &plan, const TrainOptions &opts, const std::string &runDir,
+                    MemoryReading &memory, Progress &progress) {
+  LrtAllocStats heap = lrt_alloc_stats();
+  memory.stepHeapPeakBytes = int64_t(heap.peakBytes);
+  memory.stepHeapCachedBytes = int64_t(heap.cachedBytes);
+  memory.lifetimePeakBytes = lifetimeResidentPeak();
+  const int64_t state = 16 * plan.numParams + plan.frozenBytes;
+  const int64_t baseline = std::max<int64_t>(0, memory.afterSetupBytes - state);
+  const int64_t planTotal = state + opts.stepHeapPeakBytes + baseline;
+  auto mib = [](int64_t b) { return double(b) / 1048576.0; };
+  progress.line(fmt::format(
+      "memory: training peak RSS {:.0f} MiB vs plan {:.0f} MiB ({:+.1f}%): weights, grads, "
+      "AdamW {:.0f} + frozen {:.0f} + step heap {:.0f} (computed; measured {:.0f}) + baseline "
+      "{:.0f} (measured after setup); peak RSS of the process {:.0f} MiB",
+      mib(memory.trainingPeakBytes), mib(planTotal),
+      planTotal > 0 ? 100.0 * double(memory.trainingPeakBytes - planTotal) / double(planTotal)
+                    : 0.0,
+      mib(16 * plan.numParams), mib(plan.frozenBytes), mib(opts.stepHeapPeakBytes),
+      mib(memory.stepHeapPeakBytes), mib(baseline), mib(memory.lifetimePeakBytes)));
+  std::string planText = fmt::format(
+      "{{\"weights\": {}, \"gradients\": {}, \"optimizer\": {}, \"frozen\": {}, "
+      "\"step_heap\": {}, \"baseline\": {}, \"total\": {}}}",
+      4 * plan.numParams, 4 * plan.numParams, 8 * plan.numParams, plan.frozenBytes,
+      opts.stepHeapPeakBytes, baseline, planTotal);
+  return writeFileAtomic(runDir + "/memory.json", memoryJson(planText, memory));
+}
+
 } // namespace
 
 Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts,
@@ -622,12 +658,16 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
         return Status::ok();
       if (Status st = metricsFile.sync(); !st)
         return st;
+      // The step heap's cached blocks (a step's temporaries) go back first, so that the
+      // serialised checkpoint files do not sit on top of them; the next step takes them anew.
+      releaseFreeMemory();
       TrainState s;
       s.step = step;
       s.steps = steps;
-      s.params = params;
-      s.m = m;
-      s.v = v;
+      // Moved in and back out: copies would hold 12 bytes per parameter more while writing.
+      s.params = std::move(params);
+      s.m = std::move(m);
+      s.v = std::move(v);
       s.data = train.state();
       s.metricsBytes = metricsFile.bytes();
       s.metricsCrc = metricsFile.crc();
@@ -637,9 +677,19 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       s.lastLoss = result.lastLoss;
       s.firstValLoss = result.firstValLoss;
       s.lastValLoss = result.lastValLoss;
-      return writeCheckpoint(ckptDir, plan, s, opts.keepCheckpoints, modelMeta(step));
+      Status written = writeCheckpoint(ckptDir, plan, s, opts.keepCheckpoints, modelMeta(step));
+      params = std::move(s.params);
+      m = std::move(s.m);
+      v = std::move(s.v);
+      return written;
     };
     const int64_t ckptEvery = opts.checkpointEvery > 0 ? opts.checkpointEvery : plan.evalEvery;
+    // Memory: what loading and compiling freed goes back to the system, then VmHWM
+    // restarts, so the training peak is the steps' own (runtime/Memory.h).
+    MemoryReading memory;
+    releaseFreeMemory();
+    if (auto rss = readResidentMemory(); rss && resetResidentPeak())
+      memory.afterSetupBytes = rss->rssBytes;
     if (!resumed) {
       if (Status st = runEval(0); !st)
         return st;
@@ -696,6 +746,9 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       calls.apply(params.data(), grads.data(), m.data(), v.data(), hyper.data(), metrics.data());
       double dt = secondsSince(t0);
       trainSeconds += dt;
+      if (step == steps) // before the last evaluation and checkpoint
+        if (auto rss = readResidentMemory())
+          memory.trainingPeakBytes = rss->hwmBytes;
       double gradNorm = metrics[kMetricGradNorm];
       double tokPerSec = double(R * K * B * T) / std::max(dt, 1e-9);
       writeRow({{"step", step},
@@ -777,6 +830,8 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
                               plan.numParams, steps, steps * R * K * B * T,
                               formatDuration(result.elapsedSeconds), result.tokensPerSecond,
                               result.firstLoss, result.lastLoss));
+    if (Status st = reportMemory(plan, opts, runDir, memory, progress); !st)
+      return st;
     if (opts.result)
       *opts.result = std::move(result);
     return Status::ok();

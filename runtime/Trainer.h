@@ -69,6 +69,10 @@ struct TrainOptions {
   /// Optional: written as `<run>/plan.json` when the run starts (after the data is ready),
   /// so a run that fails before that leaves the folder as the earlier run left it.
   std::string planJson;
+  /// The largest step heap peak of the stage's compiled step functions, in bytes, as the
+  /// compiler computed it (llmp-step-heap-peak; 0: unknown): the plan side of the memory
+  /// line and `<run>/memory.json` (runtime/Memory.h).
+  int64_t stepHeapPeakBytes = 0;
 };
 
 /// Runs the stage to completion.

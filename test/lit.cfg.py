@@ -16,5 +16,6 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 config.substitutions.append(("%llmp_src", config.llmp_src_root))
 config.substitutions.append(("%stdlib", os.path.join(config.llmp_src_root, "stdlib")))
-tools = [ToolSubst("llmpc", unresolved="ignore"), ToolSubst("llmp-opt", unresolved="ignore")]
+tools = [ToolSubst("llmpc", unresolved="ignore"), ToolSubst("llmp-opt", unresolved="ignore"),
+         ToolSubst("llmp-step-memory", unresolved="ignore")]
 llvm_config.add_tool_substitutions(tools, [config.llmp_tools_dir, config.llvm_tools_dir])

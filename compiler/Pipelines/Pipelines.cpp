@@ -98,6 +98,8 @@ void buildLLVMPhase(OpPassManager &pm) {
           "one-shot-bufferize{bufferize-function-boundaries "
           "function-boundary-type-conversion=identity-layout-map},"
           "buffer-deallocation-pipeline,"
+          // The step heap's peak per function, while allocs and deallocs are explicit.
+          "llmp-step-heap-peak,"
           // Matrix products -> OpenBLAS (after deallocation, which must see no opaque calls).
           "llmp-linalg-to-lrt,"
           // exp -> inline polynomial, so softmax / cross-entropy loops vectorise.

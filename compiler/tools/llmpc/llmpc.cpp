@@ -29,6 +29,7 @@
 /// clang-style through MLIR's SourceMgrDiagnosticHandler; errors about the input file
 /// itself print one `llmpc: error: ...` line. `--verify-diagnostics` checks
 /// `expected-error {{...}}` comments instead of printing (for lit tests).
+#include "compiler/Dialect/LLMP/Transforms/StepHeapPeak.h"
 #include "compiler/Frontend/LLMPGen.h"
 #include "lang/ASTDump.h"
 #include "lang/Loader.h"
@@ -322,6 +323,19 @@ std::string pipelineOf(const lang::Program &program, llvm::StringRef stage) {
   return first;
 }
 
+/// Compiles the emitted module of a stage that runs (pretrain, sft) to the LLVM phase and
+/// replaces the plan's activation estimate by the largest step heap peak of its step
+/// functions (llmp-step-heap-peak). False after reporting.
+bool computeActivations(mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
+                        lang::StagePlanFigures &f) {
+  if (mlir::failed(module) ||
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM)))
+    return false;
+  f.activationBytes = mlir::llmp::largestStepHeapPeak(**module);
+  f.activationsComputed = true;
+  return true;
+}
+
 /// `llmpc check FILE [--json PLAN]`: parse, check and specialise every stage; print a
 /// summary and the plan.
 int runCheck(Session &s) {
@@ -344,12 +358,21 @@ int runCheck(Session &s) {
                                     info.parent ? "; from '" + info.parent->decl->name + "'"
                                                 : std::string())
                           .str());
+      if (info.kind == "sft") {
+        // A fine-tuning stage the compiler cannot build yet (e.g. a model family or loss
+        // it does not lower) keeps the estimate; `llmpc run` reports why it cannot run.
+        mlir::ScopedDiagnosticHandler quiet(&s.ctx, [](mlir::Diagnostic &) {
+          return mlir::success();
+        });
+        lrt::StagePlan plan;
+        computeActivations(emitStage(s.ctx, *program, stage->name, plan), figures.back());
+      }
       continue;
     }
     lrt::StagePlan plan;
     // Emitting catches the shape facts that need numbers (e.g. `heads` divides `dim`).
     auto module = emitStage(s.ctx, *program, stage->name, plan);
-    if (mlir::failed(module)) {
+    if (mlir::failed(module) || !computeActivations(std::move(module), figures.back())) {
       ok = false;
       continue;
     }
@@ -389,7 +412,10 @@ int runCheck(Session &s) {
                    << withCommas(f.frozenBytes) << ", gradients "
                    << withCommas(f.gradientBytes) << ", optimizer "
                    << withCommas(f.optimizerBytes) << ", activations "
-                   << withCommas(f.activationBytes) << ", kv cache "
+                   << withCommas(f.activationBytes)
+                   << (f.activationsComputed ? " (step heap peak, computed)"
+                               : f.activationBytes > 0 ? " (estimate)" : "")
+                   << ", kv cache "
                    << withCommas(f.kvCacheBytes) << "; total " << withCommas(f.totalBytes())
                    << llvm::formatv(" ({0:F1} MiB)", f.totalBytes() / 1048576.0) << "\n"
                    << llvm::formatv("    FLOPs per {0}: {1:E3}", f.kind == "deploy" ? "token" : "step",
@@ -436,6 +462,7 @@ int runCheck(Session &s) {
                                                     {"activations", f.activationBytes},
                                                     {"kv_cache", f.kvCacheBytes},
                                                     {"total", f.totalBytes()}});
+            j.attribute("activations_computed", f.activationsComputed);
             j.attribute("flops_per_step", f.flopsPerStep);
           });
         }
@@ -514,14 +541,18 @@ std::optional<int> checkRanks(const lang::StageInfo &info) {
 /// Lowers an emitted stage module to LLVM and JIT-compiles it. Returns null after
 /// reporting (emission or lowering diagnostics, or the JIT's error); `status` then holds the
 /// exit status.
+/// `heapPeak` (optional) receives the largest step heap peak of the module's functions
+/// (llmp-step-heap-peak), in bytes.
 std::unique_ptr<mlir::llmp::JitModule>
 jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
-         const std::string &stage, int &status) {
+         const std::string &stage, int &status, int64_t *heapPeak = nullptr) {
   if (mlir::failed(module) ||
       mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
     status = s.finish(false);
     return nullptr;
   }
+  if (heapPeak)
+    *heapPeak = mlir::llmp::largestStepHeapPeak(**module);
   auto jit = mlir::llmp::JitModule::create(**module);
   if (!jit) {
     status = toolError("compiling stage '" + stage + "': " + llvm::toString(jit.takeError()));
@@ -539,6 +570,7 @@ struct CompiledStage {
   /// `run` writes to <run>/adapter (exportPeftAdapter).
   std::optional<lrt::LoraExportSpec> lora;
   lrt::LlamaConfig llama;
+  int64_t stepHeapPeak = 0; ///< the largest computed step heap peak (llmp-step-heap-peak)
 };
 
 /// The run directory of `stage` without --run-dir: runs/<pipeline>/<stage>.
@@ -657,7 +689,8 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
       compiled->lora->baseModel = baseModelOf(info->second, compiled->sft);
     }
   }
-  compiled->jit = jitStage(s, emitStage(s.ctx, *program, *stage, compiled->plan), *stage, status);
+  compiled->jit = jitStage(s, emitStage(s.ctx, *program, *stage, compiled->plan), *stage, status,
+                           &compiled->stepHeapPeak);
   if (!compiled->jit)
     return nullptr;
   // A relative dataset path is relative to the .llmp file that names it.
@@ -868,6 +901,7 @@ int runRun(Session &s) {
   opts.world = world.get();
   opts.planJson = planJsonText(compiled->plan);
   opts.stop = &stopRequested;
+  opts.stepHeapPeakBytes = compiled->stepHeapPeak;
   lrt::Status result = lrt::Status::ok();
   {
     RuntimeCallScope scope;

@@ -134,4 +134,30 @@ def LLMPQuantizeBase : Pass<"llmp-quantize-base", "ModuleOp"> {
   let dependentDialects = ["::mlir::llmp::LLMPDialect"];
 }
 
+def LLMPStepHeapPeak : Pass<"llmp-step-heap-peak", "ModuleOp"> {
+  let summary = "Compute each function's peak of live heap bytes from bufferized IR";
+  let description = [{
+    After `buffer-deallocation-pipeline`: walks every public function in program order,
+    adding each memref.alloc's bytes (rounded as the step heap, kernels/cpu/Alloc.h, rounds
+    them) and subtracting them at its memref.dealloc; a loop body counts once, scf.if its
+    larger branch, a call its callee's peak. The module gets `llmp.step_heap_peak`, the
+    peak per function (see StepHeapPeak.h). The IR is otherwise unchanged.
+
+    ```mlir
+    func.func @f() {
+      %a = memref.alloc() : memref<100xf32>   // 448 bytes (400 rounded up to 64)
+      %b = memref.alloc() : memref<16xf32>    //  64 bytes: 512 live
+      memref.dealloc %a : memref<100xf32>
+      memref.dealloc %b : memref<16xf32>
+      return
+    }
+    // module attributes {llmp.step_heap_peak = {f = 512 : i64}}
+    ```
+  }];
+  let options = [
+    Option<"rows", "rows", "int64_t", "1", "the size of a dynamic dimension (the micro-batch)">,
+  ];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+/// `llmp-step-heap-peak`: the peak of live heap bytes of each function, computed from the
+/// bufferized IR, after `buffer-deallocation-pipeline` (every memref.alloc has its
+/// memref.dealloc). It is the step heap's peak (kernels/cpu/Alloc.h `peakBytes`) that a call
+/// of the function reaches, so the plan's activations are a compile-time figure. Algorithm:
+///   1. Walk each function body in program order with a running count of live bytes. A
+///      memref.alloc adds its size as lrt_alloc allocates it: numel x element bytes rounded
+///      up to max(64, alignment); memref.dealloc subtracts the size of the allocation its
+///      operand views (through casts, subviews, reshapes, extract_strided_metadata).
+///      Dynamic dimensions are taken as `rows` (the stage's micro-batch).
+///   2. A region (loop body, branch) is walked once: allocations freed in the body count
+///      once whatever the trip count; scf.if takes the larger branch.
+///   3. func.call of a function with a body: the callee's own peak on top of the caller's
+///      live bytes; the buffers it returns stay live in the caller.
+///   4. The peak is the largest running count; the module gets `llmp.step_heap_peak`, a
+///      dictionary from function name to bytes.
+/// The figure is exact for straight-line code; a loop that later becomes an OpenMP parallel
+/// loop and allocates in its body holds one body's buffers per thread at once.
+#include "compiler/Dialect/LLMP/Transforms/StepHeapPeak.h"
+#include "compiler/Dialect/LLMP/Transforms/Passes.h"
+
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+
+namespace mlir::llmp {
+#define GEN_PASS_DEF_LLMPSTEPHEAPPEAK
+#include "compiler/Dialect/LLMP/Transforms/Passes.h.inc"
+} // namespace mlir::llmp
+
+using namespace mlir;
+using namespace mlir::llmp;
+
+namespace {
+
+struct Walker {
+  ModuleOp module;
+  int64_t rows;
+  llvm::DenseMap<Value, int64_t> size; // live allocation -> bytes
+  int64_t live = 0, peak = 0;
+
+  Walker(ModuleOp module, int64_t rows) : module(module), rows(rows) {}
+
+  /// The allocation `v` is a view of (itself if none).
+  static Value rootOf(Value v) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (auto meta = dyn_cast<memref::ExtractStridedMetadataOp>(def))
+        v = meta.getSource();
+      else if (auto view = dyn_cast<ViewLikeOpInterface>(def))
+        v = view.getViewSource();
+      else if (auto cast = dyn_cast<memref::CastOp>(def))
+        v = cast.getSource();
+      else
+        break;
+    }
+    return v;
+  }
+
+  /// Bytes lrt_alloc takes for `type`. finalize-memref-to-llvm asks for the size plus
+  /// `alignment - 1` when the alloc has an alignment (it aligns the pointer itself), and
+  /// lrt_alloc rounds the request up to a multiple of 64 (kernels/cpu/Alloc.cpp).
+  int64_t bytesOf(MemRefType type, std::optional<uint64_t> alignment) {
+    int64_t numel = 1;
+    for (int64_t d : type.getShape())
+      numel *= ShapedType::isDynamic(d) ? rows : d;
+    unsigned bits = type.getElementTypeBitWidth();
+    int64_t bytes = numel * std::max<int64_t>(1, (bits + 7) / 8);
+    if (alignment && *alignment > 1)
+      bytes += int64_t(*alignment) - 1;
+    bytes = (bytes + 63) / 64 * 64;
+    return bytes == 0 ? 64 : bytes;
+  }
+
+  void add(Value v, int64_t bytes) {
+    size[v] = bytes;
+    live += bytes;
+    peak = std::max(peak, live);
+  }
+
+  void free(Value v) {
+    auto it = size.find(rootOf(v));
+    if (it == size.end())
+      return; // not allocated here (an argument, a buffer freed already)
+    live -= it->second;
+    size.erase(it);
+  }
+
+  void walk(Region &region) {
+    for (Block &block : region)
+      for (Operation &op : block)
+        visit(&op);
+  }
+
+  void visit(Operation *op) {
+    if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+      add(alloc.getResult(), bytesOf(alloc.getType(), alloc.getAlignment()));
+    } else if (auto realloc = dyn_cast<memref::ReallocOp>(op)) {
+      free(realloc.getSource());
+      add(realloc.getResult(), bytesOf(realloc.getType(), realloc.getAlignment()));
+    } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
+      free(dealloc.getMemref());
+    } else if (auto call = dyn_cast<func::CallOp>(op)) {
+      auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee());
+      if (!callee || callee.isExternal())
+        return;
+      Walker inner(module, rows);
+      inner.walk(callee.getBody());
+      peak = std::max(peak, live + inner.peak);
+      // Returned buffers stay live in the caller.
+      callee.walk([&](func::ReturnOp ret) {
+        for (auto [operand, result] : llvm::zip(ret.getOperands(), call.getResults()))
+          if (auto it = inner.size.find(rootOf(operand)); it != inner.size.end())
+            add(result, it->second);
+      });
+    } else if (op->getNumRegions() > 0) {
+      // Each region walked once from the same live bytes; the largest result continues.
+      const int64_t before = live;
+      int64_t after = before;
+      for (Region &region : op->getRegions()) {
+        if (region.empty())
+          continue;
+        live = before;
+        walk(region);
+        after = std::max(after, live);
+      }
+      live = after;
+    }
+  }
+};
+
+struct StepHeapPeakPass : mlir::llmp::impl::LLMPStepHeapPeakBase<StepHeapPeakPass> {
+  using LLMPStepHeapPeakBase::LLMPStepHeapPeakBase;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    NamedAttrList peaks;
+    Builder b(module.getContext());
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (!fn.isExternal() && fn.isPublic())
+        peaks.append(fn.getSymName(), b.getI64IntegerAttr(stepHeapPeak(fn, rows)));
+    module->setAttr("llmp.step_heap_peak", peaks.getDictionary(module.getContext()));
+  }
+};
+
+} // namespace
+
+int64_t mlir::llmp::stepHeapPeak(func::FuncOp fn, int64_t rows) {
+  Walker w(fn->getParentOfType<ModuleOp>(), rows);
+  w.walk(fn.getBody());
+  return w.peak;
+}
+
+int64_t mlir::llmp::stepHeapPeakOf(ModuleOp module, llvm::StringRef function) {
+  auto peaks = module->getAttrOfType<DictionaryAttr>("llmp.step_heap_peak");
+  if (!peaks)
+    return -1;
+  auto value = peaks.getAs<IntegerAttr>(function);
+  return value ? value.getInt() : -1;
+}
+
+int64_t mlir::llmp::largestStepHeapPeak(ModuleOp module) {
+  int64_t largest = 0;
+  if (auto peaks = module->getAttrOfType<DictionaryAttr>("llmp.step_heap_peak"))
+    for (NamedAttribute peak : peaks)
+      if (auto bytes = dyn_cast<IntegerAttr>(peak.getValue()))
+        largest = std::max(largest, bytes.getInt());
+  return largest;
+}

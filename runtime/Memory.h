@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Resident memory of the process (Linux /proc), for the measured side of the memory plan:
+/// `llmpc run` compares the peak resident set during training with the plan's bytes
+/// (weights, frozen base, gradients, AdamW moments, the step heap's computed peak).
+///
+/// Units are bytes throughout. VmRSS / VmHWM come from /proc/self/status (kB there);
+/// ru_maxrss from getrusage(RUSAGE_SELF) (kB on Linux). The high-water mark VmHWM is reset
+/// to the current RSS by writing "5" to /proc/self/clear_refs (Linux >= 4.0,
+/// Documentation/admin-guide/mm/soft-dirty.rst); ru_maxrss is never reset.
+#pragma once
+
+#include "runtime/Status.h"
+
+#include <cstdint>
+#include <string>
+
+namespace lrt {
+
+/// One reading of /proc/self/status.
+struct ResidentMemory {
+  int64_t rssBytes = 0; ///< VmRSS: resident now
+  int64_t hwmBytes = 0; ///< VmHWM: peak resident since start or the last resetResidentPeak
+};
+
+/// Reads VmRSS and VmHWM. Errors: IoError where /proc/self/status is missing or has no such
+/// lines (not Linux).
+Expected<ResidentMemory> readResidentMemory();
+
+/// Resets VmHWM to the current VmRSS. Errors: IoError where /proc/self/clear_refs cannot be
+/// written.
+Status resetResidentPeak();
+
+/// ru_maxrss in bytes: the peak resident set over the whole life of the process (loading
+/// and compiling included).
+int64_t lifetimeResidentPeak();
+
+/// Hands freed heap memory back to the system: the blocks the step heap caches
+/// (lrt_alloc_release_cached, kernels/cpu/Alloc.h) and glibc's free pages (malloc_trim(0),
+/// which also returns free pages inside the heap, e.g. what the JIT compile freed).
+void releaseFreeMemory();
+
+/// The measured side of a training run's memory, in bytes.
+struct MemoryReading {
+  int64_t afterSetupBytes = 0; ///< VmRSS once weights, state and data are loaded (trimmed)
+  int64_t trainingPeakBytes = 0; ///< VmHWM over the training steps (reset after setup)
+  int64_t lifetimePeakBytes = 0; ///< ru_maxrss
+  int64_t stepHeapPeakBytes = 0; ///< lrt_alloc_stats().peakBytes: live step temporaries
+  int64_t stepHeapCachedBytes = 0; ///< lrt_alloc_stats().cachedBytes at the end
+};
+
+/// `memory.json` text: the plan's byte figures `plan` (a JSON object text, written as is)
+/// next to `measured`.
+std::string memoryJson(const std::string &plan, const MemoryReading &measured);
+
+} // namespace lrt

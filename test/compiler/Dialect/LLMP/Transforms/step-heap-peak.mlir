@@ -1,0 +1,82 @@
+// RUN: llmp-opt %s --split-input-file --llmp-step-heap-peak="rows=4" | FileCheck %s
+
+// The step heap's peak per function, computed by hand with lrt_alloc's rounding (numel x
+// element bytes up to a multiple of 64, or of the alloc's alignment when larger).
+
+// Straight line: a = 100 x f32 = 400 -> 448 bytes, b = 16 x f32 = 64; both live: 512.
+// After freeing a, c = 8 x i8 -> 64: 128 live, below the peak.
+// CHECK-LABEL: module attributes {llmp.step_heap_peak = {f = 512 : i64}}
+module {
+  func.func @f() {
+    %a = memref.alloc() : memref<100xf32>
+    %b = memref.alloc() : memref<16xf32>
+    memref.dealloc %a : memref<100xf32>
+    %c = memref.alloc() : memref<8xi8>
+    memref.dealloc %b : memref<16xf32>
+    memref.dealloc %c : memref<8xi8>
+    return
+  }
+}
+
+// -----
+
+// A loop body allocating and freeing 1024 bytes counts once whatever the trip count; the
+// 4096-byte buffer outside stays live around it: 4096 + 1024. A dynamic dimension is
+// `rows` = 4: ?x32 f32 = 4 x 32 x 4 = 512 bytes, allocated after both are freed.
+// An alloc with an alignment asks for alignment - 1 bytes more (finalize-memref-to-llvm
+// aligns the pointer itself): 10 x f32 with alignment 256 = 40 + 255 -> 320 bytes.
+// CHECK-LABEL: module attributes {llmp.step_heap_peak = {g = 5120 : i64, h = 832 : i64}}
+module {
+  func.func @g(%n: index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %big = memref.alloc() : memref<1024xf32>
+    scf.for %i = %c0 to %n step %c1 {
+      %t = memref.alloc() : memref<256xf32>
+      memref.dealloc %t : memref<256xf32>
+    }
+    memref.dealloc %big : memref<1024xf32>
+    %d = memref.alloc(%n) : memref<?x32xf32>
+    memref.dealloc %d : memref<?x32xf32>
+    return
+  }
+  // A view's dealloc frees its allocation; scf.if takes its larger branch (512 bytes):
+  // 320 + 512.
+  func.func @h(%p: i1) {
+    %a = memref.alloc() {alignment = 256 : i64} : memref<10xf32>
+    %v = memref.cast %a : memref<10xf32> to memref<?xf32>
+    scf.if %p {
+      %x = memref.alloc() : memref<128xf32>
+      memref.dealloc %x : memref<128xf32>
+    } else {
+      %y = memref.alloc() : memref<16xf32>
+      memref.dealloc %y : memref<16xf32>
+    }
+    memref.dealloc %v : memref<?xf32>
+    return
+  }
+}
+
+// -----
+
+// A call: the callee's own peak (2048) on top of the caller's live 64 bytes; the buffer it
+// returns (1024) stays live in the caller until freed, under the next alloc (64): peak
+// max(64 + 2048, 64 + 1024 + 64) = 2112. The private callee gets no entry.
+// CHECK-LABEL: module attributes {llmp.step_heap_peak = {caller = 2112 : i64}}
+module {
+  func.func private @callee() -> memref<256xf32> {
+    %tmp = memref.alloc() : memref<256xf32>
+    %out = memref.alloc() : memref<256xf32>
+    memref.dealloc %tmp : memref<256xf32>
+    return %out : memref<256xf32>
+  }
+  func.func @caller() {
+    %a = memref.alloc() : memref<16xf32>
+    %r = func.call @callee() : () -> memref<256xf32>
+    %b = memref.alloc() : memref<16xf32>
+    memref.dealloc %r : memref<256xf32>
+    memref.dealloc %b : memref<16xf32>
+    memref.dealloc %a : memref<16xf32>
+    return
+  }
+}
