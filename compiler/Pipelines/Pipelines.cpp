@@ -121,12 +121,14 @@ void buildLLVMPhase(OpPassManager &pm) {
           "reconcile-unrealized-casts");
 }
 
-LogicalResult lowerToPhase(ModuleOp module, Phase target, Phase from) {
+LogicalResult lowerToPhase(ModuleOp module, Phase target, Phase from, TimingScope *timing) {
   if (from < Phase::LLMP || target < from)
     return module.emitError() << "cannot lower from phase '" << phaseName(from)
                               << "' to phase '" << phaseName(target) << "'";
   registerLLMPPasses();
   PassManager pm(module->getContext(), ModuleOp::getOperationName());
+  if (timing)
+    pm.enableTiming(*timing);
   if (from < Phase::Grad && target >= Phase::Grad)
     buildGradPhase(pm);
   if (from < Phase::Linalg && target >= Phase::Linalg)

@@ -28,8 +28,11 @@ void buildLLVMPhase(mlir::OpPassManager &pm);
 
 /// Runs the phase builders after `from` up to and including `target` on `module`
 /// (`from` must precede `target`; both at least Phase::LLMP). Fails with diagnostics
-/// on the module's context when a pass fails or the phases are out of order.
+/// on the module's context when a pass fails or the phases are out of order. With
+/// `timing`, each pass's wall time is recorded under it (PassManager::enableTiming; the
+/// timing manager prints the report, e.g. `llmpc run --timing`).
 mlir::LogicalResult lowerToPhase(mlir::ModuleOp module, Phase target,
-                                 Phase from = Phase::LLMP);
+                                 Phase from = Phase::LLMP,
+                                 mlir::TimingScope *timing = nullptr);
 
 } // namespace mlir::llmp

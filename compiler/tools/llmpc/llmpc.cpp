@@ -154,6 +154,15 @@ cl::opt<bool> kvCache("kv-cache",
                                "default); =false: one full-window logits_step per token"),
                       cl::init(true), cl::cat(category));
 
+cl::opt<bool> timing("timing",
+                      cl::desc("print the wall time of each compile phase of a stage to stderr "
+                               "(MLIR passes, translation to LLVM IR, opt -O3, codegen)"),
+                      cl::init(false), cl::cat(category));
+cl::opt<unsigned> jitThreads("jit-threads",
+                             cl::desc("threads that compile the step functions (default: the "
+                                      "hardware threads; 1: one LLVM module)"),
+                             cl::value_desc("n"), cl::init(0), cl::cat(category));
+
 /// The prompt length of the compiled prefill_step: --prefill-len, else the context.
 int64_t prefillLenFor(const lang::StageInfo &stage) {
   if (prefillLen > 0)
@@ -546,14 +555,40 @@ std::optional<int> checkRanks(const lang::StageInfo &info) {
 std::unique_ptr<mlir::llmp::JitModule>
 jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
          const std::string &stage, int &status, int64_t *heapPeak = nullptr) {
+  // --timing: the phases' wall times, printed (tree) once the stage is compiled.
+  mlir::DefaultTimingManager timer;
+  timer.setEnabled(timing);
+  timer.setDisplayMode(mlir::DefaultTimingManager::DisplayMode::Tree);
+  std::optional<mlir::TimingScope> root, lower;
+  if (timing) {
+    root.emplace(timer.getRootScope());
+    lower.emplace(root->nest(mlir::TimingIdentifier::get("lower '" + stage + "' to LLVM dialect",
+                                                         timer)));
+  }
   if (mlir::failed(module) ||
-      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM))) {
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM,
+                                            mlir::llmp::Phase::LLMP,
+                                            lower ? &*lower : nullptr))) {
     status = s.finish(false);
     return nullptr;
   }
+  lower.reset();
   if (heapPeak)
     *heapPeak = mlir::llmp::largestStepHeapPeak(**module);
-  auto jit = mlir::llmp::JitModule::create(**module);
+  mlir::llmp::JitOptions jitOptions;
+  jitOptions.threads = jitThreads;
+  std::optional<mlir::TimingScope> jitScope;
+  if (root) {
+    jitScope.emplace(root->nest("JIT to machine code"));
+    jitOptions.timing = &*jitScope;
+  }
+  auto jit = mlir::llmp::JitModule::create(**module, jitOptions);
+  if (root) {
+    jitScope.reset();
+    root->stop();
+    root.reset();
+    timer.print();
+  }
   if (!jit) {
     status = toolError("compiling stage '" + stage + "': " + llvm::toString(jit.takeError()));
     return nullptr;
