@@ -266,12 +266,14 @@ struct TokenizerInfo {
 /// `prompt_completion`, `preference` or `qa`.
 struct DatasetInfo {
   const BindingDecl *decl = nullptr;
-  std::string kind;  ///< text, jsonl, generate
+  std::string kind;  ///< text, jsonl, json, generate
   std::string shape; ///< text, chat, prompt_completion, preference, qa
   std::string path, format = "text";
   double split = 0.95;
   std::string chatTemplate; ///< chat data: chatml, llama3
   std::string trainOn;      ///< chat data: assistant, all
+  /// json convos data: "all" samples, or the "correct" ones (score 1 in the file)
+  std::string keep = "all";
   /// JSONL data: the JSON key each format argument reads ("messages" -> "messages", ...),
   /// for the arguments given in the file (the others read the key of their own name).
   std::map<std::string, std::string> keys;

@@ -1457,7 +1457,7 @@ private:
   }
 
   void checkDataset(const BindingDecl &b) {
-    const Expr *call = expectCall(b, {"text", "jsonl", "generate"}, "dataset kind");
+    const Expr *call = expectCall(b, {"text", "jsonl", "json", "generate"}, "dataset kind");
     if (!call)
       return;
     DatasetInfo info;
@@ -1529,6 +1529,10 @@ private:
       // question/answer pairs, not running text.
       info.shape = info.format == "faq" ? "qa" : "text";
       prog.datasets[b.name] = std::move(info);
+      return;
+    }
+    if (info.kind == "json") {
+      checkJsonDataset(args[1], call, info);
       return;
     }
     // jsonl: the format says which JSON keys hold what.
@@ -1603,6 +1607,51 @@ private:
           return;
         info.trainOn = *v;
       }
+    }
+    prog.datasets[b.name] = std::move(info);
+  }
+
+  /// json(PATH, format: convos(messages: "convos", keep: all|correct, train_on: ...)):
+  /// one JSON document whose `messages` key lists conversations (runtime/SftData.h
+  /// readConvosJson); `keep: correct` keeps the samples the file scores 1.
+  void checkJsonDataset(const Expr *f, const Expr *call, DatasetInfo &info) {
+    const BindingDecl &b = *info.decl;
+    if (!f) {
+      error(call->loc) << "'json' needs 'format:', 'convos(...)'";
+      return;
+    }
+    if ((f->kind != Expr::Kind::Call && f->kind != Expr::Kind::Name) || f->text != "convos") {
+      unknown(f->loc, "json format", f->kind == Expr::Kind::Call ? f->text : printExpr(*f),
+              {"convos"}, "'convos(...)'");
+      return;
+    }
+    info.format = "convos";
+    info.shape = "chat";
+    info.trainOn = "assistant";
+    static const ArgSpec fspec[] = {{"messages", Ty::K::Error, true},
+                                    {"keep", Ty::K::Error, true},
+                                    {"train_on", Ty::K::Error, true}};
+    std::vector<const Expr *> fargs;
+    if (f->kind == Expr::Kind::Call && !bindArgs(*f, fspec, fargs))
+      return;
+    fargs.resize(3, nullptr);
+    if (fargs[0]) {
+      auto s = stringArg(fargs[0], "the JSON key of 'messages'");
+      if (!s)
+        return;
+      info.keys["messages"] = *s;
+    }
+    if (fargs[1]) {
+      auto v = enumArg(fargs[1], "samples to keep", {"all", "correct"});
+      if (!v)
+        return;
+      info.keep = *v;
+    }
+    if (fargs[2]) {
+      auto v = enumArg(fargs[2], "role to train on", {"assistant", "all"});
+      if (!v)
+        return;
+      info.trainOn = *v;
     }
     prog.datasets[b.name] = std::move(info);
   }
@@ -2816,7 +2865,7 @@ private:
       return false;
     }
     // A chat template's special tokens must exist in the tokenizer (when its specials are known).
-    if (info.data && info.data->shape == "chat" && tok.specialsKnown) {
+    if (info.data && info.data->shape == "chat" && info.data->templateExpr && tok.specialsKnown) {
       std::vector<std::string> need =
           info.data->chatTemplate == "llama3"
               ? std::vector<std::string>{"<|begin_of_text|>", "<|start_header_id|>",

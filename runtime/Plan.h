@@ -68,7 +68,8 @@ struct DatasetSpec {
   std::string name;   ///< the `dataset` declaration's name
   std::string path;   ///< file path as written in the .llmp file
   /// "text" (plain UTF-8) or "osis" (OSIS XML Bible: verse text only) for pretraining;
-  /// "chat", "prompt_completion", "qa" (JSONL) or "faq" (FAQ text) for fine-tuning
+  /// "chat", "prompt_completion", "qa" (JSONL), "faq" (FAQ text) or "convos" (one JSON
+  /// document of scored samples) for fine-tuning
   /// (runtime/SftData.h)
   std::string format;
   /// Fraction used for training: of the tokens (pretraining, split by position) or of the
@@ -79,6 +80,8 @@ struct DatasetSpec {
   std::map<std::string, std::string> keys;
   /// Chat data `train_on: all`: the loss covers every token, not only the assistant's.
   bool trainOnAll = false;
+  /// "convos" data `keep: correct`: only the samples the file scores 1 (readConvosJson).
+  bool correctOnly = false;
 };
 
 /// The tokenizer to train (or load) for the stage.

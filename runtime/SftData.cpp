@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <functional>
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <random>
 
 namespace lrt {
@@ -68,6 +70,47 @@ Expected<std::string> stringField(const nlohmann::json &j, const std::string &ke
     return Status::invalid(
         fmt::format("{}: \"{}\" is {}, expected a string", where, key, it->type_name()));
   return it->get<std::string>();
+}
+
+/// The messages of `list`, a JSON list of {"role": string, "content": string} objects
+/// (`what` names the list in errors, `where` the row or element).
+Expected<Conversation> conversationOf(const nlohmann::json &list, const std::string &what,
+                                      const std::string &where) {
+  if (!list.is_array() || list.empty())
+    return Status::invalid(fmt::format("{}: {} must be a non-empty list of messages", where,
+                                       what));
+  Conversation c;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const nlohmann::json &m = list[i];
+    std::string at = fmt::format("{}: message {}", where, i);
+    if (!m.is_object())
+      return Status::invalid(
+          fmt::format("{}: expected an object with \"role\" and \"content\"", at));
+    auto role = stringField(m, "role", at);
+    if (!role)
+      return role.status();
+    auto content = stringField(m, "content", at);
+    if (!content)
+      return content.status();
+    c.messages.push_back({role.take(), content.take()});
+  }
+  return c;
+}
+
+/// The score of one sample report of OpenAI simple-evals (the HTML its `htmls` list holds,
+/// ending "<p>Correct Answer: ..</p> <p>Extracted Answer: ..</p> <p>Score: 1.0</p>"), or
+/// nullopt when the report has no such line.
+std::optional<double> reportScore(const std::string &html) {
+  static const std::string kTag = "<p>Score: ";
+  size_t at = html.rfind(kTag);
+  if (at == std::string::npos)
+    return std::nullopt;
+  const char *begin = html.c_str() + at + kTag.size();
+  char *end = nullptr;
+  double v = std::strtod(begin, &end);
+  if (end == begin || std::string_view(end).substr(0, 4) != "</p>")
+    return std::nullopt;
+  return v;
 }
 
 /// Leading spaces of `line`.
@@ -141,26 +184,71 @@ Expected<std::vector<Conversation>> readChatJsonl(const std::string &path,
         auto it = j.find(messagesKey);
         if (it == j.end())
           return Status::invalid(fmt::format("{}: missing the key \"{}\"", where, messagesKey));
-        if (!it->is_array() || it->empty())
-          return Status::invalid(fmt::format("{}: \"{}\" must be a non-empty list of messages",
-                                             where, messagesKey));
-        Conversation c;
-        for (size_t i = 0; i < it->size(); ++i) {
-          const nlohmann::json &m = (*it)[i];
-          std::string at = fmt::format("{}: message {}", where, i);
-          if (!m.is_object())
-            return Status::invalid(
-                fmt::format("{}: expected an object with \"role\" and \"content\"", at));
-          auto role = stringField(m, "role", at);
-          if (!role)
-            return role.status();
-          auto content = stringField(m, "content", at);
-          if (!content)
-            return content.status();
-          c.messages.push_back({role.take(), content.take()});
-        }
-        return c;
+        return conversationOf(*it, fmt::format("\"{}\"", messagesKey), where);
       });
+}
+
+Expected<std::vector<Conversation>> readConvosJson(const std::string &path,
+                                                   const std::string &convosKey,
+                                                   bool correctOnly) {
+  auto text = readFile(path);
+  if (!text)
+    return text.status();
+  nlohmann::json doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded())
+    return Status::invalid(fmt::format("{}: not a JSON document", path));
+  if (!doc.is_object())
+    return Status::invalid(fmt::format("{}: expected a JSON object, found {}", path,
+                                       doc.type_name()));
+  auto it = doc.find(convosKey);
+  if (it == doc.end())
+    return Status::invalid(fmt::format("{}: missing the key \"{}\"", path, convosKey));
+  if (!it->is_array() || it->empty())
+    return Status::invalid(
+        fmt::format("{}: \"{}\" must be a non-empty list of conversations", path, convosKey));
+  const nlohmann::json &list = *it;
+  std::vector<double> scores;
+  if (correctOnly) {
+    auto htmls = doc.find("htmls");
+    if (htmls == doc.end() || !htmls->is_array() || htmls->size() != list.size())
+      return Status::invalid(fmt::format(
+          "{}: 'keep: correct' needs \"htmls\", one report per conversation ({}), to read "
+          "each sample's score from",
+          path, list.size()));
+    double sum = 0;
+    for (size_t i = 0; i < htmls->size(); ++i) {
+      const nlohmann::json &h = (*htmls)[i];
+      auto score = h.is_string() ? reportScore(h.get_ref<const std::string &>()) : std::nullopt;
+      if (!score)
+        return Status::invalid(fmt::format(
+            "{}: htmls[{}]: no \"<p>Score: X</p>\" line (the score of sample {})", path, i, i));
+      scores.push_back(*score);
+      sum += *score;
+    }
+    // The file's overall "score" is the mean of the samples' scores: a check that the
+    // reports were read as the file means them.
+    auto overall = doc.find("score");
+    if (overall != doc.end() && overall->is_number() &&
+        std::abs(overall->get<double>() - sum / double(scores.size())) > 1e-9)
+      return Status::invalid(fmt::format(
+          "{}: the samples' scores average {} but the file's \"score\" is {}", path,
+          sum / double(scores.size()), overall->get<double>()));
+  }
+  std::vector<Conversation> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string where = fmt::format("{}: {}[{}]", path, convosKey, i);
+    auto c = conversationOf(list[i], "the conversation", where);
+    if (!c)
+      return c.status();
+    if (correctOnly && scores[i] != 1.0)
+      continue;
+    c->origin = fmt::format("{}:{}[{}]", path, convosKey, i);
+    out.push_back(c.take());
+  }
+  if (out.empty())
+    return Status::invalid(fmt::format("'{}' holds no {}conversation", path,
+                                       correctOnly ? "correct " : ""));
+  return out;
 }
 
 Expected<std::vector<Conversation>> readPromptCompletionJsonl(const std::string &path,
@@ -267,8 +355,11 @@ Expected<std::vector<Conversation>> readConversations(const DatasetSpec &spec) {
     return readPromptCompletionJsonl(spec.path, key("question"), key("answer"));
   if (spec.format == "faq")
     return readFaq(spec.path);
+  if (spec.format == "convos")
+    return readConvosJson(spec.path, spec.keys.count("messages") ? key("messages") : "convos",
+                          spec.correctOnly);
   return Status::invalid(fmt::format("dataset '{}': format '{}' holds no conversations; expected "
-                                     "'chat', 'prompt_completion', 'qa' or 'faq'",
+                                     "'chat', 'prompt_completion', 'qa', 'faq' or 'convos'",
                                      spec.name, spec.format));
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Data of supervised fine-tuning (`sft` stages): conversations read from JSONL chat rows,
-/// prompt/completion (or question/answer) rows, or a plain-text FAQ; rendered with the
+/// prompt/completion (or question/answer) rows, a plain-text FAQ, or a JSON document of
+/// scored sample conversations; rendered with the
 /// model's own chat template (runtime/ChatTemplate.h), tokenised, and labelled so that the
 /// loss falls on assistant tokens only; split into training and held-out conversations;
 /// and laid out as rows of the stage's sequence length, packed (several conversations per
@@ -58,10 +59,27 @@ std::vector<Conversation> parseFaqText(const std::string &text, const std::strin
 /// when no question is found.
 Expected<std::vector<Conversation>> readFaq(const std::string &path);
 
+/// Conversations of one JSON document in the layout of OpenAI simple-evals' sample
+/// reports (e.g. llama.cpp's AIME 2025 samples of gpt-oss-120b): an object whose
+/// `convosKey` lists conversations, each a list of {"role", "content"} messages; `htmls`
+/// one HTML report per conversation, ending "<p>Score: S</p>" (1.0 when the sample's
+/// extracted answer equals the correct one, else 0.0); `score` the mean of the S.
+/// `correctOnly` keeps the conversations whose S is 1, after checking that the S average
+/// to `score` (when the file has it). Origins are "path:convos[i]".
+/// Errors: NotFound/IoError for the file; InvalidArgument "`path`: ..." for a document that
+/// is not a JSON object, lacks the key, or holds a conversation that is not a non-empty
+/// list of messages with string role and content ("`path`: convos[i]: message j: ...");
+/// with `correctOnly`, for missing or unreadable reports or scores whose mean differs
+/// from `score`; and when no conversation is left.
+Expected<std::vector<Conversation>> readConvosJson(const std::string &path,
+                                                   const std::string &convosKey = "convos",
+                                                   bool correctOnly = false);
+
 /// The conversations of a dataset spec: format "chat" (keys["messages"]),
 /// "prompt_completion" (keys["prompt"], keys["completion"]), "qa" (keys["question"],
-/// keys["answer"]) for JSONL files, "faq" for readFaq; missing keys take their argument's
-/// name. Errors: those of the readers; InvalidArgument for another format.
+/// keys["answer"]) for JSONL files, "faq" for readFaq, "convos" for readConvosJson
+/// (keys["messages"], default "convos"; spec.correctOnly); other missing keys take their
+/// argument's name. Errors: those of the readers; InvalidArgument for another format.
 Expected<std::vector<Conversation>> readConversations(const DatasetSpec &spec);
 
 /// How a conversation becomes a training sequence.

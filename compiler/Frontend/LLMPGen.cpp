@@ -113,6 +113,7 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
   if (info.data) {
     plan.data.keys = info.data->keys;
     plan.data.trainOnAll = info.data->trainOn == "all";
+    plan.data.correctOnly = info.data->keep == "correct";
   }
   plan.kind = info.kind;
   plan.tokenizer.name = info.tokenizer->name;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Tests for runtime/SftData: JSONL chat and prompt/completion rows with their errors, the
 /// FAQ text reader (on a hand-written excerpt and on Debian's debian-faq when installed),
+/// the JSON sample-conversation reader (by hand, and on the AIME 2025 samples of
+/// ../shared/data/rl when present),
 /// labels on assistant tokens (SmolLM2's GGUF when installed), the seeded split and the
 /// packed/unpacked row layout. The Python side (test/e2e/sft_smollm2.py) compares tokens
 /// and targets with transformers.
@@ -17,6 +19,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 
 namespace lrt {
@@ -26,6 +30,30 @@ std::string writeFile(const std::string &dir, const std::string &name, const std
   std::string path = dir + "/" + name;
   std::ofstream(path, std::ios::binary) << text;
   return path;
+}
+
+/// SmolLM2-135M-Instruct's tokenizer and chat template, from the GGUF file that
+/// scripts/setup.sh --models installs.
+struct SmolLm2 {
+  std::string path; ///< where the file is expected
+  std::optional<BpeTokenizer> tok;
+  std::optional<ChatTemplate> tmpl;
+};
+
+/// Fills `m`; tok and tmpl stay empty when the file is absent.
+void loadSmolLm2(SmolLm2 &m) {
+  const char *home = std::getenv("HOME");
+  m.path = std::string(home ? home : "") + "/.cache/llmp/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(m.path))
+    return;
+  auto gguf = readGguf(m.path);
+  ASSERT_TRUE(gguf) << gguf.status().message();
+  auto tok = BpeTokenizer::fromGguf(*gguf);
+  ASSERT_TRUE(tok) << tok.status().message();
+  auto tmpl = ChatTemplate::fromGguf(*gguf, m.path);
+  ASSERT_TRUE(tmpl) << tmpl.status().message();
+  m.tok.emplace(tok.take());
+  m.tmpl.emplace(tmpl.take());
 }
 
 // Tests that chat rows become conversations with their roles, contents and origins, blank
@@ -249,17 +277,12 @@ TEST(SftDataTest, RowBatchesAndEvalRows) {
 // their <|im_end|> (checked by decoding each run of targets), not on the user's copy of
 // "4"; train_on all targets every next token.
 TEST(SftDataTest, AssistantTargetsOfSmolLm2) {
-  const char *home = std::getenv("HOME");
-  std::string path = std::string(home ? home : "") +
-                     "/.cache/llmp/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path))
-    GTEST_SKIP() << path << " not found (scripts/setup.sh --models); skipping";
-  auto gguf = readGguf(path);
-  ASSERT_TRUE(gguf) << gguf.status().message();
-  auto tok = BpeTokenizer::fromGguf(*gguf);
-  ASSERT_TRUE(tok) << tok.status().message();
-  auto tmpl = ChatTemplate::fromGguf(*gguf, path);
-  ASSERT_TRUE(tmpl) << tmpl.status().message();
+  SmolLm2 smol;
+  ASSERT_NO_FATAL_FAILURE(loadSmolLm2(smol));
+  if (!smol.tok)
+    GTEST_SKIP() << smol.path << " not found (scripts/setup.sh --models); skipping";
+  auto &tok = smol.tok;
+  auto &tmpl = smol.tmpl;
   Conversation c{{{"user", "What is 2+2?"},
                   {"assistant", "4"},
                   {"user", "4"},
@@ -293,6 +316,133 @@ TEST(SftDataTest, AssistantTargetsOfSmolLm2) {
   auto once = encodeConversation(*tmpl, *tok, c, bos);
   ASSERT_TRUE(once);
   EXPECT_EQ(once->tokens, ex->tokens);
+}
+
+// Tests the JSON convos reader on a hand-written document in simple-evals' layout: roles,
+// contents and origins; `correctOnly` keeps the samples whose report says "Score: 1.0"
+// (samples 0 and 2 here, chosen by hand), after checking the mean against "score".
+TEST(SftDataTest, ConvosJsonByHand) {
+  std::string dir = test::freshDir();
+  auto conv = [](const std::string &q, const std::string &a) {
+    return "[{\"role\": \"user\", \"content\": \"" + q +
+           "\"}, {\"content\": \"" + a + "\", \"role\": \"assistant\"}]";
+  };
+  auto report = [](const std::string &score) {
+    return "\"<h3>Results</h3>\\n<p>Correct Answer: 4</p>\\n<p>Score: " + score + "</p>\"";
+  };
+  std::string body = "\"convos\": [" + conv("2+2?", "4") + ", " + conv("3+3?", "7") + ", " +
+                     conv("1+3?", "4") + "], \"htmls\": [" + report("1.0") + ", " +
+                     report("0.0") + ", " + report("1.0") + "]";
+  std::string path = writeFile(dir, "s.json", "{\"score\": 0.6666666666666666, " + body + "}");
+  auto all = readConvosJson(path);
+  ASSERT_TRUE(all) << all.status().message();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[1].messages[0].role, "user");
+  EXPECT_EQ((*all)[1].messages[0].content, "3+3?");
+  EXPECT_EQ((*all)[1].messages[1].role, "assistant");
+  EXPECT_EQ((*all)[1].messages[1].content, "7");
+  EXPECT_EQ((*all)[1].origin, path + ":convos[1]");
+  DatasetSpec spec;
+  spec.path = path;
+  spec.format = "convos";
+  spec.correctOnly = true;
+  auto correct = readConversations(spec);
+  ASSERT_TRUE(correct) << correct.status().message();
+  ASSERT_EQ(correct->size(), 2u);
+  EXPECT_EQ((*correct)[0].origin, path + ":convos[0]");
+  EXPECT_EQ((*correct)[1].origin, path + ":convos[2]");
+  EXPECT_EQ((*correct)[1].messages[0].content, "1+3?");
+
+  struct Case {
+    std::string text, error;
+    bool correctOnly = false;
+  } cases[] = {
+      {"[1]", ": expected a JSON object, found array"},
+      {"{\"convos\": [", ": not a JSON document"},
+      {"{\"samples\": []}", ": missing the key \"convos\""},
+      {"{\"convos\": []}", ": \"convos\" must be a non-empty list of conversations"},
+      {"{\"convos\": [[{\"role\": \"user\"}]]}",
+       ": convos[0]: message 0: missing the key \"content\""},
+      {"{\"convos\": [{\"role\": \"user\"}]}",
+       ": convos[0]: the conversation must be a non-empty list of messages"},
+      {"{" + body + ", \"score\": 0.5}",
+       ": the samples' scores average 0.6666666666666666 but the file's \"score\" is 0.5", true},
+      {"{\"convos\": [" + conv("a", "b") + "]}",
+       ": 'keep: correct' needs \"htmls\", one report per conversation (1), to read each "
+       "sample's score from",
+       true},
+      {"{\"convos\": [" + conv("a", "b") + "], \"htmls\": [\"<p>Score: high</p>\"]}",
+       ": htmls[0]: no \"<p>Score: X</p>\" line (the score of sample 0)", true},
+  };
+  for (const Case &c : cases) {
+    std::string bad = writeFile(dir, "bad.json", c.text);
+    auto convs = readConvosJson(bad, "convos", c.correctOnly);
+    ASSERT_FALSE(convs) << c.text;
+    EXPECT_EQ(convs.status().message(), bad + c.error);
+  }
+  std::string wrong = writeFile(dir, "wrong.json",
+                                "{\"convos\": [" + conv("a", "b") +
+                                    "], \"htmls\": [" + report("0.0") + "], \"score\": 0.0}");
+  auto none = readConvosJson(wrong, "convos", true);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.status().message(), "'" + wrong + "' holds no correct conversation");
+  EXPECT_FALSE(readConvosJson(dir + "/missing.json"));
+}
+
+// Tests the reader on the real AIME 2025 samples of gpt-oss-120b (../shared/data/rl, from
+// llama.cpp's benches): 30 problems x 8 samples = 240 user -> assistant conversations
+// (../shared/data/README.md); the file's "score" is 0.925, so 0.925 * 240 = 222 samples are
+// correct (also counted with grep -o 'Score: 1.0' | wc -l). The first problem is AIME 2025 I
+// problem 1 (bases b > 9 with 17_b | 97_b; answer 70, which its solution boxes). Through
+// SmolLM2's own chat template (when the GGUF is installed) the targets are exactly the
+// assistant's solution and its <|im_end|>.
+TEST(SftDataTest, AimeSamples) {
+  std::string data = test::sharedDataDir();
+  std::string path = data + "/rl/aime25_gpt-oss-120b_samples.json";
+  if (data.empty() || !std::filesystem::exists(path))
+    GTEST_SKIP() << "shared data not found (set LLMP_SHARED_DATA or put it at "
+                    "<source>/../shared/data); skipping";
+  auto all = readConvosJson(path);
+  ASSERT_TRUE(all) << all.status().message();
+  ASSERT_EQ(all->size(), 240u);
+  for (const Conversation &c : *all) {
+    ASSERT_EQ(c.messages.size(), 2u) << c.origin;
+    EXPECT_EQ(c.messages[0].role, "user") << c.origin;
+    EXPECT_EQ(c.messages[1].role, "assistant") << c.origin;
+  }
+  const Conversation &first = (*all)[0];
+  EXPECT_EQ(first.messages[0].content,
+            "\nFind the sum of all integer bases $b>9$ for which $17_{b}$ is a divisor of "
+            "$97_{b}$.\nPlease reason step by step, and put your final answer within "
+            "\\boxed{}.\n");
+  EXPECT_NE(first.messages[1].content.find("\\boxed{70}"), std::string::npos);
+  // 30 problems, each asked 8 times (the first at indices 0, 24, 53, ..., 204, as a
+  // Python count over the file shows).
+  std::map<std::string, int> asked;
+  for (const Conversation &c : *all)
+    ++asked[c.messages[0].content];
+  EXPECT_EQ(asked.size(), 30u);
+  for (const auto &[problem, n] : asked)
+    EXPECT_EQ(n, 8) << problem;
+  EXPECT_EQ((*all)[204].messages[0].content, first.messages[0].content);
+  auto correct = readConvosJson(path, "convos", /*correctOnly=*/true);
+  ASSERT_TRUE(correct) << correct.status().message();
+  EXPECT_EQ(correct->size(), 222u);
+
+  SmolLm2 smol;
+  ASSERT_NO_FATAL_FAILURE(loadSmolLm2(smol));
+  if (!smol.tok)
+    GTEST_SKIP() << smol.path << " not found (scripts/setup.sh --models); skipping the "
+                 << "template part";
+  auto ex = encodeConversation(*smol.tmpl, *smol.tok, first, {});
+  ASSERT_TRUE(ex) << ex.status().message();
+  std::vector<int32_t> run;
+  for (size_t t = 0; t < ex->targets.size(); ++t)
+    if (ex->targets[t] != kIgnoreIndex) {
+      EXPECT_EQ(ex->targets[t], ex->tokens[t + 1]);
+      run.push_back(ex->targets[t]);
+    }
+  EXPECT_EQ(smol.tok->decode(run), first.messages[1].content + "<|im_end|>");
 }
 
 } // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 #include <string>
@@ -21,6 +22,15 @@ inline std::string freshDir() {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+/// The real-data folder ../shared/data next to the source tree (LLMP_SHARED_DATA
+/// overrides; LLMP_SOURCE_DIR is the source tree, set by ctest), or "" when absent.
+inline std::string sharedDataDir() {
+  const char *e = std::getenv("LLMP_SHARED_DATA");
+  const char *src = std::getenv("LLMP_SOURCE_DIR");
+  std::string d = e ? e : std::string(src ? src : ".") + "/../shared/data";
+  return std::filesystem::is_directory(d) ? d : std::string();
 }
 
 /// `lines` lines of English built from fixed sentences with a fixed LCG, so the text is

@@ -795,7 +795,8 @@ std::string planJsonText(const lrt::StagePlan &plan) {
     j.attribute("data", llvm::json::Object{{"name", plan.data.name},
                                            {"path", plan.data.path},
                                            {"format", plan.data.format},
-                                           {"split", plan.data.split}});
+                                           {"split", plan.data.split},
+                                           {"correct_only", plan.data.correctOnly}});
     j.attribute("tokenizer", llvm::json::Object{{"name", plan.tokenizer.name},
                                                 {"kind", plan.tokenizer.kind},
                                                 {"vocab", plan.tokenizer.vocabSize}});
