@@ -18,9 +18,12 @@ of that process (wait4), loading included.
   B*T*steps / time of the timed steps after one warm-up step. Also its peak RSS during
   training only (reset through /proc/self/clear_refs before the first step).
 - llmp: `llmpc run` of a stage `sft` with `adapter: lora(...)` on the FAQ conversations
-  (examples/finetune.llmp's data, packed rows of T tokens); tokens/s is the median of
-  `tokens_per_s` over the train steps after the first (metrics.jsonl: B*T / step time).
-  Until LoRA stages run, this side reports why it could not run.
+  (examples/finetune.llmp's data, packed rows of T tokens), OMP_NUM_THREADS = `--threads`;
+  tokens/s is the median of `tokens_per_s` over the train steps after the first
+  (metrics.jsonl: B*T / step time). Its peak RSS is the process's (wait4, loading and
+  compiling included) and, when the run writes `memory.json` (runtime/Memory.h), also the
+  peak during training only (`measured.training_peak_rss`), the figure comparable to
+  peft's "training only".
 Prints one table and a JSON line. The figures mean something only on an otherwise idle
 machine; say so when reporting others."""
 import argparse
@@ -133,8 +136,18 @@ def llmp_side(args, tmp):
         return {"error": next((l for l in lines if "error:" in l), lines[-1] if lines
                               else f"exit {rc}")}
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
-    rates = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r and r.get("step", 0) > 1]
-    return {"tokens_per_s": statistics.median(rates), "peak_rss": rss, "wall_s": wall}
+    train = [r for r in rows if "tokens_per_s" in r]
+    rates = [r["tokens_per_s"] for r in train if r.get("step", 0) > 1]
+    if not rates:
+        return {"error": f"no train step after the first in {run_dir}/metrics.jsonl"}
+    ours = {"tokens_per_s": statistics.median(rates), "peak_rss": rss, "wall_s": wall,
+            "losses": [r["loss"] for r in train if "loss" in r]}
+    memory = os.path.join(run_dir, "memory.json")
+    if os.path.isfile(memory):
+        measured = json.load(open(memory)).get("measured", {})
+        if measured.get("training_peak_rss"):
+            ours["train_peak_rss"] = measured["training_peak_rss"]
+    return ours
 
 
 def main():
@@ -184,9 +197,17 @@ def main():
     if "error" in ours:
         print(f"{'llmp':24}{'-':>10}{'-':>14}   (not run: {ours['error']})")
     else:
-        print(f"{'llmp':24}{ours['tokens_per_s']:10.1f}{ours['peak_rss'] / mib:14.0f}")
-        print(f"llmp / peft: tokens/s {ours['tokens_per_s'] / ref['tokens_per_s']:.2f}x, "
-              f"peak RSS {ours['peak_rss'] / ref['peak_rss']:.2f}x")
+        train = (f"training only {ours['train_peak_rss'] / mib:.0f} MiB; "
+                 if "train_peak_rss" in ours else "")
+        losses = ours["losses"]
+        loss = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else ""
+        note = f"   ({train}{loss})" if train or loss else ""
+        print(f"{'llmp':24}{ours['tokens_per_s']:10.1f}{ours['peak_rss'] / mib:14.0f}{note}")
+        ratio = (f"llmp / peft: tokens/s {ours['tokens_per_s'] / ref['tokens_per_s']:.2f}x, "
+                 f"peak RSS {ours['peak_rss'] / ref['peak_rss']:.2f}x")
+        if "train_peak_rss" in ours:
+            ratio += f", training-only peak RSS {ours['train_peak_rss'] / ref['train_peak_rss']:.2f}x"
+        print(ratio)
     print(json.dumps({"peft": ref, "llmp": ours}))
     return 0
 
