@@ -197,12 +197,18 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
   std::string samples;
   auto answer = [&](std::vector<float> &params, const std::string &label,
                     TrainResult *result) -> Expected<std::string> {
-    if (opts.numSamples <= 0 || !fns.logitsStep)
+    const bool kvCache = source.prefillStep && source.decodeStep && plan.frozenBytes == 0;
+    if (opts.numSamples <= 0 || (!fns.logitsStep && !kvCache))
       return std::string();
     StepCalls calls(plan, fns);
     calls.setFrozen(frozenBase);
-    LogitsModel model{calls.logitsStep(), params.data(), plan.numParams,
-                      plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
+    LogitsModel model{fns.logitsStep ? calls.logitsStep() : nullptr, params.data(),
+                      plan.numParams, plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
+    if (kvCache) {
+      model.prefillStep = source.prefillStep;
+      model.decodeStep = source.decodeStep;
+      model.cache = source.cache;
+    }
     ChatOptions options;
     options.maxNew = std::max<int64_t>(1, opts.sampleTokens);
     std::string text;

@@ -6,6 +6,7 @@
 /// before and after training.
 #pragma once
 
+#include "runtime/KVCache.h"
 #include "runtime/Plan.h"
 #include "runtime/Status.h"
 #include "runtime/StepABI.h"
@@ -24,6 +25,14 @@ struct SftSource {
   /// The GGUF file whose byte-level BPE tokenizer and `tokenizer.chat_template` render and
   /// tokenise the conversations (plan.tokenizer.path of a `from_gguf` tokenizer).
   std::string tokenizerPath;
+  /// Optional (both set, or neither): the model's compiled prefill_step / decode_step with a
+  /// KV cache of `cache`'s shape (runtime/KVCache.h), over the stage's own fp32 parameter
+  /// layout (a full fine-tuning stage). The held-out answers are then generated with one
+  /// prefill per prompt and one decode_step per new token (runtime/Generate.h) instead of a
+  /// full-window logits_step per token; greedy answers are the same either way.
+  PrefillStepFn prefillStep = nullptr;
+  DecodeStepFn decodeStep = nullptr;
+  KVCacheShape cache;
 };
 
 /// Fine-tunes every parameter of `plan`'s model on its conversations.

@@ -150,8 +150,9 @@ cl::opt<int64_t> prefillLen("prefill-len",
                             cl::desc("prompt tokens per prefill_step call (default: the context)"),
                             cl::value_desc("n"), cl::init(0), cl::cat(category));
 cl::opt<bool> kvCache("kv-cache",
-                      cl::desc("generate with prefill/decode_step and a KV cache (logits, chat; "
-                               "default); =false: one full-window logits_step per token"),
+                      cl::desc("generate with prefill/decode_step and a KV cache (logits, chat, "
+                               "run's sft samples; default); =false: one full-window "
+                               "logits_step per token"),
                       cl::init(true), cl::cat(category));
 
 cl::opt<bool> timing("timing",
@@ -588,6 +589,7 @@ jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
     root->stop();
     root.reset();
     timer.print();
+    timer.setEnabled(false); // printed: no second, empty report at destruction
   }
   if (!jit) {
     status = toolError("compiling stage '" + stage + "': " + llvm::toString(jit.takeError()));
@@ -601,6 +603,9 @@ struct CompiledStage {
   lrt::StagePlan plan;
   std::unique_ptr<mlir::llmp::JitModule> jit;
   lrt::SftSource sft; ///< an `sft` stage: its starting weights and tokenizer
+  /// A full fine-tuning `sft` stage's prefill_step / decode_step for its samples (sft's
+  /// prefillStep, decodeStep point into it); null otherwise.
+  std::unique_ptr<mlir::llmp::JitModule> sampler;
   /// A LoRA stage of a stdlib `llama` model: its adapter and model, for the PEFT folder
   /// `run` writes to <run>/adapter (exportPeftAdapter).
   std::optional<lrt::LoraExportSpec> lora;
@@ -661,6 +666,45 @@ std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo
                      "of a GGUF tokenizer; give it one, e.g. 'tokenizer tok = "
                      "from_gguf(\"model.gguf\")' and 'tokenizer: tok'");
   source.tokenizerPath = tok->path;
+  return std::nullopt;
+}
+
+/// For the samples of a full fine-tuning `sft` stage (no frozen base): compiles the model's
+/// prefill_step / decode_step with a KV cache for one sequence and prompts of up to the
+/// context (emitInference), and points compiled.sft's prefillStep / decodeStep at them
+/// when their parameter layout is the stage's. Leaves them null (samples through
+/// logits_step) for LoRA stages or another layout. Returns the exit status after
+/// reporting, or nullopt.
+std::optional<int> compileSampler(Session &s, const lang::Program &program,
+                                  const lang::StageInfo &info, CompiledStage &compiled) {
+  if (compiled.plan.frozenBytes > 0)
+    return std::nullopt;
+  const std::string stage = info.decl->name;
+  lrt::StagePlan plan;
+  lrt::KVCacheShape cache;
+  int status = 0;
+  auto sampler = jitStage(s, emitInference(s.ctx, program, stage, /*batch=*/1,
+                                           prefillLenFor(info), plan, cache),
+                          stage, status);
+  if (!sampler)
+    return status;
+  const std::vector<lrt::ParamInfo> &a = plan.params, &b = compiled.plan.params;
+  bool sameLayout = plan.numParams == compiled.plan.numParams && a.size() == b.size();
+  for (size_t i = 0; sameLayout && i < a.size(); ++i)
+    sameLayout = a[i].name == b[i].name && a[i].offset == b[i].offset && a[i].numel == b[i].numel;
+  auto prefill = sampler->lookup("_mlir_ciface_prefill_step");
+  auto decode = sampler->lookup("_mlir_ciface_decode_step");
+  if (!sameLayout || !prefill || !decode) {
+    if (!prefill)
+      llvm::consumeError(prefill.takeError());
+    if (!decode)
+      llvm::consumeError(decode.takeError());
+    return std::nullopt;
+  }
+  compiled.sft.prefillStep = reinterpret_cast<lrt::PrefillStepFn>(*prefill);
+  compiled.sft.decodeStep = reinterpret_cast<lrt::DecodeStepFn>(*decode);
+  compiled.sft.cache = cache;
+  compiled.sampler = std::move(sampler);
   return std::nullopt;
 }
 
@@ -728,6 +772,11 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
                            &compiled->stepHeapPeak);
   if (!compiled->jit)
     return nullptr;
+  if (sft && run && numSamples > 0 && kvCache)
+    if (std::optional<int> bad = compileSampler(s, *program, info->second, *compiled)) {
+      status = *bad;
+      return nullptr;
+    }
   // A relative dataset path is relative to the .llmp file that names it.
   lrt::DatasetSpec &data = compiled->plan.data;
   if (!data.path.empty() && llvm::sys::path::is_relative(data.path)) {
