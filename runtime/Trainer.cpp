@@ -966,16 +966,8 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
   hooks.prepare = [&](bool report, int64_t ranks) {
     return prepareData(plan, opts, runDir, report, tokenizer, ranks);
   };
-  // A LoRA stage's random base (frozen) draws from the same stream as its adapters.
-  std::vector<uint8_t> initialBase;
   hooks.initialParams = [&](std::vector<float> &params) {
-    return initParams(plan, plan.seed, params, plan.frozenBytes > 0 ? &initialBase : nullptr);
-  };
-  uint8_t *frozenBase = nullptr; // the loop's frozen buffer, for the samples' logits_step
-  hooks.initialFrozen = [&](std::vector<uint8_t> &frozen) {
-    frozen = std::move(initialBase);
-    frozenBase = frozen.data();
-    return Status::ok();
+    return initParams(plan, plan.seed, params);
   };
   hooks.outputs = {"samples.txt", "checkpoint/tokenizer.model"};
   hooks.afterTraining = [&](std::vector<float> &params,
@@ -986,8 +978,7 @@ Status runPretrain(const StagePlan &plan, const StepFunctions &fns, const TrainO
       return std::string();
     std::vector<std::string> prompts = opts.prompts.empty() ? defaultPrompts() : opts.prompts;
     std::mt19937_64 rng(plan.seed ^ 0x5eed5a3b1e5ull);
-    StepCalls calls(plan, fns);
-    calls.setFrozen(frozenBase);
+    const StepCalls calls(plan, fns);
     LogitsModel model{calls.logitsStep(), params.data(), plan.numParams,
                       plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
     const std::vector<int16_t> pieceBytes = tokenizer->pieceBytes();
