@@ -287,25 +287,21 @@ std::optional<std::string> pickStage(const lang::Program &program, llvm::StringR
   return std::nullopt;
 }
 
-/// For `run` without --stage: an error if the file's pipeline has several stages (only
-/// single stages run today; running the first would silently skip the rest).
-std::optional<int> checkSingleStagePipeline(const lang::Program &program) {
+/// For `run` without --stage: the stages of the file's first pipeline when it has several
+/// (`run` trains them one after another, in order), else empty (one stage runs).
+std::vector<std::string> pipelineStagesToRun(const lang::Program &program) {
+  std::vector<std::string> stages;
   if (!stageName.empty())
-    return std::nullopt;
+    return stages;
   for (const lang::DeclPtr &d : program.main().decls)
     if (d->kind == lang::Decl::Kind::Pipeline) {
       const auto &p = static_cast<const lang::PipelineDecl &>(*d);
-      if (p.stages.size() < 2)
-        continue;
-      std::string chain;
-      for (const auto &stage : p.stages)
-        chain += (chain.empty() ? "" : " -> ") + stage.first;
-      return toolError("pipeline '" + p.name + "' has " + llvm::Twine(p.stages.size()) +
-                       " stages (" + chain +
-                       "); running whole pipelines is not yet supported, pick one with "
-                       "--stage NAME");
+      if (p.stages.size() >= 2)
+        for (const auto &stage : p.stages)
+          stages.push_back(stage.first);
+      break;
     }
-  return std::nullopt;
+  return stages;
 }
 
 std::string withCommas(int64_t n) {
@@ -708,18 +704,12 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
   return std::nullopt;
 }
 
-/// Loads, checks, emits and JIT-compiles the selected stage (`run`: refusing a pipeline
-/// of several stages without --stage). Returns null after reporting; `status` then holds
-/// the exit status.
+/// Loads, checks, emits and JIT-compiles the selected stage (--stage, else the first).
+/// Returns null after reporting; `status` then holds the exit status.
 std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
   auto program = loadAndCheck(s, inputFile, status);
   if (!program)
     return nullptr;
-  if (run)
-    if (std::optional<int> bad = checkSingleStagePipeline(*program)) {
-      status = *bad;
-      return nullptr;
-    }
   std::optional<std::string> stage = pickStage(*program, "run", status);
   if (!stage)
     return nullptr;
@@ -969,21 +959,18 @@ std::unique_ptr<CompiledStage> prepareRun(Session &s, bool run, lrt::TrainOption
   return compiled;
 }
 
-/// `llmpc run FILE`: compile the stage and train it. Exit status 130 when interrupted
+/// Compiles the selected stage and trains it, with the collective `world` of this
+/// process. `last`: the last stage this process runs (the world is finalized after it, or
+/// after a failure every rank agreed on). Returns the exit status: 130 when interrupted
 /// (SIGINT/SIGTERM) after the checkpoint of the step in progress. Under mpirun every rank
 /// runs this; the runtime lets rank 0 alone print and write (runtime/DataParallel.h).
-int runRun(Session &s) {
-  auto created = lrt::createCollective();
-  if (!created)
-    return toolError(created.status().message());
-  std::unique_ptr<lrt::Collective> world = std::move(*created);
-  runWorld = world.get();
+int runStage(Session &s, lrt::Collective *world, bool last) {
   int status = 0;
   lrt::TrainOptions opts;
   auto compiled = prepareRun(s, /*run=*/true, opts, status);
   if (!compiled)
     return status;
-  opts.world = world.get();
+  opts.world = world;
   opts.planJson = planJsonText(compiled->plan);
   opts.stop = &stopRequested;
   opts.stepHeapPeakBytes = compiled->stepHeapPeak;
@@ -998,7 +985,7 @@ int runRun(Session &s) {
   // A rank that failed alone exits without MPI_Finalize, so mpirun ends the job rather
   // than leave the other ranks waiting for it; failures and stops that every rank agreed
   // on (the runtime makes them so) finalize first.
-  if (result.isOk() || result.code() == lrt::StatusCode::Cancelled)
+  if ((result.isOk() && last) || result.code() == lrt::StatusCode::Cancelled)
     if (lrt::Status st = world->finalize(); !st)
       return toolError(st.message());
   if (world->rank() > 0) {
@@ -1030,6 +1017,64 @@ int runRun(Session &s) {
     llvm::outs() << "adapter: " << dir
                  << " (PEFT: adapter_config.json, adapter_model.safetensors; base "
                  << compiled->lora->baseModel << ")\n";
+  }
+  return 0;
+}
+
+/// `llmpc run FILE`: compile the stage and train it; without --stage, when the file's
+/// first pipeline has several stages, every stage of it in order (each compiled when its
+/// turn comes, each in runs/<pipeline>/<stage>, a `from:` stage starting from the
+/// checkpoint its predecessor just wrote). Every stage's kind is checked to be executable
+/// before the first one starts. Returns the exit status of the first stage that fails.
+int runRun(Session &s) {
+  auto created = lrt::createCollective();
+  if (!created)
+    return toolError(created.status().message());
+  std::unique_ptr<lrt::Collective> world = std::move(*created);
+  runWorld = world.get();
+  std::vector<std::string> stages;
+  {
+    Session probe;
+    int status = 0;
+    auto program = loadAndCheck(probe, inputFile, status);
+    if (!program)
+      return status;
+    stages = pipelineStagesToRun(*program);
+    std::string chain;
+    for (const std::string &stage : stages) {
+      chain += (chain.empty() ? "" : " -> ") + stage;
+      auto info = program->stageInfo.find(stage);
+      if (info != program->stageInfo.end() && info->second.kind != "pretrain" &&
+          info->second.kind != "sft")
+        return toolError("pipeline '" + pipelineOf(*program, stage) + "' (" + chain +
+                         "...): stage '" + stage + "' (kind " + info->second.kind +
+                         ") is not yet executable: only 'pretrain' and 'sft' stages run "
+                         "today; nothing was run (run single stages with --stage NAME)");
+    }
+    if (!stages.empty() && !runDir.empty())
+      return toolError("--run-dir names one stage's folder, and pipeline '" +
+                       pipelineOf(*program, stages.front()) + "' has " +
+                       llvm::Twine(stages.size()) + " stages (" + chain +
+                       "): give --stage NAME too, or leave --run-dir out (each stage then "
+                       "runs in runs/<pipeline>/<stage>)");
+    if (!stages.empty() && world->rank() == 0)
+      llvm::outs() << "pipeline '" << pipelineOf(*program, stages.front()) << "': "
+                   << stages.size() << " stages, " << chain << "\n";
+  }
+  if (stages.empty())
+    return runStage(s, world.get(), /*last=*/true);
+  for (size_t i = 0; i < stages.size(); ++i) {
+    stageName = stages[i];
+    if (world->rank() == 0) {
+      std::fflush(stdout); // the runtime prints through stdio, the driver through llvm::outs
+      llvm::outs() << "\n=== stage " << (i + 1) << " of " << stages.size() << ": "
+                   << stages[i] << " ===\n";
+      llvm::outs().flush();
+    }
+    Session session;
+    if (int status = runStage(session, world.get(), /*last=*/i + 1 == stages.size()))
+      return status;
+    llvm::outs().flush();
   }
   return 0;
 }
