@@ -22,13 +22,13 @@ file is missing.
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import rel_err, run  # noqa: E402
 from torch_llama import read_safetensors  # noqa: E402
 
 PROMPTS = [
@@ -38,12 +38,6 @@ PROMPTS = [
 ]
 TOLERANCE = 1e-5
 TIE = 1e-4
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    return p.stdout
 
 
 def main():
@@ -93,7 +87,7 @@ def main():
                         f"(margin {top2[1] - top2[0]:.3g})")
                     print(f"{name} prompt {i}: token {j} differs at a tie; stopping the comparison")
                     break
-                rel = float(np.abs(got_logits[j] - want_logits[j]).max() / np.abs(want_logits[j]).max())
+                rel = rel_err(got_logits[j], want_logits[j])
                 worst = max(worst, rel)
                 assert rel <= TOLERANCE, f"{name} prompt {i} token {j}: relative logits error {rel}"
         for name in ("batch", "chunked"):

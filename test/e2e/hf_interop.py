@@ -23,16 +23,15 @@ import argparse
 import os
 import re
 import struct
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import KJV, file_or_skip, import_or_skip, rel_err, run  # noqa: E402
 from torch_llama import read_safetensors  # noqa: E402
 
-KJV = "/usr/share/bibledit/sources/kjv.xml"
 STEPS = 30
 GREEDY = 32
 PROMPTS = [
@@ -53,12 +52,6 @@ ODD = [
 ]
 
 
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    return p.stdout
-
-
 def read_token_cache(path):
     """ids of a run's tokens.bin: "LLMPTOK1", u64 key length, key, u64 n, i32[n]."""
     with open(path, "rb") as f:
@@ -74,16 +67,10 @@ def main():
     ap.add_argument("--llmpc", required=True)
     ap.add_argument("file")
     args = ap.parse_args()
-    try:
-        import sentencepiece
-        import torch
-        import transformers
-    except ImportError as e:
-        print(f"SKIP: {e.name} is not installed (scripts/setup.sh --tests installs it)")
+    modules = import_or_skip("sentencepiece", "torch", "transformers")
+    if not modules or not file_or_skip(KJV, "apt-get install bibledit-data"):
         return
-    if not os.path.exists(KJV):
-        print(f"SKIP: {KJV} is absent (install Debian package bibledit-data)")
-        return
+    sentencepiece, torch, transformers = modules
     torch.set_num_threads(2)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +103,7 @@ def main():
                 hf = model(torch.from_numpy(ids)[None]).logits[0].numpy()
             ours = ref[f"logits.{i}"]
             assert hf.shape == ours.shape, (hf.shape, ours.shape)
-            rel = float(np.abs(ours - hf).max() / np.abs(hf).max())
+            rel = rel_err(ours, hf)
             worst = max(worst, rel)
             print(f"logits {prompt!r}: {len(ids)} tokens, max |llmp - hf| / max |hf| = {rel:.2e}")
         assert worst <= 1e-4, f"logits differ: relative error {worst:.2e} > 1e-4"

@@ -27,9 +27,9 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sft_smollm2 import FAQ, faq_pairs  # noqa: E402
+from common import FAQ, file_or_skip, import_or_skip, rel_err, run  # noqa: E402
+from sft_smollm2 import faq_pairs  # noqa: E402
 from smollm2_gguf import find_smollm2_gguf  # noqa: E402
-from smollm_gguf import run  # noqa: E402
 from torch_llama import read_safetensors  # noqa: E402
 
 SEQ, BATCH, STEPS, SEED = 64, 2, 4, 3
@@ -39,25 +39,18 @@ MIN_MOVE = 1e-3   # how far the trained adapter must move the logits, same measu
 TRAIN, HELD_OUT = 12, 3  # FAQ pairs: conversations to train on, questions held out
 
 
-def rel_err(ours, ref):
-    return float(np.abs(ours - ref).max() / np.abs(ref).max())
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llmpc", required=True)
     args = ap.parse_args()
-    if not os.path.exists(FAQ):
-        print(f"SKIP: {FAQ} not found (apt-get install debian-faq)")
+    if not file_or_skip(FAQ, "apt-get install debian-faq"):
         return 0
-    try:
-        import gguf  # noqa: F401  (transformers dequantizes GGUF files with it)
-        import peft
-        import torch
-        from transformers import AutoModelForCausalLM
-    except ImportError as e:
-        print(f"SKIP: {e} (scripts/setup.sh --tests installs the Python references)")
+    # gguf: transformers dequantizes GGUF files with it.
+    modules = import_or_skip("gguf", "peft", "torch", "transformers")
+    if not modules:
         return 0
+    _, peft, torch, transformers = modules
+    AutoModelForCausalLM = transformers.AutoModelForCausalLM
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory(prefix="llmp_lora_") as tmp:
         gguf_path = find_smollm2_gguf(tmp)

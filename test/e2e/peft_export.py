@@ -30,16 +30,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import KJV, file_or_skip, import_or_skip, rel_err, run  # noqa: E402
 from torch_llama import read_safetensors  # noqa: E402
 
-KJV = "/usr/share/bibledit/sources/kjv.xml"
 STEPS = 20
 RANK, ALPHA = 4, 8
 TARGETS = ["wq", "wv", "w_down"]
@@ -50,32 +49,15 @@ PROMPTS = [
 ]
 
 
-def run(cmd, cwd):
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-    assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    return p.stdout
-
-
-def rel_err(ours, ref):
-    return float(np.abs(ours - ref).max() / np.abs(ref).max())
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llmpc", required=True)
     ap.add_argument("file")
     args = ap.parse_args()
-    try:
-        import peft
-        import safetensors.numpy
-        import torch
-        import transformers
-    except ImportError as e:
-        print(f"SKIP: {e.name} is not installed (scripts/setup.sh --tests installs it)")
+    modules = import_or_skip("peft", "safetensors", "safetensors.numpy", "torch", "transformers")
+    if not modules or not file_or_skip(KJV, "apt-get install bibledit-data"):
         return
-    if not os.path.exists(KJV):
-        print(f"SKIP: {KJV} is absent (install Debian package bibledit-data)")
-        return
+    peft, safetensors, _, torch, transformers = modules
     torch.set_num_threads(2)
     llmpc = os.path.abspath(args.llmpc)
 

@@ -39,9 +39,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chat_template import tagged_smollm2  # noqa: E402
 from smollm2_gguf import find_smollm2_gguf  # noqa: E402
-from smollm_gguf import run  # noqa: E402
+from common import FAQ, file_or_skip, import_or_skip, run  # noqa: E402
 
-FAQ = "/usr/share/doc/debian/FAQ/debian-faq.en.txt.gz"
 SEQ, BATCH, SEED, STEPS, SPLIT = 128, 2, 3, 4, 0.75
 TOLERANCE = 1e-4
 MASK64 = (1 << 64) - 1
@@ -131,16 +130,14 @@ def main():
     for _ in range(9999):
         rng()
     assert rng() == 9981545732273789042, "MT19937_64 reimplementation is wrong"
-    if not os.path.exists(FAQ):
-        print(f"SKIP: {FAQ} not found (apt-get install debian-faq)")
+    if not file_or_skip(FAQ, "apt-get install debian-faq"):
         return 0
-    try:
-        import torch
-        import gguf  # noqa: F401  (transformers dequantizes GGUF files with it)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError as e:
-        print(f"SKIP: {e} (scripts/setup.sh --tests installs the Python references)")
+    # gguf: transformers dequantizes GGUF files with it.
+    modules = import_or_skip("torch", "gguf", "transformers")
+    if not modules:
         return 0
+    torch, _, transformers = modules
+    AutoModelForCausalLM, AutoTokenizer = transformers.AutoModelForCausalLM, transformers.AutoTokenizer
     with tempfile.TemporaryDirectory(prefix="llmp_sft_") as tmp:
         gguf_path = find_smollm2_gguf(tmp)
         if not gguf_path:

@@ -19,13 +19,13 @@ Skips (exit 0 with a message) without the model file or transformers/gguf.
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import file_or_skip, import_or_skip, rel_err, run  # noqa: E402
 from torch_llama import read_safetensors  # noqa: E402
 
 MODEL_DIR = os.path.expanduser("~/.cache/llmp/models")
@@ -43,27 +43,19 @@ CHAT = "Name three primary colors."
 CHAT_MAX_NEW = 40
 
 
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    return p.stdout
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llmpc", required=True)
     ap.add_argument("llmp")
     args = ap.parse_args()
-    if not os.path.exists(os.path.join(MODEL_DIR, MODEL_FILE)):
-        print(f"SKIP: {MODEL_DIR}/{MODEL_FILE} not found (scripts/setup.sh --tests installs it)")
+    if not file_or_skip(os.path.join(MODEL_DIR, MODEL_FILE), "scripts/setup.sh --tests installs it"):
         return
-    try:
-        import torch
-        import gguf  # noqa: F401  (transformers dequantizes GGUF files with it)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError as e:
-        print(f"SKIP: {e} (scripts/setup.sh --tests installs the Python references)")
+    # gguf: transformers dequantizes GGUF files with it.
+    modules = import_or_skip("torch", "gguf", "transformers")
+    if not modules:
         return
+    torch, _, transformers = modules
+    AutoModelForCausalLM, AutoTokenizer = transformers.AutoModelForCausalLM, transformers.AutoTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         # Logits of every prompt; greedy continuations of two (prefill_step, then one
@@ -94,7 +86,7 @@ def main():
             ref = model(torch.tensor(ids[None])).logits[0].numpy()
         ours = got[f"logits.{i}"]
         assert ours.shape == ref.shape, (ours.shape, ref.shape)
-        rel = float(np.abs(ours - ref).max() / np.abs(ref).max())
+        rel = rel_err(ours, ref)
         worst = max(worst, rel)
         print(f"prompt {i}: {len(ids)} tokens, max |llmp - hf| / max |hf| = {rel:.3g}")
         assert rel <= TOLERANCE, f"prompt {i}: relative error {rel} > {TOLERANCE}"
