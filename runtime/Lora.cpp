@@ -2,8 +2,11 @@
 /// LoRA scale, reference forward, merge and unmerge on llmp's [in, out] weight layout.
 #include "runtime/Lora.h"
 
+#include "runtime/Frozen.h"
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -174,6 +177,104 @@ Status mergeAdapters(std::vector<Tensor> &base, const std::vector<Tensor> &adapt
       return st.withContext(target);
   }
   return Status::ok();
+}
+
+namespace {
+
+/// The parameters of `plan` by name.
+std::map<std::string, const ParamInfo *> paramsByName(const StagePlan &plan) {
+  std::map<std::string, const ParamInfo *> byName;
+  for (const ParamInfo &p : plan.params)
+    byName[p.name] = &p;
+  return byName;
+}
+
+/// lora_A and lora_B of `target` in `byName`, checked trainable and of the shapes that fit
+/// w [in, out].
+Status findAdapter(const std::map<std::string, const ParamInfo *> &byName,
+                   const std::string &target, const ParamInfo &w, const ParamInfo *&a,
+                   const ParamInfo *&b) {
+  auto ia = byName.find(loraAName(target)), ib = byName.find(loraBName(target));
+  if (ia == byName.end() || ib == byName.end() || ia->second->frozen || ib->second->frozen)
+    return Status::invalid(fmt::format("LoRA target '{}' has no trainable '{}' and '{}'",
+                                       target, loraAName(target), loraBName(target)));
+  a = ia->second, b = ib->second;
+  if (w.shape.size() != 2 || a->shape.size() != 2 || b->shape.size() != 2 ||
+      a->shape[1] != w.shape[0] || b->shape[0] != w.shape[1] || b->shape[1] != a->shape[0])
+    return Status::invalid(fmt::format(
+        "adapter of '{}' does not fit: the weight is [in, out] = {}, so lora_A must be "
+        "[rank, in] and lora_B [out, rank]; got {} and {}",
+        target, shapeString(w.shape), shapeString(a->shape), shapeString(b->shape)));
+  return Status::ok();
+}
+
+} // namespace
+
+Status checkMergedLayout(const StagePlan &plan, const std::vector<ParamInfo> &layout,
+                         int64_t numParams) {
+  auto byName = paramsByName(plan);
+  std::map<std::string, const ParamInfo *> merged;
+  for (const ParamInfo &p : layout) {
+    auto it = byName.find(p.name);
+    if (it == byName.end() || it->second->numel != p.numel)
+      return Status::invalid(fmt::format(
+          "parameter '{}' ({} values) of the model without adapter is not a parameter of "
+          "stage '{}' of the same size{}",
+          p.name, p.numel, plan.stage,
+          it == byName.end() ? std::string() : fmt::format(" (it has {})", it->second->numel)));
+    if (p.offset < 0 || p.numel < 0 || p.offset + p.numel > numParams)
+      return Status::invalid(fmt::format("parameter '{}' [{}, +{}) lies outside the {} "
+                                         "parameters of the model without adapter",
+                                         p.name, p.offset, p.numel, numParams));
+    merged[p.name] = &p;
+  }
+  for (const std::string &target : plan.lora.targets) {
+    auto it = merged.find(target);
+    if (it == merged.end())
+      return Status::invalid(fmt::format("LoRA target '{}' of stage '{}' is not a parameter of "
+                                         "the model without adapter",
+                                         target, plan.stage));
+    const ParamInfo *a = nullptr, *b = nullptr;
+    if (Status st = findAdapter(byName, target, *it->second, a, b); !st)
+      return st;
+  }
+  return Status::ok();
+}
+
+Expected<std::vector<float>> mergedStageParams(const StagePlan &plan, const float *params,
+                                               const uint8_t *frozen,
+                                               const std::vector<ParamInfo> &layout,
+                                               int64_t numParams) {
+  if (Status st = checkMergedLayout(plan, layout, numParams); !st)
+    return st;
+  if (!params || (plan.frozenBytes > 0 && !frozen))
+    return Status::invalid("LoRA merge needs the stage's trainable parameters and frozen base");
+  auto byName = paramsByName(plan);
+  std::vector<float> out(size_t(std::max<int64_t>(numParams, 0)), 0.0f);
+  std::map<std::string, const ParamInfo *> merged;
+  for (const ParamInfo &p : layout) {
+    const ParamInfo &q = *byName.at(p.name);
+    if (q.frozen) {
+      if (Status st = loadFrozenParam(q, plan.nf4, frozen, plan.frozenBytes, out.data() + p.offset);
+          !st)
+        return st;
+    } else {
+      std::memcpy(out.data() + p.offset, params + q.offset, size_t(p.numel) * sizeof(float));
+    }
+    merged[p.name] = &p;
+  }
+  for (const std::string &target : plan.lora.targets) {
+    const ParamInfo &w = *merged.at(target);
+    const ParamInfo *a = nullptr, *b = nullptr;
+    if (Status st = findAdapter(byName, target, w, a, b); !st)
+      return st;
+    LoraDims d{w.shape[0], w.shape[1], a->shape[0]};
+    if (Status st = mergeLora(out.data() + w.offset, nullptr, params + a->offset,
+                              params + b->offset, nullptr, d, plan.lora.scale);
+        !st)
+      return st.withContext(target);
+  }
+  return out;
 }
 
 } // namespace lrt

@@ -12,6 +12,7 @@
 /// docs/runtime.md ("LoRA adapters: merge and PEFT export").
 #pragma once
 
+#include "runtime/Plan.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Status.h"
 
@@ -70,5 +71,31 @@ Expected<std::vector<std::string>> loraTargetsOf(const std::vector<Tensor> &tens
 /// differs between A and B or shapes that do not fit W.
 Status mergeAdapters(std::vector<Tensor> &base, const std::vector<Tensor> &adapters,
                      double scale, bool unmerge = false);
+
+/// Checks that the merged weights of LoRA stage `plan` fit the parameter layout `layout`
+/// (fp32[numParams]) of its model compiled without the adapter (llmpc's sampler, the
+/// `@prefill`/`@decode` of emitInference without `adapter:`): every parameter of `layout`
+/// is a parameter of `plan` (frozen or trainable) with the same name and numel, lies inside
+/// numParams, and every target of plan.lora is a matrix [in, out] of `layout` whose
+/// `<target>.lora_A` [rank, in] and `<target>.lora_B` [out, rank] are trainable parameters of
+/// `plan`. Errors: InvalidArgument naming the first parameter that does not fit.
+Status checkMergedLayout(const StagePlan &plan, const std::vector<ParamInfo> &layout,
+                         int64_t numParams);
+
+/// The merged fp32 weights of LoRA or QLoRA stage `plan` in `layout` (see
+/// checkMergedLayout): each parameter of `layout` from the frozen buffer
+/// (frozen[plan.frozenBytes]: loadFrozenParam, an fp32 copy or NF4 dequantized exactly as
+/// the compiled `llmp.matmul_nf4` reads it) or from the trainable `params`
+/// (fp32[plan.numParams]), then each target W [in, out] += scale * (B A)^T with
+/// scale = plan.lora.scale (mergeLora; Hu et al. 2021 eq. 3 in llmp's x @ W orientation).
+/// The forward of the result equals the stage's unmerged forward x @ W + scale * (x @ A^T)
+/// @ B^T up to fp32 rounding (the delta is rounded to fp32 once per element, then added).
+/// Memory: the returned fp32[numParams] (4 bytes per parameter of the model); nothing else
+/// beyond it. Errors: those of checkMergedLayout and loadFrozenParam; InvalidArgument for
+/// null `params` or `frozen` (with plan.frozenBytes > 0).
+Expected<std::vector<float>> mergedStageParams(const StagePlan &plan, const float *params,
+                                               const uint8_t *frozen,
+                                               const std::vector<ParamInfo> &layout,
+                                               int64_t numParams);
 
 } // namespace lrt

@@ -11,6 +11,7 @@
 #include "runtime/Gguf.h"
 #include "runtime/GgufModel.h"
 #include "runtime/Logits.h"
+#include "runtime/Lora.h"
 #include "runtime/SftData.h"
 #include "runtime/TrainLoop.h"
 
@@ -197,14 +198,29 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
   std::string samples;
   auto answer = [&](std::vector<float> &params, const std::string &label,
                     TrainResult *result) -> Expected<std::string> {
-    const bool kvCache = source.prefillStep && source.decodeStep && plan.frozenBytes == 0;
+    const bool lora = plan.frozenBytes > 0;
+    const bool kvCache = source.prefillStep && source.decodeStep &&
+                         (!lora || source.mergedNumParams > 0);
     if (opts.numSamples <= 0 || (!fns.logitsStep && !kvCache))
       return std::string();
     StepCalls calls(plan, fns);
     calls.setFrozen(frozenBase);
     LogitsModel model{fns.logitsStep ? calls.logitsStep() : nullptr, params.data(),
                       plan.numParams, plan.context > 0 ? plan.context : plan.seqLen, plan.vocab};
+    // A LoRA stage samples through the model without adapter on its merged weights, built
+    // here and freed when the samples are done.
+    std::vector<float> merged;
     if (kvCache) {
+      if (lora) {
+        auto m = mergedStageParams(plan, params.data(), frozenBase, source.mergedParams,
+                                   source.mergedNumParams);
+        if (!m)
+          return m.status().withContext("merging the LoRA adapters for the samples");
+        merged = m.take();
+        model.logitsStep = nullptr; // it takes the adapter layout, not the merged one
+        model.params = merged.data();
+        model.numParams = source.mergedNumParams;
+      }
       model.prefillStep = source.prefillStep;
       model.decodeStep = source.decodeStep;
       model.cache = source.cache;

@@ -26,13 +26,20 @@ struct SftSource {
   /// tokenise the conversations (plan.tokenizer.path of a `from_gguf` tokenizer).
   std::string tokenizerPath;
   /// Optional (both set, or neither): the model's compiled prefill_step / decode_step with a
-  /// KV cache of `cache`'s shape (runtime/KVCache.h), over the stage's own fp32 parameter
-  /// layout (a full fine-tuning stage). The held-out answers are then generated with one
-  /// prefill per prompt and one decode_step per new token (runtime/Generate.h) instead of a
-  /// full-window logits_step per token; greedy answers are the same either way.
+  /// KV cache of `cache`'s shape (runtime/KVCache.h). The held-out answers are then
+  /// generated with one prefill per prompt and one decode_step per new token
+  /// (runtime/Generate.h) instead of a full-window logits_step per token; greedy answers
+  /// are the same either way (up to fp32 rounding of near ties). For a full fine-tuning
+  /// stage they take the stage's own fp32 parameter layout.
   PrefillStepFn prefillStep = nullptr;
   DecodeStepFn decodeStep = nullptr;
   KVCacheShape cache;
+  /// A LoRA or QLoRA stage (plan.frozenBytes > 0): the parameter layout fp32[mergedNumParams]
+  /// of the model without adapter that prefillStep / decodeStep take. Before each round of
+  /// samples the merged weights are built in it (runtime/Lora.h mergedStageParams: the
+  /// frozen base, NF4 dequantized, plus scale * (B A)^T on each target) and freed after.
+  std::vector<ParamInfo> mergedParams;
+  int64_t mergedNumParams = 0;
 };
 
 /// Fine-tunes every parameter of `plan`'s model on its conversations.
@@ -53,7 +60,9 @@ struct SftSource {
 ///    (at most opts.sampleTokens tokens, ending at tokenizer.ggml.eos_token_id) to the first
 ///    opts.numSamples held-out questions (the conversation up to its last assistant turn,
 ///    rendered with add_generation_prompt); both written to `<run>/samples.txt` with the
-///    reference answer. The model goes to `<run>/checkpoint/model.safetensors`.
+///    reference answer. With source.prefillStep/decodeStep through the KV cache (a LoRA
+///    stage on its merged weights, 4 bytes per model parameter while the samples run), else
+///    through logits_step. The model goes to `<run>/checkpoint/model.safetensors`.
 ///
 /// Errors: those of runPretrain; NotFound/IoError/InvalidArgument from reading the data,
 /// the GGUF file or the weights; InvalidArgument if the tokenizer's vocabulary is larger

@@ -432,7 +432,8 @@ Status reportMemory(const StagePlan &plan, const TrainOptions &opts, const std::
   LrtAllocStats heap = lrt_alloc_stats();
   memory.stepHeapPeakBytes = int64_t(heap.peakBytes);
   memory.stepHeapCachedBytes = int64_t(heap.cachedBytes);
-  memory.lifetimePeakBytes = lifetimeResidentPeak();
+  // At least the peaks before the last VmHWM reset (which resets ru_maxrss too).
+  memory.lifetimePeakBytes = std::max(memory.lifetimePeakBytes, lifetimeResidentPeak());
   const int64_t state = 16 * plan.numParams + plan.frozenBytes;
   const int64_t baseline = std::max<int64_t>(0, memory.afterSetupBytes - state);
   const int64_t planTotal = state + opts.stepHeapPeakBytes + baseline;
@@ -687,6 +688,7 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
     // Memory: what loading and compiling freed goes back to the system, then VmHWM
     // restarts, so the training peak is the steps' own (runtime/Memory.h).
     MemoryReading memory;
+    int64_t evalPeakBytes = 0; // VmHWM of the evaluation before step 1, before the samples
     releaseFreeMemory();
     if (auto rss = readResidentMemory(); rss && resetResidentPeak())
       memory.afterSetupBytes = rss->rssBytes;
@@ -694,11 +696,29 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       if (Status st = runEval(0); !st)
         return st;
       if (writer && hooks.beforeTraining) {
+        // The samples are not training (a LoRA stage's merged weights live only while
+        // they run): the peak so far (evaluation) is kept, VmHWM restarts for the samples
+        // and again after them. Resetting VmHWM resets ru_maxrss too, so the process peak
+        // keeps both by hand.
+        if (auto rss = readResidentMemory(); rss && resetResidentPeak())
+          evalPeakBytes = rss->hwmBytes;
+        releaseFreeMemory(); // the evaluation's cached step heap
+        resetResidentPeak();
+        auto t0 = Clock::now();
         auto text = hooks.beforeTraining(params);
         if (!text)
           return text.status();
-        if (!text->empty())
+        auto rss = readResidentMemory();
+        const int64_t samplesPeak = rss ? rss->hwmBytes : 0;
+        memory.lifetimePeakBytes = std::max(evalPeakBytes, samplesPeak);
+        if (!text->empty()) {
           progress.line(*text);
+          progress.line(fmt::format("sampling: {:.1f}s, peak RSS {:.0f} MiB (not counted in "
+                                    "the training peak)",
+                                    secondsSince(t0), double(samplesPeak) / 1048576.0));
+        }
+        releaseFreeMemory();
+        resetResidentPeak();
       }
     }
 
@@ -748,7 +768,7 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       trainSeconds += dt;
       if (step == steps) // before the last evaluation and checkpoint
         if (auto rss = readResidentMemory())
-          memory.trainingPeakBytes = rss->hwmBytes;
+          memory.trainingPeakBytes = std::max(rss->hwmBytes, evalPeakBytes);
       double gradNorm = metrics[kMetricGradNorm];
       double tokPerSec = double(R * K * B * T) / std::max(dt, 1e-9);
       writeRow({{"step", step},
@@ -815,11 +835,15 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       return st;
     progress.line(fmt::format("checkpoint: {}", ckpt));
     if (hooks.afterTraining) {
+      auto t0 = Clock::now();
       auto text = hooks.afterTraining(params, result);
       if (!text)
         return text.status();
-      if (!text->empty())
+      if (!text->empty()) {
         progress.line(*text);
+        if (opts.numSamples > 0) // after the training peak was read
+          progress.line(fmt::format("sampling: {:.1f}s", secondsSince(t0)));
+      }
     }
 
     double ratio = result.lastValLoss / result.firstValLoss;

@@ -796,11 +796,12 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   return module;
 }
 
-/// emitLogits, and with `cache` also @prefill and @decode (emitInference).
+/// emitLogits, and with `cache` also @prefill and @decode (emitInference); `adapter`
+/// false leaves a LoRA stage's adapter out (emitBaseInference).
 static mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
 emitModelFuncs(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
                lrt::StagePlan &plan, int64_t batch, int64_t prefillLen,
-               lrt::KVCacheShape *cache) {
+               lrt::KVCacheShape *cache, bool adapter = true) {
   ctx.loadDialect<mlir::func::FuncDialect, mlir::llmp::LLMPDialect>();
   auto it = program.stageInfo.find(stageName.str());
   if (it == program.stageInfo.end() || !it->second.model) {
@@ -838,9 +839,9 @@ emitModelFuncs(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef s
                      .getShape();
     *cache = lrt::KVCacheShape{shape[0], shape[1], shape[2], shape[3], shape[4], prefillLen};
   }
-  if (info.lora && mlir::failed(applyAdapter(*module, info, plan)))
+  if (adapter && info.lora && mlir::failed(applyAdapter(*module, info, plan)))
     return mlir::failure();
-  if (info.lora && info.nf4 && mlir::failed(applyNf4Base(*module, info, plan)))
+  if (adapter && info.lora && info.nf4 && mlir::failed(applyNf4Base(*module, info, plan)))
     return mlir::failure();
   if (mlir::failed(mlir::verify(*module)))
     return mlir::failure();
@@ -858,6 +859,14 @@ emitInference(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef st
               int64_t batch, int64_t prefillLen, lrt::StagePlan &plan,
               lrt::KVCacheShape &cache) {
   return emitModelFuncs(ctx, program, stageName, plan, batch, prefillLen, &cache);
+}
+
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitBaseInference(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageName,
+                  int64_t batch, int64_t prefillLen, lrt::StagePlan &plan,
+                  lrt::KVCacheShape &cache) {
+  return emitModelFuncs(ctx, program, stageName, plan, batch, prefillLen, &cache,
+                        /*adapter=*/false);
 }
 
 } // namespace llmp

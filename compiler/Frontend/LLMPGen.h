@@ -60,4 +60,14 @@ emitInference(mlir::MLIRContext &ctx, const lang::Program &program, llvm::String
               int64_t batch, int64_t prefillLen, lrt::StagePlan &plan,
               lrt::KVCacheShape &cache);
 
+/// emitInference without the stage's `adapter:` (and `base: nf4(...)`): the functions of
+/// the plain model over its own fp32 parameter layout, as for a full fine-tuning stage, which
+/// go to `plan`. They run a LoRA or QLoRA stage on its merged weights (runtime/Lora.h
+/// mergedStageParams): the samples of `llmpc run`, `llmpc chat` and `llmpc logits --greedy`
+/// with a KV cache. For a stage without adapter the same as emitInference. Same errors.
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+emitBaseInference(mlir::MLIRContext &ctx, const lang::Program &program,
+                  llvm::StringRef stageName, int64_t batch, int64_t prefillLen,
+                  lrt::StagePlan &plan, lrt::KVCacheShape &cache);
+
 } // namespace llmp

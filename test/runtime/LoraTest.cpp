@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Tests for runtime/Lora: the scale, the adapted layer merged and unmerged (issue #6's
 /// worked example, computed by hand below), the unmerge round-trip bound, and merging named
-/// adapter tensors. test/e2e/peft_export.py checks merging against the `peft` package.
+/// adapter tensors, and a stage's merged weights from its frozen buffer (fp32 and NF4) and
+/// adapters (mergedStageParams). test/e2e/peft_export.py checks merging against the `peft`
+/// package; test/e2e/lora_kv_cache.py generation on merged weights against the unmerged
+/// compiled forward.
 #include "runtime/Lora.h"
+
+#include "kernels/cpu/Quant.h"
+#include "runtime/Frozen.h"
 
 #include <gtest/gtest.h>
 
@@ -160,6 +166,120 @@ TEST(LoraTest, MergeErrors) {
   EXPECT_FALSE(mergeLora(w, nullptr, one, one, one, LoraDims{2, 2, 1}, 1.0)); // bias_B, no bias
   EXPECT_FALSE(mergeLora(w, nullptr, one, one, nullptr, LoraDims{2, 2, 0}, 1.0));
   EXPECT_EQ(w[0], 1.0f); // failed calls leave W alone
+}
+
+/// A LoRA stage's plan: frozen fp32 "norm" [2] at byte 0, frozen "l.w" [2, 2] (fp32) or
+/// "l.w" [4, 16] (NF4, one block of 64, no double quantization) at byte 64, and the
+/// trainable adapter of l.w: lora_A [1, in] at offset 0 and lora_B [out, 1] after it; scale 2.
+StagePlan mergePlan(bool nf4) {
+  StagePlan plan;
+  plan.stage = "tune";
+  plan.nf4 = {nf4, 64, false};
+  const int64_t in = nf4 ? 4 : 2, out = nf4 ? 16 : 2;
+  ParamInfo norm;
+  norm.name = "norm", norm.shape = {2}, norm.numel = 2, norm.frozen = true;
+  norm.byteOffset = 0, norm.byteSize = 8;
+  ParamInfo w;
+  w.name = "l.w", w.shape = {in, out}, w.numel = in * out, w.frozen = true;
+  w.byteOffset = 64;
+  w.storage = nf4 ? Storage::NF4 : Storage::F32;
+  w.byteSize = nf4 ? quant::nf4Layout(64, 64, false).byteSize : 4 * w.numel;
+  ParamInfo a;
+  a.name = "l.w.lora_A", a.shape = {1, in}, a.numel = in, a.offset = 0;
+  ParamInfo b;
+  b.name = "l.w.lora_B", b.shape = {out, 1}, b.numel = out, b.offset = in;
+  plan.params = {norm, w, a, b};
+  plan.numParams = in + out;
+  plan.frozenBytes = 64 + w.byteSize;
+  plan.lora.enabled = true;
+  plan.lora.rank = 1;
+  plan.lora.alpha = 2;
+  plan.lora.scale = 2.0;
+  plan.lora.targets = {"l.w"};
+  return plan;
+}
+
+/// The model's own layout (no adapter): norm at 0, l.w after it.
+std::vector<ParamInfo> plainLayout(const StagePlan &plan) {
+  ParamInfo norm = plan.params[0], w = plan.params[1];
+  norm.frozen = w.frozen = false;
+  norm.offset = 0, w.offset = 2;
+  return {norm, w};
+}
+
+TEST(LoraTest, MergedStageParamsIssueExample) {
+  // The issue's layer in a stage: frozen W = I and norm [5, 6], trainable A = [[1, 1]],
+  // B = [[1], [2]], scale 2: by hand (as above) W' = [[3, 4], [2, 5]], the norm copied.
+  StagePlan plan = mergePlan(false);
+  std::vector<uint8_t> frozen(plan.frozenBytes);
+  const float norm[2] = {5, 6}, w[4] = {1, 0, 0, 1};
+  ASSERT_TRUE(storeFrozenParam(plan.params[0], plan.nf4, norm, frozen.data(), plan.frozenBytes));
+  ASSERT_TRUE(storeFrozenParam(plan.params[1], plan.nf4, w, frozen.data(), plan.frozenBytes));
+  const std::vector<float> params = {1, 1, 1, 2}; // A, then B
+  auto merged = mergedStageParams(plan, params.data(), frozen.data(), plainLayout(plan), 6);
+  ASSERT_TRUE(merged) << merged.status().message();
+  EXPECT_EQ(*merged, (std::vector<float>{5, 6, 3, 4, 2, 5}));
+}
+
+TEST(LoraTest, MergedStageParamsNf4Base) {
+  // An NF4 base whose weights lie on the NF4 grid with absmax 1 (the QLoRA paper's table,
+  // appendix E) dequantizes exactly; A = [1, 2, 0, 0], B = e_3 (out 3 only), scale 2 adds
+  // 2 * A[i] * B[o] to W[i, o]: +2 at (0, 3), +4 at (1, 3), by hand.
+  const float grid[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f,
+                          -0.39491748809814453f, -0.28444138169288635f, -0.18477343022823334f,
+                          -0.09105003625154495f, 0.0f, 0.07958029955625534f,
+                          0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+                          0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
+  StagePlan plan = mergePlan(true);
+  std::vector<uint8_t> frozen(plan.frozenBytes);
+  std::vector<float> w(64);
+  for (int i = 0; i < 64; ++i)
+    w[i] = grid[(i * 7) % 16];
+  const float norm[2] = {5, 6};
+  ASSERT_TRUE(storeFrozenParam(plan.params[0], plan.nf4, norm, frozen.data(), plan.frozenBytes));
+  ASSERT_TRUE(storeFrozenParam(plan.params[1], plan.nf4, w.data(), frozen.data(),
+                               plan.frozenBytes));
+  std::vector<float> params(20, 0.0f);
+  params[0] = 1, params[1] = 2;  // A [1, 4]
+  params[4 + 3] = 1;             // B [16, 1]
+  auto merged = mergedStageParams(plan, params.data(), frozen.data(), plainLayout(plan), 66);
+  ASSERT_TRUE(merged) << merged.status().message();
+  std::vector<float> want = {5, 6};
+  want.insert(want.end(), w.begin(), w.end());
+  want[2 + 0 * 16 + 3] += 2.0f;
+  want[2 + 1 * 16 + 3] += 4.0f;
+  EXPECT_EQ(*merged, want);
+}
+
+TEST(LoraTest, MergedStageParamsErrors) {
+  StagePlan plan = mergePlan(false);
+  std::vector<uint8_t> frozen(plan.frozenBytes);
+  const std::vector<float> params = {1, 1, 1, 2};
+  auto message = [&](const StagePlan &p, const std::vector<ParamInfo> &layout, int64_t n) {
+    Status st = checkMergedLayout(p, layout, n);
+    return st ? std::string("ok") : st.message();
+  };
+  std::vector<ParamInfo> layout = plainLayout(plan);
+  EXPECT_EQ(message(plan, layout, 6), "ok");
+  EXPECT_NE(message(plan, layout, 5).find("'l.w' [2, +4) lies outside the 5 parameters"),
+            std::string::npos)
+      << message(plan, layout, 5);
+  std::vector<ParamInfo> other = layout;
+  other[0].name = "final_norm";
+  EXPECT_NE(message(plan, other, 6).find("'final_norm' (2 values) of the model without "
+                                         "adapter is not a parameter of stage 'tune'"),
+            std::string::npos)
+      << message(plan, other, 6);
+  StagePlan noB = plan;
+  noB.params.pop_back();
+  EXPECT_NE(message(noB, layout, 6).find("'l.w' has no trainable 'l.w.lora_A' and 'l.w.lora_B'"),
+            std::string::npos)
+      << message(noB, layout, 6);
+  StagePlan badA = plan;
+  badA.params[2].shape = {1, 3};
+  EXPECT_NE(message(badA, layout, 6).find("lora_A must be [rank, in]"), std::string::npos)
+      << message(badA, layout, 6);
+  EXPECT_FALSE(mergedStageParams(plan, params.data(), nullptr, layout, 6)); // no frozen base
 }
 
 } // namespace

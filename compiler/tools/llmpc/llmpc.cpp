@@ -46,6 +46,7 @@
 #include "runtime/SftTrainer.h"
 #include "runtime/HfExport.h"
 #include "runtime/Logits.h"
+#include "runtime/Lora.h"
 #include "runtime/PeftExport.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Tokenizer.h"
@@ -151,8 +152,8 @@ cl::opt<int64_t> prefillLen("prefill-len",
                             cl::value_desc("n"), cl::init(0), cl::cat(category));
 cl::opt<bool> kvCache("kv-cache",
                       cl::desc("generate with prefill/decode_step and a KV cache (logits, chat, "
-                               "run's sft samples; default); =false: one full-window "
-                               "logits_step per token"),
+                               "run's sft samples; default; LoRA stages on merged weights); "
+                               "=false: one full-window logits_step per token"),
                       cl::init(true), cl::cat(category));
 
 cl::opt<bool> timing("timing",
@@ -599,8 +600,8 @@ struct CompiledStage {
   lrt::StagePlan plan;
   std::unique_ptr<mlir::llmp::JitModule> jit;
   lrt::SftSource sft; ///< an `sft` stage: its starting weights and tokenizer
-  /// A full fine-tuning `sft` stage's prefill_step / decode_step for its samples (sft's
-  /// prefillStep, decodeStep point into it); null otherwise.
+  /// An `sft` stage's prefill_step / decode_step for its samples (sft's prefillStep,
+  /// decodeStep point into it; a LoRA stage's take its merged weights); null otherwise.
   std::unique_ptr<mlir::llmp::JitModule> sampler;
   /// A LoRA stage of a stdlib `llama` model: its adapter and model, for the PEFT folder
   /// `run` writes to <run>/adapter (exportPeftAdapter).
@@ -632,11 +633,11 @@ std::string baseModelOf(const lang::StageInfo &stage, const lrt::SftSource &sft)
   return stage.model ? stage.model->decl->name : std::string();
 }
 
-/// Where the `sft` stage `info` starts: the checkpoint of its `from:` stage, else the
-/// GGUF file of its `from_gguf` model; the conversations are rendered and tokenised with
-/// its `from_gguf` tokenizer. Returns the exit status after reporting, or nullopt.
-std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo &info,
-                             lrt::SftSource &source) {
+/// The weights the `sft` stage `info` starts from (a LoRA stage's frozen base): the
+/// checkpoint of its `from:` stage, else the GGUF file of its `from_gguf` model, into
+/// source.weightsPath. Returns the exit status after reporting, or nullopt.
+std::optional<int> sftWeights(const lang::Program &program, const lang::StageInfo &info,
+                              lrt::SftSource &source) {
   const std::string stage = info.decl->name;
   if (info.parent) {
     source.weightsPath =
@@ -653,6 +654,17 @@ std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo
                      "', which has no weights: declare it with from_gguf(\"model.gguf\") or "
                      "start from a trained stage with 'from: STAGE'");
   }
+  return std::nullopt;
+}
+
+/// Where the `sft` stage `info` starts (sftWeights); the conversations are rendered and
+/// tokenised with its `from_gguf` tokenizer. Returns the exit status after reporting, or
+/// nullopt.
+std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo &info,
+                             lrt::SftSource &source) {
+  if (std::optional<int> bad = sftWeights(program, info, source))
+    return bad;
+  const std::string stage = info.decl->name;
   const lang::TokenizerInfo *tok = nullptr;
   if (info.tokenizer)
     if (auto it = program.tokenizers.find(info.tokenizer->name); it != program.tokenizers.end())
@@ -665,29 +677,41 @@ std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo
   return std::nullopt;
 }
 
-/// For the samples of a full fine-tuning `sft` stage (no frozen base): compiles the model's
-/// prefill_step / decode_step with a KV cache for one sequence and prompts of up to the
-/// context (emitInference), and points compiled.sft's prefillStep / decodeStep at them
-/// when their parameter layout is the stage's. Leaves them null (samples through
-/// logits_step) for LoRA stages or another layout. Returns the exit status after
-/// reporting, or nullopt.
+/// For the samples of an `sft` stage: compiles the model's prefill_step / decode_step with
+/// a KV cache for one sequence and prompts of up to the context, and points compiled.sft's
+/// prefillStep / decodeStep at them. A full fine-tuning stage's take its own parameter
+/// layout (emitInference; left null, sampling through logits_step, if the layout differs).
+/// A LoRA or QLoRA stage's are the model's without adapter (emitBaseInference), whose
+/// layout goes to compiled.sft.mergedParams: the samples run on the merged weights
+/// (runtime/Lora.h mergedStageParams). Returns the exit status after reporting, or nullopt.
 std::optional<int> compileSampler(Session &s, const lang::Program &program,
                                   const lang::StageInfo &info, CompiledStage &compiled) {
-  if (compiled.plan.frozenBytes > 0)
-    return std::nullopt;
   const std::string stage = info.decl->name;
+  const bool lora = compiled.plan.frozenBytes > 0;
   lrt::StagePlan plan;
   lrt::KVCacheShape cache;
   int status = 0;
-  auto sampler = jitStage(s, emitInference(s.ctx, program, stage, /*batch=*/1,
-                                           prefillLenFor(info), plan, cache),
+  auto sampler = jitStage(s,
+                          lora ? emitBaseInference(s.ctx, program, stage, /*batch=*/1,
+                                                   prefillLenFor(info), plan, cache)
+                               : emitInference(s.ctx, program, stage, /*batch=*/1,
+                                               prefillLenFor(info), plan, cache),
                           stage, status);
   if (!sampler)
     return status;
-  const std::vector<lrt::ParamInfo> &a = plan.params, &b = compiled.plan.params;
-  bool sameLayout = plan.numParams == compiled.plan.numParams && a.size() == b.size();
-  for (size_t i = 0; sameLayout && i < a.size(); ++i)
-    sameLayout = a[i].name == b[i].name && a[i].offset == b[i].offset && a[i].numel == b[i].numel;
+  bool sameLayout = false;
+  if (lora) {
+    if (lrt::Status st = lrt::checkMergedLayout(compiled.plan, plan.params, plan.numParams); !st)
+      return toolError("stage '" + stage + "': the samples' model without adapter: " +
+                       st.message());
+    sameLayout = true;
+  } else {
+    const std::vector<lrt::ParamInfo> &a = plan.params, &b = compiled.plan.params;
+    sameLayout = plan.numParams == compiled.plan.numParams && a.size() == b.size();
+    for (size_t i = 0; sameLayout && i < a.size(); ++i)
+      sameLayout =
+          a[i].name == b[i].name && a[i].offset == b[i].offset && a[i].numel == b[i].numel;
+  }
   auto prefill = sampler->lookup("_mlir_ciface_prefill_step");
   auto decode = sampler->lookup("_mlir_ciface_decode_step");
   if (!sameLayout || !prefill || !decode) {
@@ -700,8 +724,17 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
   compiled.sft.prefillStep = reinterpret_cast<lrt::PrefillStepFn>(*prefill);
   compiled.sft.decodeStep = reinterpret_cast<lrt::DecodeStepFn>(*decode);
   compiled.sft.cache = cache;
+  if (lora) {
+    compiled.sft.mergedParams = std::move(plan.params);
+    compiled.sft.mergedNumParams = plan.numParams;
+  }
   compiled.sampler = std::move(sampler);
   return std::nullopt;
+}
+
+/// Whether `llmpc run` can train a stage of this kind today: 'pretrain' and 'sft'.
+bool isExecutableKind(const lang::StageInfo &info) {
+  return info.kind == "pretrain" || info.kind == "sft";
 }
 
 /// Loads, checks, emits and JIT-compiles the selected stage (--stage, else the first).
@@ -714,8 +747,7 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
   if (!stage)
     return nullptr;
   auto info = program->stageInfo.find(*stage);
-  if (info != program->stageInfo.end() && info->second.kind != "pretrain" &&
-      info->second.kind != "sft") {
+  if (info != program->stageInfo.end() && !isExecutableKind(info->second)) {
     status = toolError("stage '" + *stage + "' (kind " + info->second.kind +
                        ") is not yet executable: only 'pretrain' and 'sft' stages run today; "
                        "'llmpc check' has checked it and prints its plan");
@@ -1044,8 +1076,7 @@ int runRun(Session &s) {
     for (const std::string &stage : stages) {
       chain += (chain.empty() ? "" : " -> ") + stage;
       auto info = program->stageInfo.find(stage);
-      if (info != program->stageInfo.end() && info->second.kind != "pretrain" &&
-          info->second.kind != "sft")
+      if (info != program->stageInfo.end() && !isExecutableKind(info->second))
         return toolError("pipeline '" + pipelineOf(*program, stage) + "' (" + chain +
                          "...): stage '" + stage + "' (kind " + info->second.kind +
                          ") is not yet executable: only 'pretrain' and 'sft' stages run "
@@ -1263,17 +1294,30 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
   std::string dir = stageRunDirectory(program, name);
   std::string checkpoint = dir + "/checkpoint/model.safetensors";
   bool pretrained = !stage.model->ggufPath.empty() && !llvm::sys::fs::exists(checkpoint);
+  // A LoRA stage's checkpoint with a KV cache: the model without adapter runs on the merged
+  // weights, laid out by the stage's own plan (adapters, frozen base).
+  const bool merge = decodeRows > 0 && !pretrained && stage.lora;
+  lrt::StagePlan stagePlan;
+  if (merge && mlir::failed(emitStage(s.ctx, program, name, stagePlan))) {
+    status = s.finish(false);
+    return nullptr;
+  }
   out->jit = jitStage(s,
-                      decodeRows > 0 ? emitInference(s.ctx, program, name, decodeRows,
-                                                     prefillLenFor(stage), out->plan, out->cache)
-                      : pretrained   ? emitLogits(s.ctx, program, name, out->plan)
-                                     : emitStage(s.ctx, program, name, out->plan),
+                      merge ? emitBaseInference(s.ctx, program, name, decodeRows,
+                                                prefillLenFor(stage), out->plan, out->cache)
+                      : decodeRows > 0 ? emitInference(s.ctx, program, name, decodeRows,
+                                                       prefillLenFor(stage), out->plan,
+                                                       out->cache)
+                      : pretrained     ? emitLogits(s.ctx, program, name, out->plan)
+                                       : emitStage(s.ctx, program, name, out->plan),
                       name, status);
   if (!out->jit)
     return nullptr;
+  if (!merge)
+    stagePlan = out->plan;
   if (!pretrained) {
     // A LoRA stage's checkpoint holds its adapters; its base goes into the frozen buffer.
-    lrt::StagePlan trainable = out->plan;
+    lrt::StagePlan trainable = stagePlan;
     trainable.params.erase(std::remove_if(trainable.params.begin(), trainable.params.end(),
                                           [](const lrt::ParamInfo &p) { return p.frozen; }),
                            trainable.params.end());
@@ -1284,24 +1328,33 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
     }
     out->params = params.take();
     out->weightsFrom = checkpoint;
-    if (out->plan.frozenBytes > 0) {
-      if (decodeRows > 0) {
-        status = toolError("stage '" + name + "' has a LoRA adapter; generate with one "
-                           "logits_step per token (--kv-cache=false)");
-        return nullptr;
-      }
+    if (stagePlan.frozenBytes > 0) {
       lrt::SftSource base;
-      if (std::optional<int> bad = sftSource(program, stage, base)) {
+      if (std::optional<int> bad = sftWeights(program, stage, base)) {
         status = *bad;
         return nullptr;
       }
-      if (lrt::Status st = lrt::readFrozenBase(out->plan, base.weightsPath, out->frozen); !st) {
+      if (lrt::Status st = lrt::readFrozenBase(stagePlan, base.weightsPath, out->frozen); !st) {
         status = toolError(st.message());
         return nullptr;
       }
-      out->calls.emplace(out->plan, out->jit->stepFunctions());
-      out->calls->setFrozen(out->frozen.data());
       out->weightsFrom = checkpoint + " on " + base.weightsPath;
+      if (merge) {
+        // The frozen base and the adapters make way for the merged fp32 weights.
+        auto merged = lrt::mergedStageParams(stagePlan, out->params.data(), out->frozen.data(),
+                                             out->plan.params, out->plan.numParams);
+        if (!merged) {
+          status = toolError("stage '" + name + "': merging the LoRA adapters: " +
+                             merged.status().message());
+          return nullptr;
+        }
+        out->params = merged.take();
+        std::vector<uint8_t>().swap(out->frozen);
+        out->weightsFrom += " (LoRA merged)";
+      } else {
+        out->calls.emplace(out->plan, out->jit->stepFunctions());
+        out->calls->setFrozen(out->frozen.data());
+      }
     }
     // A pretrain run has its SentencePiece tokenizer; an sft run uses the stage's.
     if (llvm::sys::fs::exists(dir + "/checkpoint/tokenizer.model")) {
