@@ -88,6 +88,7 @@ void buildLinalgPhase(OpPassManager &pm) {
   addText(pm, "symbol-dce");              // @loss etc. are private and inlined by now
   pm.addPass(createLLMPLowerToLinalg());  // every llmp op -> linalg/tensor/arith/math
   addText(pm, "canonicalize,"             // fold reshapes and constants
+              "llmp-accumulate-into-matmul," // C += A B instead of (0 + A B) + C
               "llmp-fuse-elementwise,"     // fuse elementwise chains, keep named matmuls
               "canonicalize,cse");
 }

@@ -38,6 +38,29 @@ def LLMPLowerToLinalg : Pass<"llmp-lower-to-linalg", "ModuleOp"> {
   ];
 }
 
+def LLMPAccumulateIntoMatmul : Pass<"llmp-accumulate-into-matmul", "ModuleOp"> {
+  let summary = "Accumulate a matrix product onto the tensor it is added to";
+  let description = [{
+    A `linalg.matmul`, `linalg.batch_matmul` or `llmp.matmul_nf4` generic whose init is
+    a fill of 0 and whose only use is an elementwise f32 sum with another tensor of the
+    same type takes that tensor as its init instead (the GEMM kernels compute
+    C += op(A) op(B)); the sum goes away. The other side may be the sum's own init
+    (grad_step's accumulation into `grads`).
+
+    Before:
+    ```mlir
+    %z = linalg.fill ins(%zero : f32) outs(%e : tensor<4x8xf32>) -> tensor<4x8xf32>
+    %p = linalg.matmul ins(%x, %w : tensor<4x2xf32>, tensor<2x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
+    %s = linalg.generic {...} ins(%y, %p : ...) outs(%e : tensor<4x8xf32>) { addf }
+    ```
+    After:
+    ```mlir
+    %s = linalg.matmul ins(%x, %w : tensor<4x2xf32>, tensor<2x8xf32>) outs(%y : tensor<4x8xf32>) -> tensor<4x8xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def LLMPFuseElementwise : Pass<"llmp-fuse-elementwise", "ModuleOp"> {
   let summary = "Fuse producer/consumer chains of elementwise linalg.generic ops";
   let description = [{

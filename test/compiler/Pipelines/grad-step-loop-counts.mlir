@@ -6,8 +6,8 @@
 
 // Tests how many linalg ops, loop nests and GEMM calls the main example's grad_step
 // (examples/pretrain.llmp: 4 layers, batch 16 x 128, vocab 2048) has without and with the
-// linalg phase's fusion (canonicalize, llmp-fuse-elementwise, cse), counted by
-// Inputs/grad-step-counts.awk. Unfused: the grad phase's IR through llmp-lower-to-linalg
+// linalg phase (canonicalize, llmp-accumulate-into-matmul, llmp-fuse-elementwise, cse),
+// counted by Inputs/grad-step-counts.awk. Unfused: the grad phase's IR through llmp-lower-to-linalg
 // alone; fused: through --llmp-linalg-phase. Loop nests are those at the top of grad_step
 // after llmp-parallelize-loops (the LLVM phase's IR printed after that pass): parallel ones
 // become OpenMP regions. To reproduce a count, run the RUN line's commands by hand.
@@ -15,6 +15,6 @@
 // reason in the commit message.
 //
 // UNFUSED-LINALG: {{^}}linalg.generic 258, linalg matmuls 115{{$}}
-// FUSED-LINALG: {{^}}linalg.generic 172, linalg matmuls 111{{$}}
+// FUSED-LINALG: {{^}}linalg.generic 128, linalg matmuls 111{{$}}
 // UNFUSED-LOOPS: {{^}}loop nests 481: parallel 312, sequential 169; GEMM calls 115{{$}}
-// FUSED-LOOPS: {{^}}loop nests 221: parallel 165, sequential 56; GEMM calls 111{{$}}
+// FUSED-LOOPS: {{^}}loop nests 174: parallel 135, sequential 39; GEMM calls 111{{$}}

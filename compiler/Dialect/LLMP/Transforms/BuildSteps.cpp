@@ -14,9 +14,9 @@
 ///      by hyper[kHyperGradScale], and add each gradient into its slice of `grads`
 ///      (accumulation over micro-batches); write the loss and the micro-batch's number of
 ///      target tokens (targets != -100) to `metrics`.
-///   3. apply_step: reduce the global squared norm of `grads`, then run one AdamW
-///      linalg.generic on memrefs per run of contiguous parameters with the same decay
-///      flag (params, m, v updated in place).
+///   3. apply_step: reduce the global squared norm of `grads` (one reduction per run of
+///      contiguous parameters), then run one AdamW linalg.generic on memrefs per run of
+///      contiguous parameters with the same decay flag (params, m, v updated in place).
 ///   4. eval_step: clone `@loss`; logits_step: clone `@logits` and write the logits. Both
 ///      leave out `llmp.dropout` (its result is its input).
 ///   5. prefill_step / decode_step: clone `@prefill` / `@decode` and write their logits;
@@ -289,15 +289,23 @@ struct StepBuilder {
     Value scale = load(hyper, kHyperGradScale);
     Value seed = tensor::FromElementsOp::create(
         b, loc, RankedTensorType::get({}, b.getF32Type()), ValueRange{scale});
+    // The slices of `grads` as writable tensors, before the body: a gradient computed by
+    // a matrix product accumulates straight into its slice where the product is
+    // (llmp-accumulate-into-matmul), so its inputs need not live to the end of the step.
+    SmallVector<std::pair<Value, Value>> dsts; // (memref view, tensor)
+    for (const ParamSlice &slice : slices) {
+      Value dst = view(grads, slice.offset, slice.type);
+      dsts.push_back({dst, bufferization::ToTensorOp::create(b, loc, slice.type, dst,
+                                                             /*restrict=*/true,
+                                                             /*writable=*/true)});
+    }
     SmallVector<Value> res = inlineBody(lossGrad, *args, seed, /*training=*/true);
 
     // grads[slice] += g, computed in place on the slice (to_tensor writable: the sum's
     // destination is the buffer it reads).
     AffineMap id1 = b.getMultiDimIdentityMap(1);
-    for (auto [slice, g] : llvm::zip(slices, ArrayRef<Value>(res).drop_front())) {
-      Value dst = view(grads, slice.offset, slice.type);
-      Value old = bufferization::ToTensorOp::create(b, loc, slice.type, dst, /*restrict=*/true,
-                                                    /*writable=*/true);
+    for (auto [slice, g, d] : llvm::zip(slices, ArrayRef<Value>(res).drop_front(), dsts)) {
+      auto [dst, old] = d;
       unsigned rank = slice.type.getRank();
       AffineMap id = rank == 1 ? id1 : b.getMultiDimIdentityMap(rank);
       auto sum = linalg::GenericOp::create(
@@ -316,6 +324,22 @@ struct StepBuilder {
     return success();
   }
 
+  /// Calls fn(start, numel, decay) for each maximal run of `sorted` (by offset) slices
+  /// that follow each other without a gap, and, with `byDecay`, share the decay flag.
+  static void forEachRun(ArrayRef<ParamSlice> sorted, bool byDecay,
+                         llvm::function_ref<void(int64_t, int64_t, bool)> fn) {
+    for (size_t i = 0; i < sorted.size();) {
+      int64_t start = sorted[i].offset, end = start + sorted[i].type.getNumElements();
+      bool decay = sorted[i].decay;
+      size_t j = i + 1;
+      while (j < sorted.size() && sorted[j].offset == end &&
+             (!byDecay || sorted[j].decay == decay))
+        end += sorted[j++].type.getNumElements();
+      fn(start, end - start, decay);
+      i = j;
+    }
+  }
+
   /// apply_step(params, grads, m, v, hyper, metrics): global norm, clip, AdamW in place.
   LogicalResult buildApply(ArrayRef<ParamSlice> slices) {
     MemRefType flat = flatType();
@@ -327,11 +351,17 @@ struct StepBuilder {
     ValueRange a = fn.getArguments();
     Value params = a[0], grads = a[1], m = a[2], v = a[3], hyper = a[4], metrics = a[5];
 
-    // The squared global norm, one reduction per parameter slice.
+    // The squared global norm: one reduction per run of contiguous slices (a LoRA
+    // stage's adapters, or a full model's parameters, are one run), so that apply_step
+    // is a few loops rather than one per slice; a gap between slices is never read.
+    SmallVector<ParamSlice> sorted(slices);
+    llvm::sort(sorted, [](auto &x, auto &y) { return x.offset < y.offset; });
     Value sumsq = cf(0.0);
-    for (const ParamSlice &slice : slices)
-      sumsq = arith::AddFOp::create(
-          b, loc, sumsq, sumSquares(toTensor(view(grads, slice.offset, slice.type), slice.type)));
+    forEachRun(sorted, /*byDecay=*/false, [&](int64_t start, int64_t n, bool) {
+      auto flat1 = RankedTensorType::get({n}, b.getF32Type());
+      sumsq = arith::AddFOp::create(b, loc, sumsq,
+                                    sumSquares(toTensor(view(grads, start, flat1), flat1)));
+    });
     Value norm = math::SqrtOp::create(b, loc, sumsq);
     store(norm, metrics, kMetricGradNorm);
 
@@ -352,17 +382,9 @@ struct StepBuilder {
     h.bc2 = arith::SubFOp::create(b, loc, one, math::PowFOp::create(b, loc, h.b2, t));
 
     // One update per run of contiguous slices with the same decay flag.
-    SmallVector<ParamSlice> sorted(slices);
-    llvm::sort(sorted, [](auto &x, auto &y) { return x.offset < y.offset; });
-    for (size_t i = 0; i < sorted.size();) {
-      int64_t start = sorted[i].offset, end = start + sorted[i].type.getNumElements();
-      bool decay = sorted[i].decay;
-      size_t j = i + 1;
-      while (j < sorted.size() && sorted[j].offset == end && sorted[j].decay == decay)
-        end += sorted[j++].type.getNumElements();
-      adamw(h, decay, start, end - start, params, grads, m, v);
-      i = j;
-    }
+    forEachRun(sorted, /*byDecay=*/true, [&](int64_t start, int64_t n, bool decay) {
+      adamw(h, decay, start, n, params, grads, m, v);
+    });
     func::ReturnOp::create(b, loc);
     return success();
   }
