@@ -95,6 +95,8 @@ void buildLinalgPhase(OpPassManager &pm) {
 
 void buildLLVMPhase(OpPassManager &pm) {
   addText(pm,
+          // One fill per GEMM / reduction init, so bufferization copies no shared zeros.
+          "llmp-duplicate-fills,"
           // Tensors -> buffers; step functions already take memrefs.
           "one-shot-bufferize{bufferize-function-boundaries "
           "function-boundary-type-conversion=identity-layout-map},"

@@ -7,6 +7,13 @@
 ///      count times the largest such count among the loop nests in its body.
 ///   2. Every other `scf.parallel` becomes a nest of `scf.for` with the same bounds, in
 ///      dimension order, innermost first so that cloned bodies are already rewritten.
+///   3. A kept loop of several dimensions with no loop in its body (an elementwise op)
+///      keeps all but its last dimension parallel; the last becomes an `scf.for` inside.
+///      `convert-scf-to-openmp` makes a multi-dimensional loop one `omp.loop_nest
+///      collapse(n)`, and OpenMPIRBuilder's collapsed loop recovers each index from one
+///      linear counter: LLVM's loop vectoriser then cannot bound the accesses ("cannot
+///      identify array bounds") and the loop ran scalar. An inner `scf.for` over the
+///      last (contiguous) dimension is a plain loop that vectorises.
 /// `convert-scf-to-openmp` later turns each kept loop into one OpenMP region.
 #include "compiler/Conversion/LinalgToLRT/Passes.h"
 
@@ -79,11 +86,43 @@ void serialize(scf::ParallelOp par) {
   par.erase();
 }
 
+/// Replaces `par` (several dimensions, no reductions) by an `scf.parallel` over all but
+/// its last dimension whose body is an `scf.for` over the last one, running the body.
+void peelLastDimension(scf::ParallelOp par) {
+  OpBuilder b(par);
+  unsigned n = par.getNumLoops();
+  auto outer = scf::ParallelOp::create(b, par.getLoc(), par.getLowerBound().drop_back(),
+                                       par.getUpperBound().drop_back(),
+                                       par.getStep().drop_back());
+  IRMapping map;
+  for (unsigned i = 0; i + 1 < n; ++i)
+    map.map(par.getInductionVars()[i], outer.getInductionVars()[i]);
+  b.setInsertionPoint(outer.getBody()->getTerminator());
+  auto inner = scf::ForOp::create(b, par.getLoc(), par.getLowerBound()[n - 1],
+                                  par.getUpperBound()[n - 1], par.getStep()[n - 1]);
+  map.map(par.getInductionVars()[n - 1], inner.getInductionVar());
+  b.setInsertionPoint(inner.getBody()->getTerminator());
+  for (Operation &op : par.getBody()->without_terminator())
+    b.clone(op, map);
+  par.erase();
+}
+
+/// True when no loop is nested in `op`'s regions.
+bool hasNoInnerLoop(Operation *op) {
+  bool inner = false;
+  for (Region &region : op->getRegions())
+    region.walk([&](Operation *nested) {
+      if (isLoop(nested))
+        inner = true;
+    });
+  return !inner;
+}
+
 struct ParallelizeLoops : llmp::impl::LLMPParallelizeLoopsBase<ParallelizeLoops> {
   using LLMPParallelizeLoopsBase::LLMPParallelizeLoopsBase;
 
   void runOnOperation() override {
-    SmallVector<scf::ParallelOp> serial;
+    SmallVector<scf::ParallelOp> serial, kept;
     getOperation().walk<WalkOrder::PreOrder>([&](scf::ParallelOp par) {
       bool nested = false;
       for (Operation *p = par->getParentOp(); p && !nested; p = p->getParentOp())
@@ -92,9 +131,15 @@ struct ParallelizeLoops : llmp::impl::LLMPParallelizeLoopsBase<ParallelizeLoops>
         return; // reductions: left to the SCF -> CF lowering (linalg emits none here)
       if (nested || nestIterations(par) < minIterations)
         serial.push_back(par);
+      else
+        kept.push_back(par);
     });
     for (scf::ParallelOp par : llvm::reverse(serial))
       serialize(par);
+    // After serialising: a kept loop's inner parallel loops are scf.for by now.
+    for (scf::ParallelOp par : kept)
+      if (par.getNumLoops() >= 2 && hasNoInnerLoop(par))
+        peelLastDimension(par);
   }
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Passes of the linalg -> kernel-call conversion (`llmp-linalg-to-lrt`) and of CPU code
-/// preparation (`llmp-approximate-math`, `llmp-reassociate-reductions`,
-/// `llmp-parallelize-loops`).
+/// preparation (`llmp-duplicate-fills`, `llmp-approximate-math`,
+/// `llmp-reassociate-reductions`, `llmp-parallelize-loops`).
 #pragma once
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"

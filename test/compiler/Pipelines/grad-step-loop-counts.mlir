@@ -17,4 +17,4 @@
 // UNFUSED-LINALG: {{^}}linalg.generic 258, linalg matmuls 115{{$}}
 // FUSED-LINALG: {{^}}linalg.generic 128, linalg matmuls 111{{$}}
 // UNFUSED-LOOPS: {{^}}loop nests 481: parallel 312, sequential 169; GEMM calls 115{{$}}
-// FUSED-LOOPS: {{^}}loop nests 174: parallel 135, sequential 39; GEMM calls 111{{$}}
+// FUSED-LOOPS: {{^}}loop nests 268: parallel 193, sequential 75; GEMM calls 111{{$}}

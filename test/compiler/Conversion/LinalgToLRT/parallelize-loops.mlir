@@ -75,3 +75,53 @@ func.func @small(%x: memref<2x3x8xf32>, %y: memref<2x3xf32>) {
   }
   return
 }
+
+// -----
+
+// Tests that a kept elementwise loop of several dimensions (4 x 256 x 576, no loop in its
+// body) keeps its outer dimensions parallel and runs its last, contiguous one as an
+// scf.for inside: convert-scf-to-openmp would otherwise collapse all three into one
+// counter (omp.loop_nest collapse(3)), which LLVM's loop vectoriser does not widen
+// ("cannot identify array bounds"); the inner scf.for vectorises.
+// CHECK-LABEL: func.func @elementwise_inner_for
+// CHECK: scf.parallel (%[[B:.+]], %[[T:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}}) step
+// CHECK-NEXT: scf.for %[[D:.+]] = %{{.+}} to %{{.+}} step
+// CHECK-NOT: scf.parallel
+// CHECK: memref.store %{{.+}}, %{{.+}}[%[[B]], %[[T]], %[[D]]]
+func.func @elementwise_inner_for(%x: memref<4x256x576xf32>, %y: memref<4x256x576xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c256 = arith.constant 256 : index
+  %c576 = arith.constant 576 : index
+  scf.parallel (%b, %t, %d) = (%c0, %c0, %c0) to (%c4, %c256, %c576) step (%c1, %c1, %c1) {
+    %v = memref.load %x[%b, %t, %d] : memref<4x256x576xf32>
+    %s = arith.addf %v, %v : f32
+    memref.store %s, %y[%b, %t, %d] : memref<4x256x576xf32>
+  }
+  return
+}
+
+// -----
+
+// Tests that a kept loop whose body holds a loop (a row reduction: the inner scf.for
+// vectorises as it is) keeps all its dimensions parallel.
+// CHECK-LABEL: func.func @rows_with_reduction
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK-NEXT: scf.for
+func.func @rows_with_reduction(%x: memref<12x768x256xf32>, %y: memref<12x768xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c12 = arith.constant 12 : index
+  %c256 = arith.constant 256 : index
+  %c768 = arith.constant 768 : index
+  scf.parallel (%h, %r) = (%c0, %c0) to (%c12, %c768) step (%c1, %c1) {
+    scf.for %k = %c0 to %c256 step %c1 {
+      %v = memref.load %x[%h, %r, %k] : memref<12x768x256xf32>
+      %o = memref.load %y[%h, %r] : memref<12x768xf32>
+      %s = arith.addf %v, %o : f32
+      memref.store %s, %y[%h, %r] : memref<12x768xf32>
+    }
+  }
+  return
+}
