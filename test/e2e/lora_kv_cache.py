@@ -30,16 +30,14 @@ Skips (exit 0 with a message) without numpy/safetensors or the KJV.
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import KJV, file_or_skip, import_or_skip, rel_err, run  # noqa: E402
 from torch_llama import read_safetensors  # noqa: E402
-
-KJV = "/usr/share/bibledit/sources/kjv.xml"  # Debian package bibledit-data
 
 STEPS = 20
 RANK = 4
@@ -56,17 +54,6 @@ TOLERANCE = 1e-5
 TIE = 1e-4
 
 
-def run(cmd, cwd):
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
-    assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
-    return p.stdout
-
-
-def rel_err(ours, ref):
-    """max |ours - ref| / max |ref|."""
-    return float(np.abs(ours - ref).max() / np.abs(ref).max())
-
-
 def greedy(llmpc, llmp, stage, tmp, out, extra):
     run([llmpc, "logits", llmp, "--stage", stage, "--greedy", str(NEW), "-o", out]
         + [a for p in PROMPTS for a in ("--prompt", p)] + extra, tmp)
@@ -79,14 +66,10 @@ def main():
     ap.add_argument("--llmpc", required=True)
     ap.add_argument("file")
     args = ap.parse_args()
-    try:
-        import safetensors.numpy as safetensors_numpy
-    except ImportError as e:
-        print(f"SKIP: {e.name} is not installed (scripts/setup.sh --tests installs it)")
+    modules = import_or_skip("safetensors.numpy")
+    if not modules or not file_or_skip(KJV, "apt-get install bibledit-data"):
         return
-    if not os.path.exists(KJV):
-        print(f"SKIP: {KJV} is absent (install Debian package bibledit-data)")
-        return
+    (safetensors_numpy,) = modules
     llmpc = os.path.abspath(args.llmpc)
 
     with tempfile.TemporaryDirectory() as tmp:
