@@ -208,11 +208,24 @@ Status findAdapter(const std::map<std::string, const ParamInfo *> &byName,
   return Status::ok();
 }
 
-} // namespace
+/// What merging stage `plan` into `layout` reads: for each parameter of `layout`, the
+/// stage's parameter of the same name; for each LoRA target, its matrix in `layout` and
+/// its adapters in `plan`.
+struct MergeSources {
+  std::vector<std::pair<const ParamInfo *, const ParamInfo *>> params; ///< (layout, stage)
+  struct Target {
+    const std::string *name;
+    const ParamInfo *w, *a, *b; ///< w in `layout`; lora_A, lora_B in `plan`
+  };
+  std::vector<Target> targets;
+};
 
-Status checkMergedLayout(const StagePlan &plan, const std::vector<ParamInfo> &layout,
-                         int64_t numParams) {
+/// The one walk behind checkMergedLayout and mergedStageParams; its errors are
+/// checkMergedLayout's.
+Expected<MergeSources> mergeSources(const StagePlan &plan, const std::vector<ParamInfo> &layout,
+                                    int64_t numParams) {
   auto byName = paramsByName(plan);
+  MergeSources out;
   std::map<std::string, const ParamInfo *> merged;
   for (const ParamInfo &p : layout) {
     auto it = byName.find(p.name);
@@ -227,6 +240,7 @@ Status checkMergedLayout(const StagePlan &plan, const std::vector<ParamInfo> &la
                                          "parameters of the model without adapter",
                                          p.name, p.offset, p.numel, numParams));
     merged[p.name] = &p;
+    out.params.emplace_back(&p, it->second);
   }
   for (const std::string &target : plan.lora.targets) {
     auto it = merged.find(target);
@@ -237,42 +251,43 @@ Status checkMergedLayout(const StagePlan &plan, const std::vector<ParamInfo> &la
     const ParamInfo *a = nullptr, *b = nullptr;
     if (Status st = findAdapter(byName, target, *it->second, a, b); !st)
       return st;
+    out.targets.push_back({&target, it->second, a, b});
   }
-  return Status::ok();
+  return out;
+}
+
+} // namespace
+
+Status checkMergedLayout(const StagePlan &plan, const std::vector<ParamInfo> &layout,
+                         int64_t numParams) {
+  return mergeSources(plan, layout, numParams).status();
 }
 
 Expected<std::vector<float>> mergedStageParams(const StagePlan &plan, const float *params,
                                                const uint8_t *frozen,
                                                const std::vector<ParamInfo> &layout,
                                                int64_t numParams) {
-  if (Status st = checkMergedLayout(plan, layout, numParams); !st)
-    return st;
+  auto sources = mergeSources(plan, layout, numParams);
+  if (!sources)
+    return sources.status();
   if (!params || (plan.frozenBytes > 0 && !frozen))
     return Status::invalid("LoRA merge needs the stage's trainable parameters and frozen base");
-  auto byName = paramsByName(plan);
   std::vector<float> out(size_t(std::max<int64_t>(numParams, 0)), 0.0f);
-  std::map<std::string, const ParamInfo *> merged;
-  for (const ParamInfo &p : layout) {
-    const ParamInfo &q = *byName.at(p.name);
-    if (q.frozen) {
-      if (Status st = loadFrozenParam(q, plan.nf4, frozen, plan.frozenBytes, out.data() + p.offset);
+  for (auto [p, q] : sources->params) {
+    if (q->frozen) {
+      if (Status st = loadFrozenParam(*q, plan.nf4, frozen, plan.frozenBytes, out.data() + p->offset);
           !st)
         return st;
     } else {
-      std::memcpy(out.data() + p.offset, params + q.offset, size_t(p.numel) * sizeof(float));
+      std::memcpy(out.data() + p->offset, params + q->offset, size_t(p->numel) * sizeof(float));
     }
-    merged[p.name] = &p;
   }
-  for (const std::string &target : plan.lora.targets) {
-    const ParamInfo &w = *merged.at(target);
-    const ParamInfo *a = nullptr, *b = nullptr;
-    if (Status st = findAdapter(byName, target, w, a, b); !st)
-      return st;
-    LoraDims d{w.shape[0], w.shape[1], a->shape[0]};
-    if (Status st = mergeLora(out.data() + w.offset, nullptr, params + a->offset,
-                              params + b->offset, nullptr, d, plan.lora.scale);
+  for (const MergeSources::Target &t : sources->targets) {
+    LoraDims d{t.w->shape[0], t.w->shape[1], t.a->shape[0]};
+    if (Status st = mergeLora(out.data() + t.w->offset, nullptr, params + t.a->offset,
+                              params + t.b->offset, nullptr, d, plan.lora.scale);
         !st)
-      return st.withContext(target);
+      return st.withContext(*t.name);
   }
   return out;
 }

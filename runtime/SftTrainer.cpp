@@ -91,6 +91,14 @@ std::optional<Question> questionOf(const Conversation &c) {
 Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts,
               const SftSource &source) {
   const std::string runDir = runDirOf(plan, opts);
+  // The answers run through the KV cache (a LoRA stage's on its merged weights) when the
+  // source has a sampler, else through the stage's own full-window logits_step.
+  const bool lora = plan.frozenBytes > 0;
+  const bool kvCache = source.prefillStep && source.decodeStep &&
+                       (!lora || source.mergedNumParams > 0);
+  if (opts.numSamples > 0 && !kvCache && !fns.logitsStep)
+    return Status::invalid("plan: samples requested but there is neither a logits_step nor a "
+                           "prefill_step / decode_step with a KV cache");
   std::optional<GgufChat> chat;
   std::vector<Question> questions;
   StageHooks hooks;
@@ -198,10 +206,7 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
   std::string samples;
   auto answer = [&](std::vector<float> &params, const std::string &label,
                     TrainResult *result) -> Expected<std::string> {
-    const bool lora = plan.frozenBytes > 0;
-    const bool kvCache = source.prefillStep && source.decodeStep &&
-                         (!lora || source.mergedNumParams > 0);
-    if (opts.numSamples <= 0 || (!fns.logitsStep && !kvCache))
+    if (opts.numSamples <= 0)
       return std::string();
     StepCalls calls(plan, fns);
     calls.setFrozen(frozenBase);

@@ -460,7 +460,8 @@ Status reportMemory(const StagePlan &plan, const TrainOptions &opts, const std::
 Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const TrainOptions &opts,
                        const StageHooks &hooks) {
   try {
-    if (Status st = validateLoop(plan, fns, opts.numSamples > 0); !st)
+    // The stage's own entry point checks what its samples run on (validatePlan, runSft).
+    if (Status st = validateLoop(plan, fns, /*needLogits=*/false); !st)
       return st;
     StepCalls calls(plan, fns);
     if (Status st = checkStateFits(plan); !st)

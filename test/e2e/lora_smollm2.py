@@ -6,7 +6,9 @@ onto the transformers model of the same GGUF, with llmp's logits.
 
 1. `llmpc run` of a LoRA stage (rank 8, alpha 16, targets q/v/down projections of every
    layer; a few steps on FAQ question -> answer conversations, packed rows of 64 tokens)
-   prints where it wrote the adapter; adapter_config.json has the stage's rank, alpha and
+   answers a held-out question before and after training through the KV cache on the merged
+   weights, compiling prefill/decode_step and no logits_step (--timing names what each
+   module compiles); it prints where it wrote the adapter; adapter_config.json has the stage's rank, alpha and
    target modules, and every lora_B of adapter_model.safetensors is nonzero after training
    (they start at zero: PEFT's and llmp's init).
 2. `llmpc logits` on the LoRA stage (its compiled logits_step with the frozen base read from
@@ -83,8 +85,16 @@ stage lora : sft {{
 pipeline main = lora
 """)
         rundir = os.path.join(tmp, "run")
-        log = run([args.llmpc, "run", llmp, "--run-dir", rundir, "--samples", "0",
-                   "--progress", "lines"])
+        log = run([args.llmpc, "run", llmp, "--run-dir", rundir, "--samples", "1",
+                   "--timing", "--progress", "lines"], stderr=True)
+        # The answers run through the sampler's prefill/decode_step on the merged weights, so
+        # neither module compiles a logits_step (llmpc.cpp compileStage, withoutLogits).
+        compiled = [line for line in log.splitlines() if line.startswith("compiling 'lora': ")]
+        assert compiled == ["compiling 'lora': decode_step, prefill_step",
+                            "compiling 'lora': apply_step, eval_step, grad_step"], compiled
+        samples = open(os.path.join(rundir, "samples.txt")).read()
+        for label in ("before training", "after training"):
+            assert f"--- {label}: held-out question 1 ---" in samples, samples
         adapter = os.path.join(rundir, "adapter")
         assert f"adapter: {adapter} (PEFT" in log, log
         config = json.load(open(os.path.join(adapter, "adapter_config.json")))

@@ -58,7 +58,9 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -573,6 +575,16 @@ jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
   lower.reset();
   if (heapPeak)
     *heapPeak = mlir::llmp::largestStepHeapPeak(**module);
+  if (timing) {
+    // The entry points this module compiles (their C interfaces), so that a reader of the
+    // timings knows what each JIT built.
+    llvm::SmallVector<llvm::StringRef> entries;
+    for (auto fn : (**module).getOps<mlir::FunctionOpInterface>())
+      if (llvm::StringRef n = fn.getName(); !fn.isExternal() && n.consume_front("_mlir_ciface_"))
+        entries.push_back(n);
+    llvm::sort(entries);
+    llvm::errs() << "compiling '" << stage << "': " << llvm::join(entries, ", ") << "\n";
+  }
   mlir::llmp::JitOptions jitOptions;
   jitOptions.threads = jitThreads;
   std::optional<mlir::TimingScope> jitScope;
@@ -677,10 +689,34 @@ std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo
   return std::nullopt;
 }
 
+/// Erases `@logits` from an emitted module, so that no `logits_step` is built and
+/// JIT-compiled for a caller that never calls it (a SmolLM2 logits_step is 20-40 s of JIT).
+/// Passes failure through.
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+withoutLogits(mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module) {
+  if (mlir::succeeded(module))
+    if (auto logits = (**module).lookupSymbol<mlir::func::FuncOp>("logits"))
+      logits.erase();
+  return module;
+}
+
+/// Whether `a` and `b` lay out the same parameters (names, offsets, sizes) in the same
+/// flat buffer.
+bool sameLayout(const lrt::StagePlan &a, const lrt::StagePlan &b) {
+  if (a.numParams != b.numParams || a.params.size() != b.params.size())
+    return false;
+  for (size_t i = 0; i < a.params.size(); ++i)
+    if (a.params[i].name != b.params[i].name || a.params[i].offset != b.params[i].offset ||
+        a.params[i].numel != b.params[i].numel)
+      return false;
+  return true;
+}
+
 /// For the samples of an `sft` stage: compiles the model's prefill_step / decode_step with
 /// a KV cache for one sequence and prompts of up to the context, and points compiled.sft's
-/// prefillStep / decodeStep at them. A full fine-tuning stage's take its own parameter
-/// layout (emitInference; left null, sampling through logits_step, if the layout differs).
+/// prefillStep / decodeStep at them (and compiled.sampler at their module, which has no
+/// logits_step). A full fine-tuning stage's take its own parameter layout (emitInference;
+/// left null and nothing compiled, sampling through logits_step, if the layout differs).
 /// A LoRA or QLoRA stage's are the model's without adapter (emitBaseInference), whose
 /// layout goes to compiled.sft.mergedParams: the samples run on the merged weights
 /// (runtime/Lora.h mergedStageParams). Returns the exit status after reporting, or nullopt.
@@ -691,36 +727,28 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
   lrt::StagePlan plan;
   lrt::KVCacheShape cache;
   int status = 0;
-  auto sampler = jitStage(s,
-                          lora ? emitBaseInference(s.ctx, program, stage, /*batch=*/1,
-                                                   prefillLenFor(info), plan, cache)
-                               : emitInference(s.ctx, program, stage, /*batch=*/1,
-                                               prefillLenFor(info), plan, cache),
-                          stage, status);
+  auto module = withoutLogits(lora ? emitBaseInference(s.ctx, program, stage, /*batch=*/1,
+                                                       prefillLenFor(info), plan, cache)
+                                   : emitInference(s.ctx, program, stage, /*batch=*/1,
+                                                   prefillLenFor(info), plan, cache));
+  if (mlir::succeeded(module)) {
+    if (lora) {
+      if (lrt::Status st = lrt::checkMergedLayout(compiled.plan, plan.params, plan.numParams);
+          !st)
+        return toolError("stage '" + stage + "': the samples' model without adapter: " +
+                         st.message());
+    } else if (!sameLayout(plan, compiled.plan)) {
+      return std::nullopt; // the samples run through the stage's own logits_step
+    }
+  }
+  auto sampler = jitStage(s, std::move(module), stage, status);
   if (!sampler)
     return status;
-  bool sameLayout = false;
-  if (lora) {
-    if (lrt::Status st = lrt::checkMergedLayout(compiled.plan, plan.params, plan.numParams); !st)
-      return toolError("stage '" + stage + "': the samples' model without adapter: " +
-                       st.message());
-    sameLayout = true;
-  } else {
-    const std::vector<lrt::ParamInfo> &a = plan.params, &b = compiled.plan.params;
-    sameLayout = plan.numParams == compiled.plan.numParams && a.size() == b.size();
-    for (size_t i = 0; sameLayout && i < a.size(); ++i)
-      sameLayout =
-          a[i].name == b[i].name && a[i].offset == b[i].offset && a[i].numel == b[i].numel;
-  }
   auto prefill = sampler->lookup("_mlir_ciface_prefill_step");
   auto decode = sampler->lookup("_mlir_ciface_decode_step");
-  if (!sameLayout || !prefill || !decode) {
-    if (!prefill)
-      llvm::consumeError(prefill.takeError());
-    if (!decode)
-      llvm::consumeError(decode.takeError());
-    return std::nullopt;
-  }
+  if (llvm::Error missing = llvm::joinErrors(prefill.takeError(), decode.takeError()))
+    return toolError("stage '" + stage + "': the sampler lacks prefill_step or decode_step: " +
+                     llvm::toString(std::move(missing)));
   compiled.sft.prefillStep = reinterpret_cast<lrt::PrefillStepFn>(*prefill);
   compiled.sft.decodeStep = reinterpret_cast<lrt::DecodeStepFn>(*decode);
   compiled.sft.cache = cache;
@@ -790,15 +818,18 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
       compiled->lora->baseModel = baseModelOf(info->second, compiled->sft);
     }
   }
-  compiled->jit = jitStage(s, emitStage(s.ctx, *program, *stage, compiled->plan), *stage, status,
-                           &compiled->stepHeapPeak);
-  if (!compiled->jit)
-    return nullptr;
-  if (sft && run && numSamples > 0 && kvCache)
+  auto module = emitStage(s.ctx, *program, *stage, compiled->plan);
+  if (mlir::succeeded(module) && sft && run && numSamples > 0 && kvCache)
     if (std::optional<int> bad = compileSampler(s, *program, info->second, *compiled)) {
       status = *bad;
       return nullptr;
     }
+  // The stage's own logits_step samples only when no KV-cache sampler does.
+  const bool needLogits = run && numSamples > 0 && !compiled->sampler;
+  compiled->jit = jitStage(s, needLogits ? std::move(module) : withoutLogits(std::move(module)),
+                           *stage, status, &compiled->stepHeapPeak);
+  if (!compiled->jit)
+    return nullptr;
   // A relative dataset path is relative to the .llmp file that names it.
   lrt::DatasetSpec &data = compiled->plan.data;
   if (!data.path.empty() && llvm::sys::path::is_relative(data.path)) {
@@ -1284,11 +1315,13 @@ struct InferenceModel {
 /// for a model declared with `from_gguf`, from its GGUF file (runtime/GgufModel.h), with
 /// the stage's tokenizer, which must then be a `from_gguf` (or `from_file`) tokenizer.
 /// With `decodeRows` > 0 it also compiles prefill_step and decode_step for that many
-/// sequences at once (a KV cache; prompts of --prefill-len tokens per prefill).
+/// sequences at once (a KV cache; prompts of --prefill-len tokens per prefill), and then
+/// `logits` false leaves logits_step out (a caller that only generates).
 /// Null after reporting; `status` then holds the exit status.
 std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Program &program,
                                                    const lang::StageInfo &stage,
-                                                   int &status, int64_t decodeRows = 0) {
+                                                   int &status, int64_t decodeRows = 0,
+                                                   bool logits = true) {
   auto out = std::make_unique<InferenceModel>();
   std::string name = stage.decl->name;
   std::string dir = stageRunDirectory(program, name);
@@ -1302,14 +1335,15 @@ std::unique_ptr<InferenceModel> loadInferenceModel(Session &s, const lang::Progr
     status = s.finish(false);
     return nullptr;
   }
+  auto module = merge ? emitBaseInference(s.ctx, program, name, decodeRows,
+                                          prefillLenFor(stage), out->plan, out->cache)
+                : decodeRows > 0 ? emitInference(s.ctx, program, name, decodeRows,
+                                                 prefillLenFor(stage), out->plan, out->cache)
+                : pretrained     ? emitLogits(s.ctx, program, name, out->plan)
+                                 : emitStage(s.ctx, program, name, out->plan);
   out->jit = jitStage(s,
-                      merge ? emitBaseInference(s.ctx, program, name, decodeRows,
-                                                prefillLenFor(stage), out->plan, out->cache)
-                      : decodeRows > 0 ? emitInference(s.ctx, program, name, decodeRows,
-                                                       prefillLenFor(stage), out->plan,
-                                                       out->cache)
-                      : pretrained     ? emitLogits(s.ctx, program, name, out->plan)
-                                       : emitStage(s.ctx, program, name, out->plan),
+                      decodeRows > 0 && !logits ? withoutLogits(std::move(module))
+                                                : std::move(module),
                       name, status);
   if (!out->jit)
     return nullptr;
@@ -1534,7 +1568,8 @@ int runChat(Session &s) {
                      " (the token that ends a reply)");
   if (prompts.empty())
     llvm::errs() << "compiling model '" << stage->model->decl->name << "'...\n";
-  auto inference = loadInferenceModel(s, *program, *stage, status, kvCache ? 1 : 0);
+  auto inference = loadInferenceModel(s, *program, *stage, status, kvCache ? 1 : 0,
+                                      /*logits=*/!kvCache);
   if (!inference)
     return status;
   if (!inference->bpeTokenizer)
