@@ -44,7 +44,10 @@ struct MemoryReading {
   int64_t afterSetupBytes = 0; ///< VmRSS once weights, state and data are loaded (trimmed)
   int64_t trainingPeakBytes = 0; ///< VmHWM over the training steps (reset after setup)
   int64_t lifetimePeakBytes = 0; ///< ru_maxrss
-  int64_t stepHeapPeakBytes = 0; ///< lrt_alloc_stats().peakBytes: live step temporaries
+  /// lrt_alloc_stats().peakBytes: live step temporaries over the training steps and the
+  /// evaluations before the last step (the peak restarts after setup, so it is this
+  /// stage's; samples excluded)
+  int64_t stepHeapPeakBytes = 0;
   int64_t stepHeapCachedBytes = 0; ///< lrt_alloc_stats().cachedBytes at the end
 };
 

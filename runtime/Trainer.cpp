@@ -429,9 +429,7 @@ Status allocateState(const StagePlan &plan, std::vector<float> &grads, std::vect
 /// buffers the plan counts.
 Status reportMemory(const StagePlan &plan, const TrainOptions &opts, const std::string &runDir,
                     MemoryReading &memory, Progress &progress) {
-  LrtAllocStats heap = lrt_alloc_stats();
-  memory.stepHeapPeakBytes = int64_t(heap.peakBytes);
-  memory.stepHeapCachedBytes = int64_t(heap.cachedBytes);
+  memory.stepHeapCachedBytes = int64_t(lrt_alloc_stats().cachedBytes);
   // At least the peaks before the last VmHWM reset (which resets ru_maxrss too).
   memory.lifetimePeakBytes = std::max(memory.lifetimePeakBytes, lifetimeResidentPeak());
   const int64_t state = 16 * plan.numParams + plan.frozenBytes;
@@ -686,11 +684,14 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       return written;
     };
     const int64_t ckptEvery = opts.checkpointEvery > 0 ? opts.checkpointEvery : plan.evalEvery;
-    // Memory: what loading and compiling freed goes back to the system, then VmHWM
-    // restarts, so the training peak is the steps' own (runtime/Memory.h).
+    // Memory: what loading and compiling freed goes back to the system, then VmHWM and
+    // the step heap's peak restart, so the training peaks are the steps' own and this
+    // stage's, not those of a stage that ran before it in this process (runtime/Memory.h).
     MemoryReading memory;
     int64_t evalPeakBytes = 0; // VmHWM of the evaluation before step 1, before the samples
+    int64_t evalHeapPeakBytes = 0; // the step heap's peak in that evaluation
     releaseFreeMemory();
+    lrt_alloc_reset_peak();
     if (auto rss = readResidentMemory(); rss && resetResidentPeak())
       memory.afterSetupBytes = rss->rssBytes;
     if (!resumed) {
@@ -703,6 +704,7 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
         // keeps both by hand.
         if (auto rss = readResidentMemory(); rss && resetResidentPeak())
           evalPeakBytes = rss->hwmBytes;
+        evalHeapPeakBytes = int64_t(lrt_alloc_stats().peakBytes);
         releaseFreeMemory(); // the evaluation's cached step heap
         resetResidentPeak();
         auto t0 = Clock::now();
@@ -720,6 +722,7 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
         }
         releaseFreeMemory();
         resetResidentPeak();
+        lrt_alloc_reset_peak(); // the samples' step heap (prefill, decode) is not training's
       }
     }
 
@@ -767,9 +770,12 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       calls.apply(params.data(), grads.data(), m.data(), v.data(), hyper.data(), metrics.data());
       double dt = secondsSince(t0);
       trainSeconds += dt;
-      if (step == steps) // before the last evaluation and checkpoint
+      if (step == steps) { // before the last evaluation and checkpoint
         if (auto rss = readResidentMemory())
           memory.trainingPeakBytes = std::max(rss->hwmBytes, evalPeakBytes);
+        memory.stepHeapPeakBytes =
+            std::max(int64_t(lrt_alloc_stats().peakBytes), evalHeapPeakBytes);
+      }
       double gradNorm = metrics[kMetricGradNorm];
       double tokPerSec = double(R * K * B * T) / std::max(dt, 1e-9);
       writeRow({{"step", step},

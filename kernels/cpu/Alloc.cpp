@@ -94,6 +94,12 @@ extern "C" void lrt_alloc_release_cached() {
   c.stats.cachedBytes = 0;
 }
 
+extern "C" void lrt_alloc_reset_peak() {
+  Cache &c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.peakBytes = c.stats.liveBytes;
+}
+
 extern "C" LrtAllocStats lrt_alloc_stats() {
   Cache &c = cache();
   std::lock_guard<std::mutex> lock(c.mu);

@@ -21,6 +21,10 @@ void *lrt_aligned_alloc(size_t alignment, size_t size);
 void lrt_free(void *ptr);
 /// Frees every cached (not live) block to the system.
 void lrt_alloc_release_cached();
+/// Restarts the peak: peakBytes becomes the current liveBytes, so that what runs next (the
+/// steps of one stage of a pipeline that runs several in one process) measures its own
+/// peak. The other counters keep counting.
+void lrt_alloc_reset_peak();
 
 /// Counters, for tests and reports.
 struct LrtAllocStats {

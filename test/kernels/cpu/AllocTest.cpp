@@ -58,4 +58,22 @@ TEST(Alloc, RepeatedStepsReachTheSystemOnlyOnce) {
   EXPECT_EQ(lrt_alloc_stats().cachedBytes, 0u);
 }
 
+// Tests that lrt_alloc_reset_peak restarts the peak at the live bytes: a small "stage"
+// after a large one reports its own peak (64 + 1 MiB live at most, all rounded sizes
+// multiples of 64), not the large one's 32 MiB.
+TEST(Alloc, ResetPeakMeasuresWhatRunsNext) {
+  void *big = lrt_alloc(32 << 20);
+  lrt_free(big);
+  void *held = lrt_alloc(64); // live across the reset
+  ASSERT_GE(lrt_alloc_stats().peakBytes, uint64_t(32) << 20);
+  lrt_alloc_reset_peak();
+  EXPECT_EQ(lrt_alloc_stats().peakBytes, lrt_alloc_stats().liveBytes);
+  const uint64_t before = lrt_alloc_stats().liveBytes;
+  void *small = lrt_alloc(1 << 20);
+  lrt_free(small);
+  EXPECT_EQ(lrt_alloc_stats().peakBytes, before + (1u << 20));
+  lrt_free(held);
+  lrt_alloc_release_cached();
+}
+
 } // namespace
