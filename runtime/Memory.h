@@ -6,7 +6,12 @@
 /// Units are bytes throughout. VmRSS / VmHWM come from /proc/self/status (kB there);
 /// ru_maxrss from getrusage(RUSAGE_SELF) (kB on Linux). The high-water mark VmHWM is reset
 /// to the current RSS by writing "5" to /proc/self/clear_refs (Linux >= 4.0,
-/// Documentation/admin-guide/mm/soft-dirty.rst); ru_maxrss is never reset.
+/// Documentation/admin-guide/mm/soft-dirty.rst). Linux keeps one high-water mark per
+/// address space and derives ru_maxrss from it (kernel/sys.c getrusage), so the reset
+/// lowers ru_maxrss too, for getrusage and for a parent's wait4 (`/usr/bin/time`'s
+/// "Maximum resident set size"): after a reset they see only the peak since it.
+/// resetResidentPeak therefore folds the VmHWM it ends into a record of this process, and
+/// processResidentPeak() gives the peak over the whole life of the process.
 #pragma once
 
 #include "runtime/Status.h"
@@ -26,13 +31,15 @@ struct ResidentMemory {
 /// lines (not Linux).
 Expected<ResidentMemory> readResidentMemory();
 
-/// Resets VmHWM to the current VmRSS. Errors: IoError where /proc/self/clear_refs cannot be
-/// written.
+/// Resets VmHWM to the current VmRSS, after adding the VmHWM it ends to the record that
+/// processResidentPeak() reads. Thread-safe. Errors: IoError where /proc/self/status
+/// cannot be read or /proc/self/clear_refs cannot be written (VmHWM is then unchanged).
 Status resetResidentPeak();
 
-/// ru_maxrss in bytes: the peak resident set over the whole life of the process (loading
-/// and compiling included).
-int64_t lifetimeResidentPeak();
+/// The peak resident set over the whole life of the process (loading, compiling, every
+/// stage of a pipeline), resets by resetResidentPeak included: the largest of the VmHWM
+/// values those resets ended, VmHWM now and ru_maxrss. 0 where none can be read.
+int64_t processResidentPeak();
 
 /// Hands freed heap memory back to the system: the blocks the step heap caches
 /// (lrt_alloc_release_cached, kernels/cpu/Alloc.h) and glibc's free pages (malloc_trim(0),
@@ -43,7 +50,7 @@ void releaseFreeMemory();
 struct MemoryReading {
   int64_t afterSetupBytes = 0; ///< VmRSS once weights, state and data are loaded (trimmed)
   int64_t trainingPeakBytes = 0; ///< VmHWM over the training steps (reset after setup)
-  int64_t lifetimePeakBytes = 0; ///< ru_maxrss
+  int64_t processPeakBytes = 0;  ///< processResidentPeak() at the end
   /// lrt_alloc_stats().peakBytes: live step temporaries over the training steps and the
   /// evaluations before the last step (the peak restarts after setup, so it is this
   /// stage's; samples excluded)

@@ -430,8 +430,9 @@ Status allocateState(const StagePlan &plan, std::vector<float> &grads, std::vect
 Status reportMemory(const StagePlan &plan, const TrainOptions &opts, const std::string &runDir,
                     MemoryReading &memory, Progress &progress) {
   memory.stepHeapCachedBytes = int64_t(lrt_alloc_stats().cachedBytes);
-  // At least the peaks before the last VmHWM reset (which resets ru_maxrss too).
-  memory.lifetimePeakBytes = std::max(memory.lifetimePeakBytes, lifetimeResidentPeak());
+  // The whole process's: loading and compiling, earlier stages, the samples (the VmHWM
+  // resets lower ru_maxrss; processResidentPeak keeps what they ended).
+  memory.processPeakBytes = processResidentPeak();
   const int64_t state = 16 * plan.numParams + plan.frozenBytes;
   const int64_t baseline = std::max<int64_t>(0, memory.afterSetupBytes - state);
   const int64_t planTotal = state + opts.stepHeapPeakBytes + baseline;
@@ -444,7 +445,7 @@ Status reportMemory(const StagePlan &plan, const TrainOptions &opts, const std::
       planTotal > 0 ? 100.0 * double(memory.trainingPeakBytes - planTotal) / double(planTotal)
                     : 0.0,
       mib(16 * plan.numParams), mib(plan.frozenBytes), mib(opts.stepHeapPeakBytes),
-      mib(memory.stepHeapPeakBytes), mib(baseline), mib(memory.lifetimePeakBytes)));
+      mib(memory.stepHeapPeakBytes), mib(baseline), mib(memory.processPeakBytes)));
   std::string planText = fmt::format(
       "{{\"weights\": {}, \"gradients\": {}, \"optimizer\": {}, \"frozen\": {}, "
       "\"step_heap\": {}, \"baseline\": {}, \"total\": {}}}",
@@ -700,8 +701,7 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       if (writer && hooks.beforeTraining) {
         // The samples are not training (a LoRA stage's merged weights live only while
         // they run): the peak so far (evaluation) is kept, VmHWM restarts for the samples
-        // and again after them. Resetting VmHWM resets ru_maxrss too, so the process peak
-        // keeps both by hand.
+        // and again after them (the process peak keeps every reset's, runtime/Memory.h).
         if (auto rss = readResidentMemory(); rss && resetResidentPeak())
           evalPeakBytes = rss->hwmBytes;
         evalHeapPeakBytes = int64_t(lrt_alloc_stats().peakBytes);
@@ -713,7 +713,6 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
           return text.status();
         auto rss = readResidentMemory();
         const int64_t samplesPeak = rss ? rss->hwmBytes : 0;
-        memory.lifetimePeakBytes = std::max(evalPeakBytes, samplesPeak);
         if (!text->empty()) {
           progress.line(*text);
           progress.line(fmt::format("sampling: {:.1f}s, peak RSS {:.0f} MiB (not counted in "
