@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-/// Tests for runtime/TrainLoop.h's StepCalls: the signature each compiled step is called
-/// with in packing and unpacked stages (fake step functions record what they receive).
+/// Tests for runtime/TrainLoop.h: StepCalls, the signature each compiled step is called
+/// with in packing and unpacked stages (fake step functions record what they receive), and
+/// runTrainingLoop's measured memory.
 #include "runtime/TrainLoop.h"
 
-#include <gtest/gtest.h>
+#include "runtime/Memory.h"
+#include "TestUtil.h"
 
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <vector>
 
 namespace lrt {
@@ -62,6 +70,102 @@ TEST(TrainLoopTest, LogitsOfPackedStageSeeOneDocument) {
   EXPECT_EQ(unpacked.logitsStep(), &fakeLogits);
   unpacked.logitsStep()(&p, &tk, &lg);
   EXPECT_TRUE(unpackedCalled);
+}
+
+/// Step functions of a model with one parameter that learns nothing (loss 1): the loop's
+/// own memory is all that this test measures.
+void constantGrad(MemRef<float, 1> *, MemRef<float, 1> *, MemRef<int32_t, 2> *tokens,
+                  MemRef<int32_t, 2> *, MemRef<float, 1> *, MemRef<float, 1> *metrics) {
+  metrics->aligned[kMetricLoss] = 1.0f;
+  metrics->aligned[kMetricTokens] = float(tokens->sizes[0] * tokens->sizes[1]);
+}
+void constantApply(MemRef<float, 1> *, MemRef<float, 1> *, MemRef<float, 1> *,
+                   MemRef<float, 1> *, MemRef<float, 1> *, MemRef<float, 1> *metrics) {
+  metrics->aligned[kMetricGradNorm] = 0.0f;
+}
+void constantEval(MemRef<float, 1> *, MemRef<int32_t, 2> *, MemRef<int32_t, 2> *,
+                  MemRef<float, 1> *metrics) {
+  metrics->aligned[kMetricLoss] = 1.0f;
+}
+
+// Tests that the samples before training (StageHooks::beforeTraining: a LoRA stage's
+// merged weights and the KV cache live only while they run) stay out of the measured
+// training peak, and that the process peak keeps them. The hook touches 256 MiB page by
+// page and frees it (far above glibc's mmap threshold, so the pages go back); the loop
+// resets VmHWM after the samples, so `training_peak_rss` in memory.json stays well below
+// after_setup_rss + 256 MiB (the training here allocates nothing), while
+// `process_peak_rss` (runtime/Memory.h processResidentPeak) holds it (at least 7/8 of it
+// above after_setup_rss: other pages may be reclaimed meanwhile). Without the reset after
+// the samples the training peak would hold the block.
+TEST(TrainLoopTest, SamplesBeforeTrainingStayOutOfTheTrainingPeak) {
+  constexpr int64_t kBlock = int64_t(256) << 20;
+  const std::string dir = test::freshDir();
+  StagePlan plan;
+  plan.pipeline = "main";
+  plan.stage = "tune";
+  plan.model = "one";
+  plan.params = {{"w", {1}, 0, 1, InitKind::Zeros, 0.0f, 0.0f, false}};
+  plan.numParams = 1;
+  plan.vocab = 8;
+  plan.batch = 1;
+  plan.seqLen = 4;
+  plan.steps = 2;
+  plan.evalBatches = 1;
+  plan.lr = 1e-3;
+  StepFunctions fns{constantGrad, constantApply, constantEval, nullptr};
+  StageHooks hooks;
+  hooks.prepare = [&](bool, int64_t) -> Expected<PreparedData> {
+    std::vector<int32_t> tokens(50);
+    for (size_t i = 0; i < tokens.size(); ++i)
+      tokens[i] = int32_t(i % 8);
+    PreparedData d;
+    auto train = TrainBatches::create(tokens, plan.batch, plan.seqLen, 1);
+    if (!train)
+      return train.status();
+    d.train.emplace(std::move(*train));
+    auto eval = makeEvalBatches(tokens, plan.batch, plan.seqLen, 1);
+    if (!eval)
+      return eval.status();
+    d.eval = std::move(*eval);
+    return d;
+  };
+  hooks.initialParams = [](std::vector<float> &params) {
+    params.assign(1, 0.0f);
+    return Status::ok();
+  };
+  int64_t rssInSamples = 0;
+  hooks.beforeTraining = [&](std::vector<float> &) -> Expected<std::string> {
+    char *block = static_cast<char *>(std::malloc(kBlock));
+    if (!block)
+      return Status::outOfMemory("test: no 256 MiB block");
+    std::memset(block, 1, kBlock); // resident, not just reserved
+    asm volatile("" : : "r"(block) : "memory"); // keeps the compiler from eliding it
+    if (auto rss = readResidentMemory())
+      rssInSamples = rss->rssBytes;
+    std::free(block);
+    return std::string("samples: none");
+  };
+  TrainOptions opts;
+  opts.runDir = dir + "/run";
+  opts.numSamples = 0;
+  opts.progress = ProgressStyle::Quiet;
+  std::FILE *log = std::tmpfile();
+  opts.out = log;
+  Status st = runTrainingLoop(plan, fns, opts, hooks);
+  std::fclose(log);
+  ASSERT_TRUE(st) << st.message();
+
+  std::ifstream in(opts.runDir + "/memory.json");
+  ASSERT_TRUE(in) << "no memory.json in " << opts.runDir;
+  nlohmann::json measured = nlohmann::json::parse(in)["measured"];
+  const int64_t afterSetup = measured["after_setup_rss"];
+  const int64_t trainingPeak = measured["training_peak_rss"];
+  const int64_t processPeak = measured["process_peak_rss"];
+  ASSERT_GE(rssInSamples, afterSetup + kBlock / 8 * 7) << "the hook's block was not resident";
+  EXPECT_LT(trainingPeak, afterSetup + kBlock / 2)
+      << "training peak " << trainingPeak << " holds the samples' block (after setup "
+      << afterSetup << ")";
+  EXPECT_GE(processPeak, afterSetup + kBlock / 8 * 7);
 }
 
 } // namespace
