@@ -43,10 +43,22 @@ StagePlanFigures planStage(const StageInfo &s) {
   int64_t head = (s.kind == "reward_model" || s.kind == "ppo") ? D + 1 : 0;
   f.params = m.numParams + adapters + head;
   f.trainable = s.kind == "deploy" ? 0 : s.lora ? adapters + head : f.params;
-  // Weights: fp32, except the quantized linear layers (NF4 base, deploy int8/int4).
+  // Weights: fp32, except the quantized linear layers (NF4 base, deploy int8/int4). With
+  // LoRA the model's own weights are the frozen base, one byte buffer in which every
+  // tensor starts at a multiple of 64 bytes (the compiler's layout, llmp-apply-lora and
+  // llmp-quantize-base; the runtime allocates exactly that).
   bool quantizes = s.nf4 || s.quantize == "int8" || s.quantize == "int4";
-  for (const ConcreteParam &p : m.params)
-    f.weightBytes += tensorBytes(p, s, quantizes && p.shape.size() == 2 && p.decay);
+  int64_t modelBytes = 0;
+  for (const ConcreteParam &p : m.params) {
+    int64_t bytes = tensorBytes(p, s, quantizes && p.shape.size() == 2 && p.decay);
+    modelBytes += s.lora ? (bytes + 63) / 64 * 64 : bytes;
+  }
+  if (s.lora) {
+    f.frozenParams = m.numParams;
+    f.frozenBytes += modelBytes;
+  } else {
+    f.weightBytes += modelBytes;
+  }
   f.weightBytes += 4 * (adapters + head);
   // Frozen copies: the reference policy and PPO's reward model.
   if (s.reference && (s.kind == "dpo" || s.kl > 0))

@@ -12,8 +12,14 @@ struct StagePlanFigures {
   std::string stage, kind, model;
   int64_t params = 0;          ///< the model's parameters (adapters included)
   int64_t trainable = 0;       ///< parameters that get gradients
-  int64_t weightBytes = 0;     ///< the trained model's weights (NF4/int8/int4 where declared)
-  int64_t frozenBytes = 0;     ///< frozen copies: reference model, reward model
+  int64_t frozenParams = 0;    ///< a LoRA stage's base model (every parameter not an adapter)
+  /// The weights the stage trains or serves: all of the model's (NF4/int8/int4 where
+  /// declared), or only the adapters (and head) of a LoRA stage, fp32.
+  int64_t weightBytes = 0;
+  /// Frozen copies: a LoRA stage's base, laid out as the runtime's frozen buffer (fp32, or
+  /// NF4 blobs with `base: nf4`, each tensor from a 64-byte aligned offset:
+  /// llmp-apply-lora, llmp-quantize-base); the reference model, the reward model (fp32).
+  int64_t frozenBytes = 0;
   int64_t gradientBytes = 0;   ///< fp32 gradients of the trainable parameters
   int64_t optimizerBytes = 0;  ///< AdamW: two fp32 moments per trainable parameter
   /// Temporaries of a training step at the declared batch: the formula's estimate of what

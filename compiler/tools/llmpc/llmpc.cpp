@@ -416,7 +416,10 @@ int runCheck(Session &s) {
     llvm::outs() << "plan:\n";
     for (const lang::StagePlanFigures &f : figures) {
       llvm::outs() << "  stage '" << f.stage << "' (" << f.kind << "): parameters "
-                   << withCommas(f.params) << ", trainable " << withCommas(f.trainable) << "\n"
+                   << withCommas(f.params) << ", trainable " << withCommas(f.trainable)
+                   << (f.frozenParams > 0 ? ", frozen " + withCommas(f.frozenParams)
+                                          : std::string())
+                   << "\n"
                    << "    bytes: weights " << withCommas(f.weightBytes) << ", frozen "
                    << withCommas(f.frozenBytes) << ", gradients "
                    << withCommas(f.gradientBytes) << ", optimizer "
@@ -455,6 +458,7 @@ int runCheck(Session &s) {
             j.attribute("model", f.model);
             j.attribute("num_params", f.params);
             j.attribute("trainable_params", f.trainable);
+            j.attribute("frozen_params", f.frozenParams);
             j.attribute("vocab", m.get("vocab"));
             j.attribute("context", m.get("context"));
             j.attribute("dim", m.get("dim"));
