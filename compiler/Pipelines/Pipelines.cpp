@@ -93,7 +93,9 @@ void buildLinalgPhase(OpPassManager &pm) {
               "canonicalize,cse");
 }
 
-void buildLLVMPhase(OpPassManager &pm) {
+/// The LLVM phase up to the step heap's peak: bufferization with explicit deallocations,
+/// then llmp-step-heap-peak (`llmpc check` stops here; buildLLVMPhase goes on).
+static void addBufferizeAndStepHeapPeak(OpPassManager &pm) {
   addText(pm,
           // One fill per GEMM / reduction init, so bufferization copies no shared zeros.
           "llmp-duplicate-fills,"
@@ -102,7 +104,12 @@ void buildLLVMPhase(OpPassManager &pm) {
           "function-boundary-type-conversion=identity-layout-map},"
           "buffer-deallocation-pipeline,"
           // The step heap's peak per function, while allocs and deallocs are explicit.
-          "llmp-step-heap-peak,"
+          "llmp-step-heap-peak");
+}
+
+void buildLLVMPhase(OpPassManager &pm) {
+  addBufferizeAndStepHeapPeak(pm);
+  addText(pm,
           // Matrix products -> OpenBLAS (after deallocation, which must see no opaque calls).
           "llmp-linalg-to-lrt,"
           // exp -> inline polynomial, so softmax / cross-entropy loops vectorise.
@@ -138,6 +145,15 @@ LogicalResult lowerToPhase(ModuleOp module, Phase target, Phase from, TimingScop
     buildLinalgPhase(pm);
   if (from < Phase::LLVM && target >= Phase::LLVM)
     buildLLVMPhase(pm);
+  return pm.run(module);
+}
+
+LogicalResult computeStepHeapPeaks(ModuleOp module) {
+  registerLLMPPasses();
+  PassManager pm(module->getContext(), ModuleOp::getOperationName());
+  buildGradPhase(pm);
+  buildLinalgPhase(pm);
+  addBufferizeAndStepHeapPeak(pm);
   return pm.run(module);
 }
 

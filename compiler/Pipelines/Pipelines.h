@@ -35,4 +35,11 @@ mlir::LogicalResult lowerToPhase(mlir::ModuleOp module, Phase target,
                                  Phase from = Phase::LLMP,
                                  mlir::TimingScope *timing = nullptr);
 
+/// Takes a module of phase `llmp` as far as the step heap's peak needs: the grad and
+/// linalg phases and the LLVM phase's bufferization, up to and including
+/// `llmp-step-heap-peak`, which sets `llmp.step_heap_peak` (the figures a full lowering
+/// gives, without the loops, OpenMP and LLVM conversions after it; `llmpc check`). Leaves
+/// the module bufferized, at no phase. Fails as lowerToPhase.
+mlir::LogicalResult computeStepHeapPeaks(mlir::ModuleOp module);
+
 } // namespace mlir::llmp

@@ -332,13 +332,13 @@ std::string pipelineOf(const lang::Program &program, llvm::StringRef stage) {
   return first;
 }
 
-/// Compiles the emitted module of a stage that runs (pretrain, sft) to the LLVM phase and
-/// replaces the plan's activation estimate by the largest step heap peak of its step
-/// functions (llmp-step-heap-peak). False after reporting.
+/// Lowers the emitted module of a stage that runs (pretrain, sft) as far as
+/// llmp-step-heap-peak (bufferized, not to the LLVM dialect) and replaces the plan's
+/// activation estimate by the largest step heap peak of its step functions. False after
+/// reporting.
 bool computeActivations(mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
                         lang::StagePlanFigures &f) {
-  if (mlir::failed(module) ||
-      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM)))
+  if (mlir::failed(module) || mlir::failed(mlir::llmp::computeStepHeapPeaks(**module)))
     return false;
   f.activationBytes = mlir::llmp::largestStepHeapPeak(**module);
   f.activationsComputed = true;
