@@ -13,7 +13,12 @@
 ///      collapse(n)`, and OpenMPIRBuilder's collapsed loop recovers each index from one
 ///      linear counter: LLVM's loop vectoriser then cannot bound the accesses ("cannot
 ///      identify array bounds") and the loop ran scalar. An inner `scf.for` over the
-///      last (contiguous) dimension is a plain loop that vectorises.
+///      last (contiguous) dimension is a plain loop that vectorises. Only when that
+///      dimension has at least `min-inner-iterations` iterations; shorter ones stay
+///      collapsed. When the outer dimensions run fewer than `min-parallel-iterations`
+///      iterations (a (1, 1, V) decode loop would run on one thread), the last dimension
+///      is also cut into chunks (at least 256 iterations, a multiple of 16) and the chunk
+///      index becomes one more parallel dimension.
 /// `convert-scf-to-openmp` later turns each kept loop into one OpenMP region.
 #include "compiler/Conversion/LinalgToLRT/Passes.h"
 
@@ -31,6 +36,10 @@ using namespace mlir;
 namespace {
 
 constexpr int64_t kSaturated = int64_t(1) << 60;
+
+/// Smallest chunk of a last dimension cut for the threads: long enough that the vector
+/// loop, not its set-up and remainder, runs most of it.
+constexpr int64_t minChunkIterations = 256;
 
 int64_t saturatingMul(int64_t a, int64_t b) {
   return (b != 0 && a > kSaturated / b) ? kSaturated : a * b;
@@ -56,6 +65,15 @@ int64_t tripCount(Operation *loop) {
     return n;
   }
   return 1;
+}
+
+/// Static trip count of dimension `dim` of `par` (1 where a bound is dynamic).
+int64_t tripCountOfDimension(scf::ParallelOp par, unsigned dim) {
+  auto l = getConstantIntValue(par.getLowerBound()[dim]),
+       u = getConstantIntValue(par.getUpperBound()[dim]), s = getConstantIntValue(par.getStep()[dim]);
+  if (!l || !u || !s || *s <= 0)
+    return 1;
+  return std::max<int64_t>(0, (*u - *l + *s - 1) / *s);
 }
 
 /// Innermost iterations of the loop nest rooted at `loop`.
@@ -88,18 +106,37 @@ void serialize(scf::ParallelOp par) {
 
 /// Replaces `par` (several dimensions, no reductions) by an `scf.parallel` over all but
 /// its last dimension whose body is an `scf.for` over the last one, running the body.
-void peelLastDimension(scf::ParallelOp par) {
+/// With `chunks` > 1 the last dimension is also cut into that many chunks of consecutive
+/// iterations, and the chunk index becomes one more parallel dimension (the inner
+/// `scf.for` runs one chunk: [lb + c * size, min(lb + (c + 1) * size, ub))).
+void peelLastDimension(scf::ParallelOp par, int64_t chunks, int64_t chunkIterations) {
   OpBuilder b(par);
+  Location loc = par.getLoc();
   unsigned n = par.getNumLoops();
-  auto outer = scf::ParallelOp::create(b, par.getLoc(), par.getLowerBound().drop_back(),
-                                       par.getUpperBound().drop_back(),
-                                       par.getStep().drop_back());
+  SmallVector<Value> lbs(par.getLowerBound().drop_back()), ubs(par.getUpperBound().drop_back()),
+      steps(par.getStep().drop_back());
+  Value lb = par.getLowerBound()[n - 1], ub = par.getUpperBound()[n - 1],
+        step = par.getStep()[n - 1];
+  if (chunks > 1) {
+    lbs.push_back(arith::ConstantIndexOp::create(b, loc, 0));
+    ubs.push_back(arith::ConstantIndexOp::create(b, loc, chunks));
+    steps.push_back(arith::ConstantIndexOp::create(b, loc, 1));
+  }
+  auto outer = scf::ParallelOp::create(b, loc, lbs, ubs, steps);
   IRMapping map;
   for (unsigned i = 0; i + 1 < n; ++i)
     map.map(par.getInductionVars()[i], outer.getInductionVars()[i]);
   b.setInsertionPoint(outer.getBody()->getTerminator());
-  auto inner = scf::ForOp::create(b, par.getLoc(), par.getLowerBound()[n - 1],
-                                  par.getUpperBound()[n - 1], par.getStep()[n - 1]);
+  Value from = lb, to = ub;
+  if (chunks > 1) {
+    // The chunk's first iteration and the end of its range, cut at `ub`.
+    Value span = arith::MulIOp::create(
+        b, loc, step, arith::ConstantIndexOp::create(b, loc, chunkIterations));
+    Value c = outer.getInductionVars().back();
+    from = arith::AddIOp::create(b, loc, lb, arith::MulIOp::create(b, loc, c, span));
+    to = arith::MinSIOp::create(b, loc, arith::AddIOp::create(b, loc, from, span), ub);
+  }
+  auto inner = scf::ForOp::create(b, loc, from, to, step);
   map.map(par.getInductionVars()[n - 1], inner.getInductionVar());
   b.setInsertionPoint(inner.getBody()->getTerminator());
   for (Operation &op : par.getBody()->without_terminator())
@@ -137,9 +174,27 @@ struct ParallelizeLoops : llmp::impl::LLMPParallelizeLoopsBase<ParallelizeLoops>
     for (scf::ParallelOp par : llvm::reverse(serial))
       serialize(par);
     // After serialising: a kept loop's inner parallel loops are scf.for by now.
-    for (scf::ParallelOp par : kept)
-      if (par.getNumLoops() >= 2 && hasNoInnerLoop(par))
-        peelLastDimension(par);
+    for (scf::ParallelOp par : kept) {
+      unsigned n = par.getNumLoops();
+      if (n < 2 || !hasNoInnerLoop(par))
+        continue;
+      int64_t last = tripCountOfDimension(par, n - 1);
+      if (last < minInnerIterations)
+        continue;
+      int64_t outerIterations = 1;
+      for (unsigned i = 0; i + 1 < n; ++i)
+        outerIterations = saturatingMul(outerIterations, tripCountOfDimension(par, i));
+      // Too few outer iterations to share among the threads (a (1, 1, V) decode loop):
+      // the last dimension's chunks share them, each still a vectorisable run.
+      int64_t chunks = 1, chunkIterations = last;
+      if (outerIterations > 0 && outerIterations < minParallelIterations) {
+        chunks = std::min<int64_t>(llvm::divideCeil(minParallelIterations, outerIterations),
+                                   last / std::max<int64_t>(minChunkIterations, 1));
+        chunkIterations = llvm::alignTo(llvm::divideCeil(last, std::max<int64_t>(chunks, 1)), 16);
+        chunks = llvm::divideCeil(last, chunkIterations);
+      }
+      peelLastDimension(par, chunks, chunkIterations);
+    }
   }
 };
 

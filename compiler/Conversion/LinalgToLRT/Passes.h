@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Passes of the linalg -> kernel-call conversion (`llmp-linalg-to-lrt`) and of CPU code
-/// preparation (`llmp-duplicate-fills`, `llmp-approximate-math`,
+/// preparation (`llmp-duplicate-fills`, `llmp-fills-to-memset`, `llmp-approximate-math`,
 /// `llmp-reassociate-reductions`, `llmp-parallelize-loops`).
 #pragma once
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"

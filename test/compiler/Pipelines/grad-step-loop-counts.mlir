@@ -12,9 +12,10 @@
 // after llmp-parallelize-loops (the LLVM phase's IR printed after that pass): parallel ones
 // become OpenMP regions. To reproduce a count, run the RUN line's commands by hand.
 // A change in the lowering or the fusion changes these numbers; update them with the
-// reason in the commit message.
+// reason in the commit message. Zero fills (each GEMM's and reduction's init) are memsets
+// (llmp-fills-to-memset), not loop nests.
 //
 // UNFUSED-LINALG: {{^}}linalg.generic 258, linalg matmuls 115{{$}}
 // FUSED-LINALG: {{^}}linalg.generic 128, linalg matmuls 111{{$}}
-// UNFUSED-LOOPS: {{^}}loop nests 481: parallel 312, sequential 169; GEMM calls 115{{$}}
-// FUSED-LOOPS: {{^}}loop nests 268: parallel 193, sequential 75; GEMM calls 111{{$}}
+// UNFUSED-LOOPS: {{^}}loop nests 313: parallel 210, sequential 103; GEMM calls 115{{$}}
+// FUSED-LOOPS: {{^}}loop nests 167: parallel 128, sequential 39; GEMM calls 111{{$}}

@@ -125,3 +125,55 @@ func.func @rows_with_reduction(%x: memref<12x768x256xf32>, %y: memref<12x768xf32
   }
   return
 }
+
+// -----
+
+// Tests that a kept elementwise loop whose outer dimensions run one iteration (a decode
+// step's (1, 1, V) loop over the vocabulary, V = 49152) is still shared by the threads:
+// its last dimension is cut into 64 parallel chunks (ceil(64 / 1) chunks of
+// 49152 / 64 = 768 iterations, a multiple of 16), each an scf.for over
+// [c * 768, min(c * 768 + 768, 49152)).
+// CHECK-LABEL: func.func @decode_row
+// CHECK-DAG: %[[V:.+]] = arith.constant 49152 : index
+// CHECK-DAG: %[[C64:.+]] = arith.constant 64 : index
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %[[C:.+]]) = (%{{.+}}, %{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}}, %[[C64]])
+// CHECK: %[[C768:.+]] = arith.constant 768 : index
+// CHECK: %[[SPAN:.+]] = arith.muli %{{.+}}, %[[C768]] : index
+// CHECK: %[[OFF:.+]] = arith.muli %[[C]], %[[SPAN]] : index
+// CHECK: %[[FROM:.+]] = arith.addi %{{.+}}, %[[OFF]] : index
+// CHECK: %[[END:.+]] = arith.addi %[[FROM]], %[[SPAN]] : index
+// CHECK: %[[TO:.+]] = arith.minsi %[[END]], %[[V]] : index
+// CHECK: scf.for %[[D:.+]] = %[[FROM]] to %[[TO]] step
+// CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %[[D]]]
+func.func @decode_row(%x: memref<1x1x49152xf32>, %y: memref<1x1x49152xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cv = arith.constant 49152 : index
+  scf.parallel (%b, %t, %d) = (%c0, %c0, %c0) to (%c1, %c1, %cv) step (%c1, %c1, %c1) {
+    %v = memref.load %x[%b, %t, %d] : memref<1x1x49152xf32>
+    %s = arith.addf %v, %v : f32
+    memref.store %s, %y[%b, %t, %d] : memref<1x1x49152xf32>
+  }
+  return
+}
+
+// -----
+
+// Tests that a kept elementwise loop whose last dimension is shorter than
+// min-inner-iterations (8 < 16: too short for a vector loop) keeps all its dimensions
+// parallel (convert-scf-to-openmp collapses them).
+// CHECK-LABEL: func.func @short_last_dimension
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK-NOT: scf.for
+func.func @short_last_dimension(%x: memref<8192x8xf32>, %y: memref<8192x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c8192 = arith.constant 8192 : index
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c8192, %c8) step (%c1, %c1) {
+    %v = memref.load %x[%i, %j] : memref<8192x8xf32>
+    %s = arith.addf %v, %v : f32
+    memref.store %s, %y[%i, %j] : memref<8192x8xf32>
+  }
+  return
+}
