@@ -7,6 +7,7 @@
 #include "lang/Plan.h"
 
 #include "kernels/cpu/Quant.h"
+#include "runtime/StepABI.h"
 
 namespace llmp::lang {
 
@@ -51,7 +52,7 @@ StagePlanFigures planStage(const StageInfo &s) {
   int64_t modelBytes = 0;
   for (const ConcreteParam &p : m.params) {
     int64_t bytes = tensorBytes(p, s, quantizes && p.shape.size() == 2 && p.decay);
-    modelBytes += s.lora ? (bytes + 63) / 64 * 64 : bytes;
+    modelBytes += s.lora ? lrt::alignFrozen(bytes) : bytes;
   }
   if (s.lora) {
     f.frozenParams = m.numParams;

@@ -113,6 +113,16 @@ using PackedEvalStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *
 using LogitsStepFn = void (*)(MemRef<float, 1> *params, MemRef<int32_t, 2> *tokens,
                               MemRef<float, 3> *logits);
 
+/// Every frozen parameter starts at a multiple of kFrozenAlignment bytes of the frozen
+/// buffer, which is itself a multiple of it long (the layout of llmp-apply-lora and
+/// llmp-quantize-base; lang/Plan counts the same).
+constexpr int64_t kFrozenAlignment = 64;
+
+/// `bytes` rounded up to a multiple of kFrozenAlignment.
+constexpr int64_t alignFrozen(int64_t bytes) {
+  return (bytes + kFrozenAlignment - 1) / kFrozenAlignment * kFrozenAlignment;
+}
+
 /// Stages with a frozen buffer (StagePlan::frozenBytes > 0: the frozen base of a LoRA or
 /// QLoRA stage, see ParamInfo::frozen in Plan.h) take it right after the trainable buffers:
 ///   frozen : u8[frozenBytes], read only; frozen parameter p is the bytes

@@ -19,6 +19,7 @@
 ///      `tensor<2xi32> {llmp.rng}` that llmp-build-steps fills; each adapted matmul gets its
 ///      own mask seed, mix64(seed + 0x9E3779B97F4A7C15 * (site + 1)).
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
+#include "runtime/StepABI.h"
 
 #include "llvm/Support/GlobPattern.h"
 
@@ -40,8 +41,6 @@ uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-
-int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
 /// One adapted weight.
 struct Target {
@@ -146,11 +145,11 @@ LogicalResult mlir::llmp::applyLora(ModuleOp module, const LLMPApplyLoraOptions 
   SmallVector<int64_t> byteOffset(numParams);
   int64_t frozenBytes = 0;
   for (unsigned i = 0; i < numParams; ++i) {
-    frozenBytes = alignUp(frozenBytes, 64);
+    frozenBytes = lrt::alignFrozen(frozenBytes);
     byteOffset[i] = frozenBytes;
     frozenBytes += 4 * cast<RankedTensorType>(ref.getArgument(i).getType()).getNumElements();
   }
-  frozenBytes = alignUp(frozenBytes, 64);
+  frozenBytes = lrt::alignFrozen(frozenBytes);
   int64_t trainable = 0;
   struct Adapter {
     std::string name;

@@ -16,6 +16,7 @@
 /// The runtime quantizes the fp32 weights into the blobs when it fills the frozen buffer.
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 #include "kernels/cpu/Quant.h"
+#include "runtime/StepABI.h"
 
 namespace mlir::llmp {
 #define GEN_PASS_DEF_LLMPQUANTIZEBASE
@@ -26,8 +27,6 @@ using namespace mlir;
 using namespace mlir::llmp;
 
 namespace {
-
-int64_t alignUp64(int64_t v) { return (v + 63) / 64 * 64; }
 
 /// Whether every use of `arg` is the weight of an `llmp.matmul` without transpose_a.
 bool onlyMatmulWeight(BlockArgument arg) {
@@ -83,7 +82,7 @@ LogicalResult mlir::llmp::quantizeBase(ModuleOp module, const LLMPQuantizeBaseOp
     auto ty = cast<RankedTensorType>(fns.front().getArgument(i).getType());
     int64_t bytes = linear[i] ? lrt::quant::nf4Layout(ty.getNumElements(), o.block, o.doubleQuant).byteSize
                               : 4 * ty.getNumElements();
-    offset[i] = alignUp64(cursor);
+    offset[i] = lrt::alignFrozen(cursor);
     cursor = offset[i] + bytes;
   }
   OpBuilder b(ctx);
