@@ -5,6 +5,7 @@
 #include "runtime/TrainLoop.h"
 
 #include "runtime/Memory.h"
+#include "runtime/SftTrainer.h"
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
@@ -166,6 +167,31 @@ TEST(TrainLoopTest, SamplesBeforeTrainingStayOutOfTheTrainingPeak) {
       << "training peak " << trainingPeak << " holds the samples' block (after setup "
       << afterSetup << ")";
   EXPECT_GE(processPeak, afterSetup + kBlock / 8 * 7);
+}
+
+// runSft refuses samples it has nothing to run on (neither the stage's logits_step nor a
+// KV-cache sampler: llmpc leaves logits_step out when the sampler compiles) before it
+// touches data; without samples the same call gets past that check (and fails on the data
+// this test does not give).
+TEST(TrainLoopTest, SftSamplesNeedLogitsStepOrKVCache) {
+  StagePlan plan;
+  plan.pipeline = "main";
+  plan.stage = "tune";
+  plan.params = {{"w", {1}, 0, 1, InitKind::Zeros, 0.0f, 0.0f, false}};
+  plan.numParams = 1;
+  StepFunctions fns{constantGrad, constantApply, constantEval, nullptr};
+  TrainOptions opts;
+  opts.runDir = test::freshDir();
+  opts.numSamples = 1;
+  Status st = runSft(plan, fns, opts, SftSource{});
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("neither a logits_step nor a prefill_step / decode_step"),
+            std::string::npos)
+      << st.message();
+  opts.numSamples = 0;
+  st = runSft(plan, fns, opts, SftSource{});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.message().find("logits_step"), std::string::npos) << st.message();
 }
 
 } // namespace
