@@ -3,27 +3,15 @@
 /// compiled on several threads, with the kernel symbols registered.
 #include "compiler/Target/CPU/JIT.h"
 
-#include "kernels/cpu/Alloc.h"
+#include "compiler/Target/CPU/Codegen.h"
 #include "kernels/cpu/FloatEnv.h"
-#include "kernels/cpu/Matmul.h"
-#include "kernels/cpu/Nf4Matmul.h"
 
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
-#include "mlir/IR/Builders.h"
-#include "mlir/IR/IRMapping.h"
-#include "mlir/Target/LLVMIR/Export.h"
-#include "mlir/Transforms/RegionUtils.h"
-#include "llvm/ADT/SetVector.h"
-#include "llvm/ADT/StringSet.h"
-#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
-#include "llvm/Support/TargetSelect.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Target/TargetMachine.h"
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -35,110 +23,14 @@ JitModule::~JitModule() = default;
 
 namespace {
 
-/// The kernels/cpu symbols that generated code calls, for
+/// The kernels/cpu symbols that generated code calls (Codegen.h), for
 /// ExecutionEngine::registerSymbols.
-llvm::orc::SymbolMap kernelSymbols(llvm::orc::MangleAndInterner interner) {
+llvm::orc::SymbolMap kernelSymbolMap(llvm::orc::MangleAndInterner interner) {
   llvm::orc::SymbolMap map;
-  auto add = [&](const char *name, void *fn) {
-    map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(fn),
-                           llvm::JITSymbolFlags::Exported};
-  };
-  add("_mlir_ciface_lrt_matmul_f32",
-      reinterpret_cast<void *>(&_mlir_ciface_lrt_matmul_f32));
-  add("_mlir_ciface_lrt_batch_matmul_f32",
-      reinterpret_cast<void *>(&_mlir_ciface_lrt_batch_matmul_f32));
-  add("_mlir_ciface_lrt_matmul_nf4_f32",
-      reinterpret_cast<void *>(&_mlir_ciface_lrt_matmul_nf4_f32));
-  // memref.alloc / dealloc (finalize-memref-to-llvm{use-generic-functions}) ->
-  // the caching step heap: temporaries are reused across steps, no
-  // malloc/page-fault traffic.
-  add("_mlir_memref_to_llvm_alloc", reinterpret_cast<void *>(&lrt_alloc));
-  add("_mlir_memref_to_llvm_aligned_alloc",
-      reinterpret_cast<void *>(&lrt_aligned_alloc));
-  add("_mlir_memref_to_llvm_free", reinterpret_cast<void *>(&lrt_free));
+  for (const KernelSymbol &symbol : kernelSymbols())
+    map[interner(symbol.name)] = {llvm::orc::ExecutorAddr::fromPtr(symbol.address),
+                                  llvm::JITSymbolFlags::Exported};
   return map;
-}
-
-/// The public functions with a body that are not `_mlir_ciface_` wrappers: the
-/// step functions, each compiled in its own LLVM module with its wrapper.
-llvm::SmallVector<LLVM::LLVMFuncOp> entryFunctions(ModuleOp module) {
-  llvm::SmallVector<LLVM::LLVMFuncOp> fns;
-  for (auto fn : module.getOps<LLVM::LLVMFuncOp>())
-    if (!fn.isExternal() && fn.getLinkage() == LLVM::Linkage::External &&
-        !fn.getSymName().starts_with("_mlir_ciface_"))
-      fns.push_back(fn);
-  return fns;
-}
-
-/// A copy of `module` in which the entry functions other than `keep` (and their
-/// `_mlir_ciface_` wrappers) are only declared.
-OwningOpRef<ModuleOp> moduleFor(ModuleOp module, llvm::StringRef keep,
-                                llvm::ArrayRef<LLVM::LLVMFuncOp> entries) {
-  llvm::StringSet<> drop;
-  for (LLVM::LLVMFuncOp fn : entries)
-    if (fn.getSymName() != keep) {
-      drop.insert(fn.getSymName());
-      drop.insert(("_mlir_ciface_" + fn.getSymName()).str());
-    }
-  OpBuilder b(module.getContext());
-  OwningOpRef<ModuleOp> out = ModuleOp::create(module.getLoc());
-  (*out)->setAttrs(module->getAttrDictionary());
-  b.setInsertionPointToEnd(out->getBody());
-  for (Operation &op : module.getBody()->getOperations()) {
-    auto fn = dyn_cast<LLVM::LLVMFuncOp>(op);
-    if (fn && drop.contains(fn.getSymName())) {
-      // A declaration (an empty body region) keeps any reference valid.
-      b.insert(op.cloneWithoutRegions());
-      continue;
-    }
-    b.clone(op);
-  }
-  return out;
-}
-
-/// Moves each outermost `omp.parallel` of a function into a function of its own
-/// (internal, called in its place with the values it uses from above as
-/// arguments). Translation to LLVM IR outlines every parallel region with
-/// OpenMPIRBuilder, whose CodeExtractor scans the whole enclosing function per
-/// region (CodeExtractorAnalysisCache, findAllocas): with the 2270 regions of a
-/// SmolLM2 SFT stage in a few huge step functions, that is quadratic and took
-/// 148 s of a 271 s JIT. In a function of its own each region costs its own
-/// size; LLVM's inliner puts the small wrappers back at -O3.
-void outlineParallelRegions(ModuleOp module) {
-  llvm::SmallVector<omp::ParallelOp> regions;
-  for (auto fn : module.getOps<LLVM::LLVMFuncOp>())
-    fn.walk<WalkOrder::PreOrder>([&](omp::ParallelOp op) {
-      regions.push_back(op);
-      return WalkResult::skip();
-    });
-  OpBuilder b(module.getContext());
-  int64_t counter = 0;
-  for (omp::ParallelOp op : regions) {
-    auto parent = op->getParentOfType<LLVM::LLVMFuncOp>();
-    llvm::SetVector<Value> captures;
-    captures.insert(op->operand_begin(), op->operand_end());
-    getUsedValuesDefinedAbove(op->getRegions(), captures);
-    llvm::SmallVector<Type> types;
-    for (Value v : captures)
-      types.push_back(v.getType());
-    b.setInsertionPointToEnd(module.getBody());
-    auto fnType = LLVM::LLVMFunctionType::get(
-        LLVM::LLVMVoidType::get(b.getContext()), types);
-    auto fn = LLVM::LLVMFuncOp::create(
-        b, op.getLoc(),
-        (parent.getSymName() + ".parallel." + llvm::Twine(counter++)).str(),
-        fnType, LLVM::Linkage::Internal);
-    Block *entry = fn.addEntryBlock(b);
-    IRMapping mapping;
-    for (auto [v, arg] : llvm::zip(captures, entry->getArguments()))
-      mapping.map(v, arg);
-    b.setInsertionPointToStart(entry);
-    b.clone(*op, mapping);
-    LLVM::ReturnOp::create(b, op.getLoc(), ValueRange());
-    b.setInsertionPoint(op);
-    LLVM::CallOp::create(b, op.getLoc(), fn, captures.getArrayRef());
-    op->erase();
-  }
 }
 
 } // namespace
@@ -150,129 +42,88 @@ JitModule::create(ModuleOp module, const JitOptions &jitOptions) {
 
 llvm::Expected<std::unique_ptr<JitModule>>
 JitModule::create(llvm::ArrayRef<ModuleOp> modules, const JitOptions &jitOptions) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  });
-  // The step heap's allocation functions return fresh blocks, as malloc does:
-  // say so, so that alias analysis can tell temporaries apart (LICM,
-  // vectorisation without checks).
-  for (ModuleOp module : modules)
-    for (StringRef name : {"_mlir_memref_to_llvm_alloc", "_mlir_memref_to_llvm_aligned_alloc"})
-      if (auto fn = module.lookupSymbol<LLVM::LLVMFuncOp>(name))
-        fn.setResultAttr(0, LLVM::LLVMDialect::getNoAliasAttrName(),
-                         UnitAttr::get(fn.getContext()));
-
-  // One LLVM module per step function (a step function inlines everything it
-  // calls, so the modules share only declarations); the whole module as one
-  // with a single thread.
-  size_t numEntries = 0;
-  for (ModuleOp module : modules)
-    numEntries += entryFunctions(module).size();
+  // One LLVM module per step function with several threads (Codegen.h); the
+  // whole module as one with a single thread.
   unsigned threads = jitOptions.threads
                          ? jitOptions.threads
                          : std::max(1u, std::thread::hardware_concurrency());
   struct Part {
-    std::string name; ///< the step function, or empty for a whole module
-    ModuleOp source;  ///< the module it comes from
-    OwningOpRef<ModuleOp> module; ///< its own module (null: all of `source`)
-    size_t ops = 0; ///< its size, to start the largest first
+    CodegenUnit unit;
     std::unique_ptr<ExecutionEngine> engine;
     llvm::Error error = llvm::Error::success();
   };
   std::vector<Part> parts;
-  if (threads <= 1 || numEntries <= 1) {
-    for (ModuleOp module : modules)
-      parts.emplace_back().source = module;
-  } else {
-    std::optional<TimingScope> split;
-    if (jitOptions.timing)
-      split.emplace(
-          jitOptions.timing->nest("split into one module per step function"));
-    for (ModuleOp module : modules) {
-      llvm::SmallVector<LLVM::LLVMFuncOp> entries = entryFunctions(module);
-      for (LLVM::LLVMFuncOp fn : entries) {
-        Part &part = parts.emplace_back();
-        part.name = fn.getSymName().str();
-        part.source = module;
-        part.module = moduleFor(module, part.name, entries);
-        fn.walk([&](Operation *) { ++part.ops; });
-      }
-    }
-    std::stable_sort(
-        parts.begin(), parts.end(),
-        [](const Part &a, const Part &b) { return a.ops > b.ops; });
-  }
-
   {
-    std::optional<TimingScope> outline;
+    std::optional<TimingScope> prepare;
     if (jitOptions.timing)
-      outline.emplace(
-          jitOptions.timing->nest("outline OpenMP parallel regions"));
-    for (Part &part : parts)
-      outlineParallelRegions(part.module ? *part.module : part.source);
+      prepare.emplace(jitOptions.timing->nest(
+          "split into one module per step function, outline OpenMP parallel regions"));
+    for (CodegenUnit &unit : prepareCodegenUnits(modules, /*split=*/threads > 1))
+      parts.emplace_back().unit = std::move(unit);
   }
   // Translation reads the MLIR context, which is not thread-safe (llmpc
   // disables its multithreading): one translation at a time; -O3 and code
   // generation in parallel.
   std::mutex translateMutex;
   auto compile = [&](Part &part) {
-    ModuleOp m = part.module ? *part.module : part.source;
-    std::string label =
-        part.name.empty() ? std::string("whole module") : part.name;
+    const std::string &name = part.unit.name;
+    std::string label = name.empty() ? std::string("whole module") : name;
     std::optional<TimingScope> scope, phase;
     if (jitOptions.timing)
       scope.emplace(
           jitOptions.timing->nest(llvm::StringRef("compile " + label)));
-    auto enter = [&](const char *name) {
+    auto enter = [&](const char *phaseName) {
       if (scope)
-        phase.emplace(scope->nest(name));
+        phase.emplace(scope->nest(phaseName));
     };
-    auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
-    if (!tmBuilder) {
-      part.error = tmBuilder.takeError();
-      return;
-    }
-    auto tm = tmBuilder->createTargetMachine();
+    auto tm = createHostTargetMachine();
     if (!tm) {
       part.error = tm.takeError();
       return;
     }
-    auto builder = [&](Operation *op, llvm::LLVMContext &llvmContext) {
-      std::lock_guard<std::mutex> lock(translateMutex);
-      enter("translate to LLVM IR");
-      return translateModuleToLLVMIR(op, llvmContext);
+    // Translation and -O3 happen in the module builder, as for an object file
+    // (Object.h), so that both paths optimise the same LLVM IR; ExecutionEngine
+    // then only adds its packed `_mlir_` wrappers, which llmp does not call.
+    llvm::TargetMachine &machine = **tm;
+    std::optional<llvm::Error> buildError;
+    auto builder = [&](Operation *op, llvm::LLVMContext &llvmContext)
+        -> std::unique_ptr<llvm::Module> {
+      auto module = translateAndOptimize(cast<ModuleOp>(op), llvmContext, machine,
+                                         translateMutex, enter);
+      if (!module) {
+        buildError = module.takeError();
+        return nullptr;
+      }
+      return std::move(*module);
     };
-    std::function<llvm::Error(llvm::Module *)> optimize =
-        makeOptimizingTransformer(/*optLevel=*/3, /*sizeLevel=*/0, tm->get());
-    std::function<llvm::Error(llvm::Module *)> transformer =
-        [&](llvm::Module *llvmModule) {
-          enter("opt -O3");
-          return optimize(llvmModule);
-        };
     ExecutionEngineOptions options;
     options.llvmModuleBuilder = builder;
-    options.transformer = transformer;
     // Machine code at the TargetMachine's level (CodeGenOptLevel::Default, llc
     // -O2): ExecutionEngine ignores jitCodeGenOptLevel when it is given a
     // TargetMachine. memref.copy of non-contiguous views lowers to a call to
     // `memrefCopy` from here.
     llvm::SmallVector<llvm::StringRef, 1> libs = {LLMP_MLIR_C_RUNNER_UTILS};
     options.sharedLibPaths = libs;
-    auto engine = ExecutionEngine::create(m, options, std::move(*tm));
+    auto engine = ExecutionEngine::create(part.unit.op(), options, std::move(*tm));
+    if (buildError) {
+      if (engine)
+        part.error = std::move(*buildError);
+      else
+        part.error = llvm::joinErrors(std::move(*buildError), engine.takeError());
+      return;
+    }
     if (!engine) {
       part.error = engine.takeError();
       return;
     }
-    (*engine)->registerSymbols(kernelSymbols);
+    (*engine)->registerSymbols(kernelSymbolMap);
     // ORC generates machine code for the whole module at its first lookup.
     enter("codegen");
-    std::string first = part.name;
+    std::string first = name;
     if (first.empty()) {
-      llvm::SmallVector<LLVM::LLVMFuncOp> entries = entryFunctions(part.source);
+      llvm::SmallVector<StringRef> entries = entryFunctionNames(part.unit.source);
       if (!entries.empty())
-        first = entries.front().getSymName().str();
+        first = entries.front().str();
     }
     if (!first.empty()) {
       auto sym = (*engine)->lookup(first);

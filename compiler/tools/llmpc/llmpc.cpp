@@ -8,6 +8,9 @@
 ///                    [--resume] [--checkpoint-every N]
 ///   mpirun -np R llmpc run FILE ...      data parallel over R processes (the stage's
 ///                                        `ranks: R`); rank 0 prints and writes
+///   llmpc build FILE [--stage NAME] [--steps N] [--run-dir DIR] -o BINARY   a standalone
+///                                        trainer of a 'pretrain' stage (object files of
+///                                        its step functions linked with the runtime)
 ///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
 ///                                                         batch, for reference tests)
 ///   llmpc report RUN_DIR [-o OUT_DIR]    charts (PNG, SVG) and report.html of a run
@@ -38,6 +41,8 @@
 
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
+#include "compiler/Target/CPU/Link.h"
+#include "compiler/Target/CPU/Object.h"
 #include "runtime/BpeTokenizer.h"
 #include "runtime/Chat.h"
 #include "runtime/Checkpoint.h"
@@ -53,6 +58,7 @@
 #include "runtime/Report.h"
 #include "runtime/TrainLoop.h"
 #include "runtime/Trainer.h"
+#include "runtime/aot/Manifest.h"
 #include "runtime/collective/Collective.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -60,6 +66,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -86,7 +93,7 @@ using namespace llmp;
 namespace {
 
 cl::OptionCategory category("llmpc options");
-cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|grads|report|export|import-hf|logits|chat>"),
+cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|build|grads|report|export|import-hf|logits|chat>"),
                              cl::Required, cl::cat(category));
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.llmp | run dir (report)>"),
                                cl::Required, cl::cat(category));
@@ -769,6 +776,17 @@ bool isExecutableKind(const lang::StageInfo &info) {
   return info.kind == "pretrain" || info.kind == "sft";
 }
 
+/// A relative dataset path is relative to the .llmp file that names it: makes
+/// plan.data.path so.
+void resolveDataPath(lrt::StagePlan &plan) {
+  lrt::DatasetSpec &data = plan.data;
+  if (!data.path.empty() && llvm::sys::path::is_relative(data.path)) {
+    llvm::SmallString<256> resolved(llvm::sys::path::parent_path(inputFile));
+    llvm::sys::path::append(resolved, data.path);
+    data.path = std::string(resolved);
+  }
+}
+
 /// Loads, checks, emits and JIT-compiles the selected stage (--stage, else the first).
 /// Returns null after reporting; `status` then holds the exit status.
 std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
@@ -834,13 +852,7 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
                            *stage, status, &compiled->stepHeapPeak);
   if (!compiled->jit)
     return nullptr;
-  // A relative dataset path is relative to the .llmp file that names it.
-  lrt::DatasetSpec &data = compiled->plan.data;
-  if (!data.path.empty() && llvm::sys::path::is_relative(data.path)) {
-    llvm::SmallString<256> resolved(llvm::sys::path::parent_path(inputFile));
-    llvm::sys::path::append(resolved, data.path);
-    data.path = std::string(resolved);
-  }
+  resolveDataPath(compiled->plan);
   status = 0;
   return compiled;
 }
@@ -1162,6 +1174,83 @@ int runGrads(Session &s) {
   if (!result.isOk())
     return toolError(result.message());
   return 0;
+}
+
+/// `llmpc build FILE [--stage NAME] [--steps N] [--run-dir DIR] -o BINARY`: compiles the
+/// stage's step functions ahead of time to object files (compiler/Target/CPU/Object.h: the
+/// JIT's target machine, units and -O3, so the binary computes what `llmpc run` computes
+/// bit for bit), writes its manifest (runtime/aot/Manifest.h: the plan, --steps, the
+/// default run directory --run-dir or runs/<pipeline>/<stage>) into one more object and
+/// links them with the trainer's main and the static runtime (Link.h) into BINARY, which
+/// trains the stage without llmpc (runtime/aot/TrainerMain.cpp). 'pretrain' stages only.
+int runBuild(Session &s) {
+  if (outputFile == "-")
+    return toolError("'build' writes an executable; give it with -o FILE");
+  if (std::optional<int> bad = checkRunOptions())
+    return *bad;
+  // An unwritable output is reported before any compile time is spent.
+  llvm::SmallString<256> parent(llvm::sys::path::parent_path(outputFile));
+  if (parent.empty())
+    parent = ".";
+  if (llvm::sys::fs::is_directory(outputFile))
+    return toolError("cannot write '" + outputFile + "': it is a directory");
+  if (!llvm::sys::fs::is_directory(parent))
+    return toolError("cannot write '" + outputFile + "': no directory '" + parent + "'");
+  if (llvm::sys::fs::access(parent, llvm::sys::fs::AccessMode::Write))
+    return toolError("cannot write '" + outputFile + "': directory '" + parent +
+                     "' is not writable");
+  int status = 0;
+  auto program = loadAndCheck(s, inputFile, status);
+  if (!program)
+    return status;
+  std::optional<std::string> stage = pickStage(*program, "build", status);
+  if (!stage)
+    return status;
+  const lang::StageInfo &info = program->stageInfo.at(*stage);
+  if (info.kind != "pretrain")
+    return toolError("stage '" + *stage + "' (kind " + info.kind +
+                     ") cannot be built into a trainer yet: 'llmpc build' builds 'pretrain' "
+                     "stages; 'llmpc run' runs it");
+  if (info.model && !info.model->ggufPath.empty())
+    return toolError("stage '" + *stage + "' pretrains model '" + info.model->decl->name +
+                     "', declared with from_gguf; 'llmpc build' builds 'pretrain' stages of "
+                     "models it initialises");
+  lrt::AotManifest manifest;
+  auto module = emitStage(s.ctx, *program, *stage, manifest.plan);
+  if (mlir::failed(module) ||
+      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM,
+                                            mlir::llmp::Phase::LLMP)))
+    return s.finish(false);
+  resolveDataPath(manifest.plan);
+  llvm::SmallString<256> data(manifest.plan.data.path);
+  if (!data.empty() && llvm::sys::fs::make_absolute(data))
+    return toolError("cannot resolve the data path '" + manifest.plan.data.path + "'");
+  manifest.plan.data.path = std::string(data);
+  manifest.source = inputFile;
+  manifest.runDir = runDirectory(manifest.plan);
+  manifest.steps = stepsOverride.getNumOccurrences() ? int64_t(stepsOverride) : 0;
+  manifest.planJson = planJsonText(manifest.plan);
+  manifest.stepHeapPeakBytes = mlir::llmp::largestStepHeapPeak(**module);
+
+  llvm::SmallString<128> dir;
+  if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("llmpc-build", dir))
+    return toolError("cannot create a temporary directory: " + ec.message());
+  llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
+  auto objects = mlir::llmp::writeObjectFiles(**module, (dir + "/stage").str());
+  if (!objects)
+    return toolError("compiling stage '" + *stage + "': " + llvm::toString(objects.takeError()));
+  std::string manifestObject = (dir + "/manifest.o").str();
+  if (llvm::Error err = mlir::llmp::writeDataObject(manifestObject, "llmp_aot_manifest",
+                                                    lrt::writeAotManifest(manifest)))
+    return toolError("writing the manifest of stage '" + *stage +
+                     "': " + llvm::toString(std::move(err)));
+  objects->push_back(manifestObject);
+  if (llvm::Error err = mlir::llmp::linkTrainer(*objects, outputFile))
+    return toolError(llvm::toString(std::move(err)));
+  llvm::outs() << "built " << outputFile << ": trains stage '" << *stage << "' of " << inputFile
+               << " (" << objects->size() - 1 << " step functions; run directory "
+               << manifest.runDir << ")\n";
+  return s.finish(true);
 }
 
 /// The stage named by --stage, else the first, if it has a model. Null after reporting;
@@ -1651,6 +1740,8 @@ int main(int argc, char **argv) {
     return runRun(session);
   if (command == "grads")
     return runGrads(session);
+  if (command == "build")
+    return runBuild(session);
   if (command == "report")
     return runReport();
   if (command == "export")
@@ -1663,5 +1754,5 @@ int main(int argc, char **argv) {
     return runChat(session);
   return toolError("unknown command '" + command +
                    "'; expected 'check', 'emit', 'run', 'grads', 'report', 'export', "
-                   "'import-hf', 'logits' or 'chat'");
+                   "'import-hf', 'logits', 'chat' or 'build'");
 }
