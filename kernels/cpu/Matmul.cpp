@@ -20,18 +20,20 @@ View view2(const lrt::MemRef<float, 2> *m) {
   return {m->aligned + m->offset, m->sizes[0], m->sizes[1], m->strides[0], m->strides[1]};
 }
 
-/// C (M,N) += op(A) op(B) with plain loops; any strides.
-void gemmRef(bool ta, bool tb, const View &a, const View &b, const View &c) {
+/// C (M,N) += op(A) op(B) (`acc`) or C = op(A) op(B) (not `acc`: C is only written, so
+/// whatever it held, NaN included, is gone) with plain loops; any strides.
+void gemmRef(bool ta, bool tb, bool acc, const View &a, const View &b, const View &c) {
   int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      float acc = 0.0f;
+      float sum = 0.0f;
       for (int64_t p = 0; p < k; ++p) {
         float av = ta ? a.data[p * a.s0 + i * a.s1] : a.data[i * a.s0 + p * a.s1];
         float bv = tb ? b.data[j * b.s0 + p * b.s1] : b.data[p * b.s0 + j * b.s1];
-        acc += av * bv;
+        sum += av * bv;
       }
-      c.data[i * c.s0 + j * c.s1] += acc;
+      float &out = c.data[i * c.s0 + j * c.s1];
+      out = acc ? out + sum : sum;
     }
 }
 
@@ -52,7 +54,9 @@ bool asBlas(const View &v, bool t, CBLAS_TRANSPOSE &trans, int64_t &ld) {
   return false;
 }
 
-void gemm1(bool ta, bool tb, const View &a, const View &b, const View &c) {
+/// C (+)= op(A) op(B) on the calling thread: cblas_sgemm with beta = 1 (`acc`) or 0
+/// (OpenBLAS then writes C without reading it), gemmRef when a stride rules BLAS out.
+void gemm1(bool ta, bool tb, bool acc, const View &a, const View &b, const View &c) {
   int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
   if (m == 0 || n == 0)
     return;
@@ -60,11 +64,11 @@ void gemm1(bool ta, bool tb, const View &a, const View &b, const View &c) {
   int64_t lda, ldb;
   bool cRowMajor = c.s1 == 1 && c.s0 >= std::max<int64_t>(1, n);
   if (k == 0 || !cRowMajor || !asBlas(a, ta, tra, lda) || !asBlas(b, tb, trb, ldb)) {
-    gemmRef(ta, tb, a, b, c);
+    gemmRef(ta, tb, acc, a, b, c);
     return;
   }
-  cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a.data, lda, b.data, ldb, 1.0f, c.data,
-              c.s0);
+  cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a.data, lda, b.data, ldb,
+              acc ? 1.0f : 0.0f, c.data, c.s0);
 }
 
 /// The generated loops run on OpenMP threads and spread each GEMM over the same threads
@@ -91,15 +95,15 @@ View colsOf(const View &x, bool t, int64_t c0, int64_t c1) {
 /// a microsecond, 64^3 multiply-adds about ten.
 constexpr int64_t kMinParallelMacs = 64 * 64 * 64;
 
-/// C += op(A) op(B), split over the OpenMP threads along the longer of C's dimensions in
+/// C (+)= op(A) op(B) (accumulating when `acc`), split over the OpenMP threads along the longer of C's dimensions in
 /// blocks of 16 (the sgemm kernels' register tile). The split depends only on the shapes
 /// and the thread count, so runs with the same thread count are bitwise reproducible.
-void gemm(bool ta, bool tb, const View &a, const View &b, const View &c) {
+void gemm(bool ta, bool tb, bool acc, const View &a, const View &b, const View &c) {
   useSingleThreadedBlas();
   int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads <= 1 || m * n * k < kMinParallelMacs) {
-    gemm1(ta, tb, a, b, c);
+    gemm1(ta, tb, acc, a, b, c);
     return;
   }
   bool byRows = m >= n;
@@ -112,22 +116,25 @@ void gemm(bool ta, bool tb, const View &a, const View &b, const View &c) {
     int64_t lo = std::min(extent, blocks * t / nt * 16), hi = std::min(extent, blocks * (t + 1) / nt * 16);
     if (lo < hi) {
       if (byRows)
-        gemm1(ta, tb, rowsOf(a, ta, lo, hi), b, View{c.data + lo * c.s0, hi - lo, n, c.s0, c.s1});
+        gemm1(ta, tb, acc, rowsOf(a, ta, lo, hi), b,
+              View{c.data + lo * c.s0, hi - lo, n, c.s0, c.s1});
       else
-        gemm1(ta, tb, a, colsOf(b, tb, lo, hi), View{c.data + lo * c.s1, m, hi - lo, c.s0, c.s1});
+        gemm1(ta, tb, acc, a, colsOf(b, tb, lo, hi),
+              View{c.data + lo * c.s1, m, hi - lo, c.s0, c.s1});
     }
   }
 }
 
 } // namespace
 
-extern "C" void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, lrt::MemRef<float, 2> *a,
+extern "C" void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
+                                            lrt::MemRef<float, 2> *a,
                                             lrt::MemRef<float, 2> *b,
                                             lrt::MemRef<float, 2> *c) {
-  gemm(ta != 0, tb != 0, view2(a), view2(b), view2(c));
+  gemm(ta != 0, tb != 0, accumulate != 0, view2(a), view2(b), view2(c));
 }
 
-extern "C" void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb,
+extern "C" void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
                                                   lrt::MemRef<float, 3> *a,
                                                   lrt::MemRef<float, 3> *b,
                                                   lrt::MemRef<float, 3> *c) {
@@ -140,16 +147,17 @@ extern "C" void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb,
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (batch < threads) { // too few slices to share: split each product instead
     for (int64_t i = 0; i < batch; ++i)
-      gemm(ta != 0, tb != 0, slice(a, i), slice(b, i), slice(c, i));
+      gemm(ta != 0, tb != 0, accumulate != 0, slice(a, i), slice(b, i), slice(c, i));
     return;
   }
   // Slices are independent: one thread each, in contiguous static chunks.
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < batch; ++i)
-    gemm1(ta != 0, tb != 0, slice(a, i), slice(b, i), slice(c, i));
+    gemm1(ta != 0, tb != 0, accumulate != 0, slice(a, i), slice(b, i), slice(c, i));
 }
 
-extern "C" void lrt_matmul_f32_ref(int32_t ta, int32_t tb, const lrt::MemRef<float, 2> *a,
+extern "C" void lrt_matmul_f32_ref(int32_t ta, int32_t tb, int32_t accumulate,
+                                   const lrt::MemRef<float, 2> *a,
                                    const lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c) {
-  gemmRef(ta != 0, tb != 0, view2(a), view2(b), view2(c));
+  gemmRef(ta != 0, tb != 0, accumulate != 0, view2(a), view2(b), view2(c));
 }

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Matrix-product kernels called from compiled code (`llmp-linalg-to-lrt` emits the calls).
-/// Every entry point accumulates: C += op(A) op(B), where op transposes when the flag is
-/// nonzero. Operands are strided memref descriptors (runtime/MemRef.h).
+/// Every entry point computes C = op(A) op(B) + beta C (BLAS sgemm's beta) with
+/// beta = 1 when `accumulate` is nonzero (C += op(A) op(B), linalg.matmul's semantics) and
+/// beta = 0 otherwise (C = op(A) op(B): C is written without being read, so it may hold
+/// anything, NaN included; the compiler uses this for a C whose only prior contents is a
+/// zero fill, which it then drops). op transposes when its flag is nonzero. Operands are
+/// f32 strided memref descriptors (runtime/MemRef.h); no error is reported (the compiler
+/// checks the shapes: op(A) (M,K), op(B) (K,N), C (M,N)).
 #pragma once
 
 #include "runtime/MemRef.h"
@@ -12,14 +17,16 @@ extern "C" {
 
 /// A (M,K) or (K,M) if `ta`; B (K,N) or (N,K) if `tb`; C (M,N). cblas_sgemm when the
 /// operands have a unit stride in one dimension, plain loops otherwise.
-void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, lrt::MemRef<float, 2> *a,
+void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
+                                 lrt::MemRef<float, 2> *a,
                                  lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c);
 
 /// The batched form: A (Bt,M,K), B (Bt,K,N), C (Bt,M,N) (transposes act on the last two dims).
-void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, lrt::MemRef<float, 3> *a,
+void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
+                                       lrt::MemRef<float, 3> *a,
                                        lrt::MemRef<float, 3> *b, lrt::MemRef<float, 3> *c);
 
 /// Plain-loop reference of `_mlir_ciface_lrt_matmul_f32`, for tests.
-void lrt_matmul_f32_ref(int32_t ta, int32_t tb, const lrt::MemRef<float, 2> *a,
+void lrt_matmul_f32_ref(int32_t ta, int32_t tb, int32_t accumulate, const lrt::MemRef<float, 2> *a,
                         const lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c);
 }

@@ -51,7 +51,7 @@ void part(bool tb, int64_t rows, int64_t cols, const lrt::quant::Nf4Layout &l, c
                                        scratch.data() + (k - k0) * width);
       MemRef<float, 2> a = sub(x, 0, m, k0, k1), cc = sub(c, 0, m, j0, j1);
       MemRef<float, 2> p = lrt::viewOf(scratch.data(), {k1 - k0, width});
-      _mlir_ciface_lrt_matmul_f32(0, 0, &a, &p, &cc);
+      _mlir_ciface_lrt_matmul_f32(0, 0, /*accumulate=*/1, &a, &p, &cc);
     }
     return;
   }
@@ -63,7 +63,7 @@ void part(bool tb, int64_t rows, int64_t cols, const lrt::quant::Nf4Layout &l, c
     MemRef<float, 2> cc = sub(c, 0, m, r0, r1);
     MemRef<float, 2> p = lrt::viewOf(scratch.data(), {r1 - r0, cols});
     MemRef<float, 2> a = x;
-    _mlir_ciface_lrt_matmul_f32(0, 1, &a, &p, &cc);
+    _mlir_ciface_lrt_matmul_f32(0, 1, /*accumulate=*/1, &a, &p, &cc);
   }
 }
 

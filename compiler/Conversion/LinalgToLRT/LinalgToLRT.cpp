@@ -2,13 +2,21 @@
 /// `llmp-linalg-to-lrt`: f32 matmuls on memrefs -> calls into kernels/cpu. Algorithm:
 ///   1. Collect linalg.matmul / linalg.batch_matmul ops with buffer semantics and f32 operands.
 ///   2. Read the transposes from their indexing maps; skip ops with other maps.
-///   3. Cast the operands to fully dynamic strided memrefs and call the kernel (declared
+///   3. Look back from the op for C's last writer (overwritesZeroFill): when it is a
+///      linalg.fill of +0.0 into exactly C's memref, with nothing in between that may read,
+///      write or free C (or a view of it), the call overwrites C (accumulate = 0, BLAS
+///      beta 0) and the fill is erased; otherwise it accumulates (accumulate = 1).
+///   4. Cast the operands to fully dynamic strided memrefs and call the kernel (declared
 ///      once per module, with llvm.emit_c_interface), then erase the op.
 /// First, linalg.generic ops tagged `llmp.matmul_nf4` (QLoRA's frozen NF4 products) become
 /// calls of the fused dequantize-and-multiply kernel lrt_matmul_nf4_f32.
 #include "compiler/Conversion/LinalgToLRT/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::llmp {
 #define GEN_PASS_DEF_LLMPLINALGTOLRT
@@ -105,6 +113,57 @@ bool isNf4Product(linalg::GenericOp op) {
   return true;
 }
 
+/// The buffer `v` is a view of: view-like ops (subview, reshapes, casts) followed back to
+/// their source.
+Value rootBuffer(Value v) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+    v = view.getViewSource();
+  return v;
+}
+
+/// Whether buffers with roots `x` and `y` are certainly disjoint: different roots, each a
+/// memref.alloc / alloca result or an argument of its function's entry block, and one of
+/// them an allocation (two arguments may alias each other). Any other root (a region's
+/// iteration argument, a select, a call's result) may alias anything.
+bool disjointRoots(Value x, Value y) {
+  auto fresh = [](Value v) {
+    return v.getDefiningOp<memref::AllocOp>() || v.getDefiningOp<memref::AllocaOp>();
+  };
+  auto known = [&](Value v) {
+    auto arg = dyn_cast<BlockArgument>(v);
+    return fresh(v) || (arg && arg.getOwner()->isEntryBlock() &&
+                        isa<FunctionOpInterface>(arg.getOwner()->getParentOp()));
+  };
+  return x != y && known(x) && known(y) && (fresh(x) || fresh(y));
+}
+
+/// The zero fill whose values the GEMM `op` (C += op(A) op(B)) would accumulate onto, when
+/// `op` may overwrite C instead and the fill may go: walking back from `op` in its block,
+/// the first op that may touch C's buffer (any memory effect on a possibly aliasing value,
+/// or effects it does not declare) is a linalg.fill of +0.0 whose output is C's very
+/// memref value, and neither A nor B is a view of C's buffer. Null otherwise.
+linalg::FillOp overwritesZeroFill(linalg::LinalgOp op) {
+  Value c = op.getDpsInits()[0], root = rootBuffer(c);
+  for (Value in : op.getDpsInputs())
+    if (!disjointRoots(rootBuffer(in), root))
+      return {};
+  for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode()) {
+    if (auto fill = dyn_cast<linalg::FillOp>(prev))
+      if (fill.hasPureBufferSemantics() && fill.getOutputs()[0] == c)
+        return matchPattern(fill.getInputs()[0], m_PosZeroFloat()) ? fill : linalg::FillOp();
+    std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
+        getEffectsRecursively(prev);
+    if (!effects)
+      return {};
+    for (const MemoryEffects::EffectInstance &effect : *effects) {
+      Value v = effect.getValue();
+      if (!v || !isa<BaseMemRefType>(v.getType()) || !disjointRoots(rootBuffer(v), root))
+        return {};
+    }
+  }
+  return {};
+}
+
 struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToLRTPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -125,24 +184,30 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
           return;
       todo.push_back(op);
     });
-    for (linalg::LinalgOp op : todo) {
+    // Decide every overwrite before rewriting: a call (no declared effects) between a
+    // fill and its GEMM would otherwise hide the fill.
+    SmallVector<std::tuple<linalg::LinalgOp, std::pair<bool, bool>, linalg::FillOp>> calls;
+    for (linalg::LinalgOp op : todo)
+      if (auto t = transposes(op, isa<linalg::BatchMatmulOp>(op)))
+        calls.emplace_back(op, *t, overwritesZeroFill(op));
+    for (auto [op, t, fill] : calls) {
       bool batched = isa<linalg::BatchMatmulOp>(op);
-      auto t = transposes(op, batched);
-      if (!t)
-        continue;
       StringRef name = batched ? "lrt_batch_matmul_f32" : "lrt_matmul_f32";
       MemRefType dyn = dynamicType(ctx, batched ? 3 : 2);
       Type i32 = IntegerType::get(ctx, 32);
-      declareKernel(module, name, FunctionType::get(ctx, {i32, i32, dyn, dyn, dyn}, {}));
+      declareKernel(module, name, FunctionType::get(ctx, {i32, i32, i32, dyn, dyn, dyn}, {}));
       OpBuilder b(op);
       Location loc = op.getLoc();
       SmallVector<Value> args = {
-          arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t->first)),
-          arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t->second))};
+          arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t.first)),
+          arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t.second)),
+          arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(fill ? 0 : 1))};
       for (Value v : op->getOperands())
         args.push_back(memref::CastOp::create(b, loc, dyn, v));
       func::CallOp::create(b, loc, name, TypeRange{}, args);
       op->erase();
+      if (fill)
+        fill->erase();
     }
   }
 };

@@ -11,20 +11,33 @@ def LLMPLinalgToLRT : Pass<"llmp-linalg-to-lrt", "ModuleOp"> {
     After bufferization, each f32 `linalg.matmul` (resp. `linalg.batch_matmul`) on memrefs
     whose indexing maps are the default or transpose an operand becomes a call to
     `@lrt_matmul_f32` (resp. `@lrt_batch_matmul_f32`) from kernels/cpu, declared with
-    `llvm.emit_c_interface`. Both accumulate into C, as linalg does. A `linalg.generic`
+    `llvm.emit_c_interface`. Their third argument, `accumulate`, picks BLAS's beta: 1
+    accumulates into C as linalg does (C += op(A) op(B)); 0 overwrites C (C = op(A) op(B),
+    C not read). A GEMM overwrites when C's contents are a zero fill nothing else reads:
+    walking back from the matmul in its block, the first op that may touch C's buffer (a
+    memory effect on C or a view of it, a value that may alias it, or undeclared effects)
+    is a `linalg.fill` of +0.0 whose output is C's very memref, and neither input may alias
+    C. That fill is then erased: one call replaces the fill (a memset, or an OpenMP loop)
+    and the zero-reading GEMM. A `linalg.generic`
     tagged `llmp.matmul_nf4` (the lowering of `llmp.matmul_nf4`: ins x and the i8 NF4 blob,
     outs C) becomes a call to `@lrt_matmul_nf4_f32(tb, rows, cols, block, double_quant, x,
     blob, C)`, the fused dequantize-and-multiply kernel (kernels/cpu/Nf4Matmul.h).
 
     Before:
     ```mlir
+    %c = memref.alloc() : memref<4x2xf32>
+    linalg.fill ins(%zero : f32) outs(%c : memref<4x2xf32>)
     linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x2xf32>) outs(%c : memref<4x2xf32>)
+    linalg.matmul ins(%a, %d : memref<4x8xf32>, memref<8x2xf32>) outs(%c : memref<4x2xf32>)
     ```
     After:
     ```mlir
+    %c = memref.alloc() : memref<4x2xf32>
     %ca = memref.cast %a : memref<4x8xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
     ...
-    call @lrt_matmul_f32(%false, %false, %ca, %cb, %cc) : (i32, i32, ...) -> ()
+    call @lrt_matmul_f32(%false, %false, %false, %ca, %cb, %cc) : (i32, i32, i32, ...) -> ()
+    ...
+    call @lrt_matmul_f32(%false, %false, %true, %ca, %cd, %cc) : (i32, i32, i32, ...) -> ()
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
@@ -171,7 +184,9 @@ def LLMPFillsToMemset : Pass<"llmp-fills-to-memset", "ModuleOp"> {
   let summary = "Turn zero linalg.fill ops on contiguous buffers into llvm.intr.memset";
   let description = [{
     After bufferization every GEMM and reduction starts from a `linalg.fill` of zero into
-    its own fresh buffer (`llmp-duplicate-fills`). As loops, each such fill of at least
+    its own fresh buffer (`llmp-duplicate-fills`); `llmp-linalg-to-lrt` drops the GEMMs'
+    fills (the calls overwrite C), so this pass sees mostly reductions' inits (41 per
+    `grad_step` of examples/pretrain.llmp, 104 before). As loops, each such fill of at least
     `min-iterations` elements became an OpenMP region (outlined function, fork call, a
     vectorised loop nest) and the rest loop nests of their own: for SmolLM2-135M's SFT
     stage 855 more parallel regions, which cost about 40% of the JIT's opt and codegen

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /// The BLAS-backed GEMM kernels against their plain-loop reference, for every transpose
 /// combination, strided (sub-matrix and column-major) operands and the batched form, on one
-/// thread and split over several OpenMP threads.
+/// thread and split over several OpenMP threads; the overwrite mode (accumulate = 0, beta 0)
+/// against a product computed in double precision here, with C full of NaN beforehand.
 /// Tolerance: atol + |ref| * eps(f32) * K, with atol = 1e-5.
 #include "kernels/cpu/Matmul.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <omp.h>
@@ -33,6 +35,15 @@ Mat make(int64_t rows, int64_t cols, bool colMajor, int64_t pad, std::mt19937 &r
   return m;
 }
 
+/// `n` values uniform in [-1, 1).
+std::vector<float> uniform(int64_t n, std::mt19937 &rng) {
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = uni(rng);
+  return v;
+}
+
 void expectClose(const std::vector<float> &got, const std::vector<float> &want, int64_t k) {
   ASSERT_EQ(got.size(), want.size());
   float eps = std::numeric_limits<float>::epsilon();
@@ -52,8 +63,8 @@ TEST(Matmul, MatchesReferenceForAllLayouts) {
         Mat b = tb ? make(n, k, colB, 1, rng) : make(k, n, colB, 1, rng);
         Mat c1 = make(m, n, false, 3, rng), c2 = c1;
         c2.ref.allocated = c2.ref.aligned = c2.data.data();
-        _mlir_ciface_lrt_matmul_f32(ta, tb, &a.ref, &b.ref, &c1.ref);
-        lrt_matmul_f32_ref(ta, tb, &a.ref, &b.ref, &c2.ref);
+        _mlir_ciface_lrt_matmul_f32(ta, tb, 1, &a.ref, &b.ref, &c1.ref);
+        lrt_matmul_f32_ref(ta, tb, 1, &a.ref, &b.ref, &c2.ref);
         expectClose(c1.data, c2.data, k);
       }
 }
@@ -74,8 +85,8 @@ TEST(Matmul, SplitOverThreadsMatchesReference) {
           Mat b = tb ? make(s.n, s.k, true, 2, rng) : make(s.k, s.n, false, 0, rng);
           Mat c1 = make(s.m, s.n, false, 3, rng), c2 = c1;
           c2.ref.allocated = c2.ref.aligned = c2.data.data();
-          _mlir_ciface_lrt_matmul_f32(ta, tb, &a.ref, &b.ref, &c1.ref);
-          lrt_matmul_f32_ref(ta, tb, &a.ref, &b.ref, &c2.ref);
+          _mlir_ciface_lrt_matmul_f32(ta, tb, 1, &a.ref, &b.ref, &c1.ref);
+          lrt_matmul_f32_ref(ta, tb, 1, &a.ref, &b.ref, &c2.ref);
           expectClose(c1.data, c2.data, s.k);
         }
   omp_set_num_threads(1);
@@ -89,8 +100,8 @@ TEST(Matmul, FallsBackForNonUnitStrides) {
   a.ref.strides[1] = 2;
   Mat c1 = make(4, 5, false, 0, rng), c2 = c1;
   c2.ref.allocated = c2.ref.aligned = c2.data.data();
-  _mlir_ciface_lrt_matmul_f32(0, 0, &a.ref, &b.ref, &c1.ref);
-  lrt_matmul_f32_ref(0, 0, &a.ref, &b.ref, &c2.ref);
+  _mlir_ciface_lrt_matmul_f32(0, 0, 1, &a.ref, &b.ref, &c1.ref);
+  lrt_matmul_f32_ref(0, 0, 1, &a.ref, &b.ref, &c2.ref);
   expectClose(c1.data, c2.data, 3);
 }
 
@@ -98,24 +109,112 @@ TEST(Matmul, BatchedMatchesPerSliceReference) {
   std::mt19937 rng(9);
   const int64_t bt = 3, m = 4, n = 5, k = 6;
   omp_set_num_threads(2); // 3 slices over 2 threads: one thread takes two
-  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-  std::vector<float> a(bt * k * m), b(bt * k * n), c(bt * m * n, 0.5f), want = c;
-  for (float &x : a)
-    x = uni(rng);
-  for (float &x : b)
-    x = uni(rng);
+  std::vector<float> a = uniform(bt * k * m, rng), b = uniform(bt * k * n, rng);
+  std::vector<float> c(bt * m * n, 0.5f), want = c;
   // a is (bt, k, m) used transposed, b is (bt, k, n).
   auto av = lrt::viewOf(a.data(), {bt, k, m});
   auto bv = lrt::viewOf(b.data(), {bt, k, n});
   auto cv = lrt::viewOf(c.data(), {bt, m, n});
-  _mlir_ciface_lrt_batch_matmul_f32(1, 0, &av, &bv, &cv);
+  _mlir_ciface_lrt_batch_matmul_f32(1, 0, 1, &av, &bv, &cv);
   for (int64_t i = 0; i < bt; ++i) {
     auto as = lrt::viewOf(a.data() + i * k * m, {k, m});
     auto bs = lrt::viewOf(b.data() + i * k * n, {k, n});
     auto cs = lrt::viewOf(want.data() + i * m * n, {m, n});
-    lrt_matmul_f32_ref(1, 0, &as, &bs, &cs);
+    lrt_matmul_f32_ref(1, 0, 1, &as, &bs, &cs);
   }
   expectClose(c, want, k);
+}
+
+/// op(A) op(B) in double precision with plain loops (the independent reference of the
+/// overwrite tests: not the kernel's own gemmRef).
+std::vector<float> product(const Mat &a, bool ta, const Mat &b, bool tb, int64_t m, int64_t n,
+                           int64_t k) {
+  auto at = [](const Mat &x, int64_t i, int64_t j) {
+    return static_cast<double>(x.ref.aligned[x.ref.offset + i * x.ref.strides[0] +
+                                             j * x.ref.strides[1]]);
+  };
+  std::vector<float> out(m * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p)
+        s += (ta ? at(a, p, i) : at(a, i, p)) * (tb ? at(b, j, p) : at(b, p, j));
+      out[i * n + j] = static_cast<float>(s);
+    }
+  return out;
+}
+
+TEST(Matmul, OverwriteIgnoresWhatCHeld) {
+  // accumulate = 0: C = op(A) op(B) whatever C held (NaN here, which any read of C would
+  // propagate), on one thread, split over two (301 x 70 x 65 >= 64^3), through the
+  // plain-loop fallback (a column-major C is not a BLAS operand here) and through
+  // lrt_matmul_f32_ref; K = 0 must give zeros.
+  std::mt19937 rng(12);
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  struct Case { int64_t m, n, k; int threads; bool colC; };
+  for (Case s : {Case{5, 7, 9, 1, false}, Case{301, 70, 65, 2, false}, Case{6, 4, 3, 1, true},
+                 Case{3, 4, 0, 1, false}})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int ref = 0; ref < 2; ++ref) {
+          SCOPED_TRACE(testing::Message() << "m=" << s.m << " k=" << s.k << " threads="
+                                          << s.threads << " colC=" << s.colC << " ta=" << ta
+                                          << " tb=" << tb << " ref=" << ref);
+          omp_set_num_threads(s.threads);
+          Mat a = ta ? make(s.k, s.m, false, 1, rng) : make(s.m, s.k, false, 1, rng);
+          Mat b = tb ? make(s.n, s.k, false, 2, rng) : make(s.k, s.n, false, 0, rng);
+          Mat c = make(s.m, s.n, s.colC, 0, rng);
+          std::fill(c.data.begin(), c.data.end(), nan);
+          if (ref)
+            lrt_matmul_f32_ref(ta, tb, 0, &a.ref, &b.ref, &c.ref);
+          else
+            _mlir_ciface_lrt_matmul_f32(ta, tb, 0, &a.ref, &b.ref, &c.ref);
+          std::vector<float> got(s.m * s.n);
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t j = 0; j < s.n; ++j)
+              got[i * s.n + j] =
+                  c.ref.aligned[c.ref.offset + i * c.ref.strides[0] + j * c.ref.strides[1]];
+          expectClose(got, product(a, ta, b, tb, s.m, s.n, s.k), std::max<int64_t>(1, s.k));
+        }
+  omp_set_num_threads(1);
+}
+
+TEST(Matmul, AccumulateAddsToC) {
+  // accumulate = 1 keeps C's contents: C0 + op(A) op(B), C0 a random matrix.
+  std::mt19937 rng(13);
+  const int64_t m = 4, n = 6, k = 5;
+  Mat a = make(m, k, false, 0, rng), b = make(n, k, false, 0, rng);
+  Mat c = make(m, n, false, 0, rng);
+  std::vector<float> want = product(a, false, b, true, m, n, k);
+  for (int64_t i = 0; i < m * n; ++i)
+    want[i] += c.data[c.ref.offset + i];
+  _mlir_ciface_lrt_matmul_f32(0, 1, 1, &a.ref, &b.ref, &c.ref);
+  std::vector<float> got(c.data.begin() + c.ref.offset, c.data.begin() + c.ref.offset + m * n);
+  expectClose(got, want, k);
+}
+
+TEST(Matmul, BatchedOverwrite) {
+  // The batched kernel with accumulate = 0 over NaN-filled C, one slice per thread.
+  std::mt19937 rng(14);
+  const int64_t bt = 4, m = 3, n = 5, k = 7;
+  omp_set_num_threads(2);
+  std::vector<float> a = uniform(bt * m * k, rng), b = uniform(bt * k * n, rng);
+  std::vector<float> c(bt * m * n, std::numeric_limits<float>::quiet_NaN());
+  auto av = lrt::viewOf(a.data(), {bt, m, k});
+  auto bv = lrt::viewOf(b.data(), {bt, k, n});
+  auto cv = lrt::viewOf(c.data(), {bt, m, n});
+  _mlir_ciface_lrt_batch_matmul_f32(0, 0, 0, &av, &bv, &cv);
+  std::vector<float> want(bt * m * n);
+  for (int64_t s = 0; s < bt; ++s)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int64_t p = 0; p < k; ++p)
+          sum += double(a[(s * m + i) * k + p]) * b[(s * k + p) * n + j];
+        want[(s * m + i) * n + j] = static_cast<float>(sum);
+      }
+  expectClose(c, want, k);
+  omp_set_num_threads(1);
 }
 
 } // namespace
