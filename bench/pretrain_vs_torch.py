@@ -3,7 +3,7 @@
 """Training throughput of llmp against PyTorch eager on the same model, batch and threads.
 
 Usage: bench/pretrain_vs_torch.py [--file examples/pretrain.llmp] [--steps 40] [--threads 2]
-                                  [--torch-compile]
+                                  [--torch-compile] [--precision fp32|bf16]
        (bench/configs/llama-25m.llmp is the ~25M-parameter configuration of issue #4)
 
 1. Runs `llmpc run FILE --steps S` and reads its plan.json (model, batch) and metrics.jsonl.
@@ -11,9 +11,12 @@ Usage: bench/pretrain_vs_torch.py [--file examples/pretrain.llmp] [--steps 40] [
    parameter shapes) and times S AdamW training steps on batches of the same shape, in
    eager mode and, with --torch-compile, with the loss compiled by torch.compile (its
    compilation falls in the untimed warm-up steps).
-3. Measures the fp32 GEMM rate of the BLAS llmp calls (bench sgemm_rate).
-Prints tokens/s of both, their ratio, and each one's MFU: achieved model FLOP/s over the
-measured sgemm rate. Model FLOPs per step count every matrix product of the forward pass
+3. Measures the GEMM rate of the precision llmp runs at (bench sgemm_rate: OpenBLAS sgemm,
+   or with --precision bf16 llmp's bf16 kernel on oneDNN).
+With --precision bf16 the llmp stage gets `precision: bf16` and PyTorch runs its forward
+under torch.autocast("cpu", dtype=torch.bfloat16) (bf16 matrix products, fp32 weights and
+optimizer, as llmp). Prints tokens/s of both, their ratio, and each one's MFU: achieved
+model FLOP/s over the measured GEMM rate. Model FLOPs per step count every matrix product of the forward pass
 (2*m*n*k each, attention scores and values included) times 3 for forward + backward
 (Kaplan et al. 2020, sec. 2.1; the attention term as in PaLM, Chowdhery et al. 2022, app. B).
 The first quarter of the steps of each side is warm-up and is not timed.
@@ -53,9 +56,25 @@ def thread_env(threads):
     return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
 
 
+def with_precision(path, precision, tmp):
+    """`path`, or with bf16 a copy whose stages (each `stage ... {` line) say `precision: bf16`."""
+    if precision == "fp32":
+        return path
+    src = open(path).read()
+    out = []
+    for line in src.splitlines():
+        out.append(line)
+        if line.lstrip().startswith("stage ") and line.rstrip().endswith("{"):
+            out.append(f"  precision: {precision}")
+    copy = os.path.join(tmp, os.path.basename(path))
+    open(copy, "w").write("\n".join(out) + "\n")
+    return copy  # the configs import the stdlib and read absolute data paths: it runs as is
+
+
 def run_llmp(args, tmp):
     run_dir = os.path.join(tmp, "llmp")
-    subprocess.run([args.llmpc, "run", args.file, "--steps", str(args.steps), "--run-dir", run_dir,
+    path = with_precision(args.file, args.precision, tmp)
+    subprocess.run([args.llmpc, "run", path, "--steps", str(args.steps), "--run-dir", run_dir,
                     "--samples", "0"], check=True, env=thread_env(args.threads))
     plan = json.load(open(os.path.join(run_dir, "plan.json")))
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
@@ -77,6 +96,11 @@ def run_torch(plan, args, compiled=False):
         return torch_llama.next_token_loss(logits, targets)
 
     loss_fn = torch.compile(loss_of) if compiled else loss_of
+    if args.precision == "bf16":
+        inner = loss_fn
+        def loss_fn(params, tokens, targets):  # noqa: E306
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return inner(params, tokens, targets).float()
     for step in range(args.steps):
         if step == warmup:
             t0 = time.perf_counter()
@@ -96,6 +120,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: llmp's `precision: bf16` against PyTorch's bf16 autocast")
     args = ap.parse_args()
     args.llmpc = os.path.join(args.build, "bin", "llmpc")
 
@@ -103,13 +129,15 @@ def main():
         plan, llmp_tps = run_llmp(args, tmp)
     torch_tps = run_torch(plan, args)
     compiled_tps = run_torch(plan, args, compiled=True) if args.torch_compile else None
-    sgemm = json.loads(subprocess.run([os.path.join(args.build, "bin", "sgemm_rate"), "1024"], check=True,
+    sgemm = json.loads(subprocess.run([os.path.join(args.build, "bin", "sgemm_rate"), "1024", "10",
+                                       args.precision], check=True,
                                       capture_output=True, text=True, env=thread_env(args.threads)).stdout)
     flops_per_token = train_flops_per_step(plan) / (plan["batch"] * plan["seq_len"])
     mfu = lambda tps: tps * flops_per_token / (sgemm["gflops"] * 1e9)
     print(f"model {plan['model']}: {plan['num_params']} params, batch {plan['batch']}x{plan['seq_len']}, "
           f"{args.threads} threads, {flops_per_token / 1e6:.1f} MFLOP/token")
-    print(f"sgemm (OpenBLAS, n=1024): {sgemm['gflops']:.1f} GFLOP/s")
+    what = "OpenBLAS sgemm" if args.precision == "fp32" else "llmp bf16 GEMM (oneDNN)"
+    print(f"{args.precision} GEMM rate ({what}, n=1024): {sgemm['gflops']:.1f} GFLOP/s")
     print(f"llmp          : {llmp_tps:10.0f} tokens/s   MFU {100 * mfu(llmp_tps):5.1f}%")
     print(f"PyTorch eager : {torch_tps:10.0f} tokens/s   MFU {100 * mfu(torch_tps):5.1f}%")
     if compiled_tps:

@@ -301,6 +301,9 @@ struct StageInfo {
   int64_t batch = 0, seqLen = 0, steps = 0, evalEvery = 0, evalBatches = 8, warmup = 0;
   double lr = 1e-3, minLr = 0.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weightDecay = 0.1, gradClip = 1.0;
+  /// Matrix-product precision: fp32, or bf16 (operands rounded to bf16, fp32 accumulation,
+  /// fp32 master weights and everything else fp32; kernels/cpu/MatmulBf16.h).
+  std::string precision = "fp32";
   uint64_t seed = 0;
   bool hasOptimizer = false;
   int64_t ranks = 1;

@@ -47,7 +47,7 @@ llvm::ArrayRef<std::string> stageFieldNames() {
       "model",   "from",      "policy",  "reference",  "reward", "data",       "tokenizer",
       "loss",    "optimizer", "schedule", "batch",     "steps",  "grad_clip",  "eval",
       "eval_batches", "seed", "ranks",   "packing",    "adapter", "base",      "head",
-      "accumulate",
+      "accumulate", "precision",
       "beta",    "clip",      "kl",      "gamma",      "lambda", "value_head", "group",
       "rollout", "quantize",  "serve"};
   return names;
@@ -1983,7 +1983,7 @@ private:
         {"schedule", KTrain},   {"batch", KTrain},            {"steps", KTrain},
         {"grad_clip", KTrain},  {"eval", KTrain},             {"eval_batches", KTrain},
         {"seed", KAll},         {"ranks", KTrain},            {"packing", KS},
-        {"accumulate", KTrain},
+        {"accumulate", KTrain},     {"precision", KTrain},
         {"adapter", KTune},     {"base", KTune},              {"head", KR},
         {"beta", KD},           {"clip", KO | KG},            {"kl", KO | KG},
         {"gamma", KO},          {"lambda", KO},               {"value_head", KO},
@@ -2200,6 +2200,7 @@ private:
       }
       info.batch = p.batch, info.seqLen = p.seqLen;
       info.gradClip = p.gradClip;
+      info.precision = p.precision;
     }
     // data
     if (const Expr *e = get("data")) {
@@ -2313,6 +2314,11 @@ private:
       auto v = boolArg(e, "'packing'");
       ok &= v.has_value();
       info.packing = v.value_or(false);
+    }
+    if (const Expr *e = get("precision")) {
+      auto v = enumArg(e, "precision", {"fp32", "bf16"});
+      ok &= v.has_value();
+      info.precision = v.value_or(info.precision);
     }
     if (const Expr *e = get("head")) {
       ok &= enumArg(e, "reward head", {"scalar"}).has_value();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs what llmp needs on Debian 12 (bookworm): LLVM/MLIR 22, clang-22, lld, ccache,
-# OpenBLAS, fmt, nlohmann-json, SentencePiece, GoogleTest, Open MPI and the corpus package.
+# OpenBLAS, oneDNN (bf16 matrix products), fmt, nlohmann-json, SentencePiece, GoogleTest, Open MPI and the corpus package.
 # With --tests it also makes the Python environment the reference tests run in (numpy, torch
 # from PyPI) at $LLMP_VENV (default ~/.cache/llmp/venv); scripts/python.sh runs it.
 # With --models (implied by --tests) it installs the pretrained model that examples/chat.llmp
@@ -13,7 +13,7 @@ set -euo pipefail
 APT_PACKAGES=(
   cmake ninja-build ccache pkg-config python3 python3-venv
   clang-22 lld-22 llvm-22-dev libmlir-22-dev mlir-22-tools
-  libopenblas-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
+  libopenblas-dev libdnnl-dev libfmt-dev nlohmann-json3-dev libsentencepiece-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libicu-dev
   libclang-rt-22-dev

@@ -714,6 +714,13 @@ static mlir::LogicalResult applyAdapter(mlir::ModuleOp module, const StageInfo &
   return mlir::success();
 }
 
+/// A `precision: bf16` stage's modules carry `llmp.precision = "bf16"`: llmp-linalg-to-lrt
+/// then calls the bf16 GEMM (kernels/cpu/MatmulBf16.h) for their matrix products.
+static void setPrecision(mlir::ModuleOp module, const StageInfo &info) {
+  if (info.precision != "fp32")
+    module->setAttr("llmp.precision", mlir::StringAttr::get(module.getContext(), info.precision));
+}
+
 /// A stage with `base: nf4(block, double_quant)` (QLoRA), after applyAdapter: rewrites
 /// `module` with llmp-quantize-base (the frozen linear weights become NF4 blobs read by
 /// llmp.matmul_nf4; compiler/Dialect/LLMP/Transforms/QuantizeBase.cpp) and reads the new
@@ -783,6 +790,7 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
       mlir::ModuleOp::create(toMLIR(ctx, info.decl->loc));
   mlir::OpBuilder b(&ctx);
   (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
+  setPrecision(*module, info);
   Gen gen(ctx, info);
   if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/true, plan.batch, info.seqLen)) ||
       mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
@@ -826,6 +834,7 @@ emitModelFuncs(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef s
       mlir::ModuleOp::create(toMLIR(ctx, info.decl->loc));
   mlir::OpBuilder b(&ctx);
   (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
+  setPrecision(*module, info);
   Gen gen(ctx, info);
   if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))
     return mlir::failure();

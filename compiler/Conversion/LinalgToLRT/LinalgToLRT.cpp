@@ -190,9 +190,15 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
     for (linalg::LinalgOp op : todo)
       if (auto t = transposes(op, isa<linalg::BatchMatmulOp>(op)))
         calls.emplace_back(op, *t, overwritesZeroFill(op));
+    // `precision: bf16` stages (module attribute llmp.precision) multiply 2-D products in
+    // bf16 with fp32 accumulation; attention's batched products stay fp32.
+    auto precision = module->getAttrOfType<StringAttr>("llmp.precision");
+    bool bf16 = precision && precision.getValue() == "bf16";
     for (auto [op, t, fill] : calls) {
       bool batched = isa<linalg::BatchMatmulOp>(op);
-      StringRef name = batched ? "lrt_batch_matmul_f32" : "lrt_matmul_f32";
+      StringRef name = batched ? "lrt_batch_matmul_f32"
+                       : bf16  ? "lrt_matmul_bf16"
+                               : "lrt_matmul_f32";
       MemRefType dyn = dynamicType(ctx, batched ? 3 : 2);
       Type i32 = IntegerType::get(ctx, 32);
       declareKernel(module, name, FunctionType::get(ctx, {i32, i32, i32, dyn, dyn, dyn}, {}));

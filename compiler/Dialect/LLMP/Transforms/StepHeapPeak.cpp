@@ -12,13 +12,21 @@
 ///      once whatever the trip count; scf.if takes the larger branch.
 ///   3. func.call of a function with a body: the callee's own peak on top of the caller's
 ///      live bytes; the buffers it returns stay live in the caller.
-///   4. The peak is the largest running count; the module gets `llmp.step_heap_peak`, a
+///   4. In a `llmp.precision = "bf16"` module, a 2-D f32 linalg.matmul that the bf16 kernel
+///      runs in bf16 (lrt::matmulBf16Shape) also holds its operands' bf16 copies, 2 MK and
+///      2 KN bytes from the step heap, for the duration of the product
+///      (kernels/cpu/MatmulBf16.h); counted as the kernel allocates them, on a CPU with bf16
+///      dot products (without, the kernel takes none and the figure is that much high).
+///   5. The peak is the largest running count; the module gets `llmp.step_heap_peak`, a
 ///      dictionary from function name to bytes.
 /// The figure is exact for straight-line code; a loop that later becomes an OpenMP parallel
 /// loop and allocates in its body holds one body's buffers per thread at once.
 #include "compiler/Dialect/LLMP/Transforms/StepHeapPeak.h"
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 
+#include "kernels/cpu/MatmulBf16.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
@@ -38,8 +46,12 @@ struct Walker {
   int64_t rows;
   llvm::DenseMap<Value, int64_t> size; // live allocation -> bytes
   int64_t live = 0, peak = 0;
+  bool bf16; ///< `llmp.precision = "bf16"`: products take bf16 scratch
 
-  Walker(ModuleOp module, int64_t rows) : module(module), rows(rows) {}
+  Walker(ModuleOp module, int64_t rows) : module(module), rows(rows) {
+    auto precision = module->getAttrOfType<StringAttr>("llmp.precision");
+    bf16 = precision && precision.getValue() == "bf16";
+  }
 
   /// The allocation `v` is a view of (itself if none).
   static Value rootOf(Value v) {
@@ -56,9 +68,15 @@ struct Walker {
     return v;
   }
 
+  /// Bytes lrt_alloc takes for a request of `bytes`: a multiple of 64, at least 64
+  /// (kernels/cpu/Alloc.cpp).
+  static int64_t allocated(int64_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    return bytes == 0 ? 64 : bytes;
+  }
+
   /// Bytes lrt_alloc takes for `type`. finalize-memref-to-llvm asks for the size plus
-  /// `alignment - 1` when the alloc has an alignment (it aligns the pointer itself), and
-  /// lrt_alloc rounds the request up to a multiple of 64 (kernels/cpu/Alloc.cpp).
+  /// `alignment - 1` when the alloc has an alignment (it aligns the pointer itself).
   int64_t bytesOf(MemRefType type, std::optional<uint64_t> alignment) {
     int64_t numel = 1;
     for (int64_t d : type.getShape())
@@ -67,8 +85,24 @@ struct Walker {
     int64_t bytes = numel * std::max<int64_t>(1, (bits + 7) / 8);
     if (alignment && *alignment > 1)
       bytes += int64_t(*alignment) - 1;
-    bytes = (bytes + 63) / 64 * 64;
-    return bytes == 0 ? 64 : bytes;
+    return allocated(bytes);
+  }
+
+  /// The bf16 scratch a product holds while it runs (0 if it stays fp32).
+  int64_t bf16Scratch(linalg::MatmulOp op) {
+    if (!bf16 || !op.hasPureBufferSemantics())
+      return 0;
+    auto a = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+    auto c = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
+    if (!a || !c || !a.getElementType().isF32() || a.getRank() != 2 || c.getRank() != 2)
+      return 0;
+    auto dim = [&](int64_t d) { return ShapedType::isDynamic(d) ? rows : d; };
+    int64_t m = dim(c.getDimSize(0)), n = dim(c.getDimSize(1));
+    // op(A) is (M, K) whichever way A is stored.
+    int64_t k = m == 0 ? 0 : dim(a.getDimSize(0)) * dim(a.getDimSize(1)) / m;
+    if (!lrt::matmulBf16Shape(m, n, k))
+      return 0;
+    return allocated(2 * m * k) + allocated(2 * k * n);
   }
 
   void add(Value v, int64_t bytes) {
@@ -99,6 +133,8 @@ struct Walker {
       add(realloc.getResult(), bytesOf(realloc.getType(), realloc.getAlignment()));
     } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
       free(dealloc.getMemref());
+    } else if (auto matmul = dyn_cast<linalg::MatmulOp>(op)) {
+      peak = std::max(peak, live + bf16Scratch(matmul));
     } else if (auto call = dyn_cast<func::CallOp>(op)) {
       auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee());
       if (!callee || callee.isExternal())

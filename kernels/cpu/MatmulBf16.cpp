@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+/// `precision: bf16` GEMMs through oneDNN's matmul (kernels/cpu/MatmulBf16.h).
+#include "kernels/cpu/MatmulBf16.h"
+
+#include "kernels/cpu/Alloc.h"
+#include "kernels/cpu/Matmul.h"
+
+#include <dnnl.hpp>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <omp.h>
+#include <tuple>
+
+namespace {
+
+using dnnl::memory;
+
+/// An operand op(X) of logical shape (rows, cols) with element strides (s0, s1).
+struct Operand {
+  float *data;
+  int64_t rows, cols, s0, s1;
+};
+
+Operand operand(const lrt::MemRef<float, 2> *m, bool t) {
+  float *p = m->aligned + m->offset;
+  if (!t)
+    return {p, m->sizes[0], m->sizes[1], m->strides[0], m->strides[1]};
+  return {p, m->sizes[1], m->sizes[0], m->strides[1], m->strides[0]};
+}
+
+/// The dense bf16 copy keeps the operand's physical order (a plain conversion, no
+/// transpose): column-major when the source's row stride is the unit one.
+memory::dims denseStrides(const Operand &x) {
+  if (x.s0 == 1 && x.s1 != 1)
+    return {1, x.rows};
+  return {x.cols, 1};
+}
+
+/// Primitives for one product shape and layout; oneDNN's own cache would still redo the
+/// implementation dispatch of the primitive descriptors on every call.
+struct Plan {
+  dnnl::reorder toBf16A, toBf16B;
+  dnnl::matmul matmul;
+  memory::desc a32, b32, a16, b16, c32;
+};
+
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                       int64_t, int64_t, int64_t, bool>;
+
+struct Context {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::mutex mu;
+  std::map<Key, Plan> plans;
+};
+
+Context &context() {
+  static Context ctx;
+  return ctx;
+}
+
+const Plan &planFor(const Operand &a, const Operand &b, const Operand &c, bool accumulate) {
+  Context &ctx = context();
+  Key key{a.rows, a.cols, b.cols, a.s0, a.s1, b.s0, b.s1, c.s0, c.s1,
+          static_cast<int64_t>(denseStrides(a)[0]), static_cast<int64_t>(denseStrides(b)[0]),
+          accumulate};
+  std::lock_guard<std::mutex> lock(ctx.mu);
+  auto it = ctx.plans.find(key);
+  if (it != ctx.plans.end())
+    return it->second;
+  using dt = memory::data_type;
+  Plan p;
+  p.a32 = memory::desc({a.rows, a.cols}, dt::f32, {a.s0, a.s1});
+  p.b32 = memory::desc({b.rows, b.cols}, dt::f32, {b.s0, b.s1});
+  p.a16 = memory::desc({a.rows, a.cols}, dt::bf16, denseStrides(a));
+  p.b16 = memory::desc({b.rows, b.cols}, dt::bf16, denseStrides(b));
+  p.c32 = memory::desc({c.rows, c.cols}, dt::f32, {c.s0, c.s1});
+  p.toBf16A = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.a32, ctx.engine, p.a16));
+  p.toBf16B = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.b32, ctx.engine, p.b16));
+  dnnl::primitive_attr attr;
+  if (accumulate) { // C += A B; without it C = A B
+    dnnl::post_ops sum;
+    sum.append_sum(1.0f);
+    attr.set_post_ops(sum);
+  }
+  p.matmul = dnnl::matmul(
+      dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.a16, p.b16, p.c32), attr, ctx.engine));
+  return ctx.plans.emplace(key, std::move(p)).first->second;
+}
+
+/// A bf16 copy's buffer from the step heap, freed when the product is done.
+struct Scratch {
+  void *data;
+  explicit Scratch(int64_t elems) : data(lrt_alloc(static_cast<size_t>(elems) * 2)) {}
+  ~Scratch() { lrt_free(data); }
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+};
+
+bool multiplyBf16(const Operand &a, const Operand &b, const Operand &c, bool accumulate) {
+  if (!lrt_matmul_bf16_native() || !lrt::matmulBf16Shape(a.rows, b.cols, a.cols) ||
+      (a.s0 != 1 && a.s1 != 1) || (b.s0 != 1 && b.s1 != 1) || c.s1 != 1)
+    return false;
+  try {
+    const Plan &p = planFor(a, b, c, accumulate);
+    Scratch bufA(a.rows * a.cols), bufB(b.rows * b.cols);
+    dnnl::engine &eng = context().engine;
+    memory a32(p.a32, eng, a.data), b32(p.b32, eng, b.data), c32(p.c32, eng, c.data);
+    memory a16(p.a16, eng, bufA.data), b16(p.b16, eng, bufB.data);
+    dnnl::stream &s = context().stream;
+    p.toBf16A.execute(s, a32, a16);
+    p.toBf16B.execute(s, b32, b16);
+    p.matmul.execute(s, {{DNNL_ARG_SRC, a16}, {DNNL_ARG_WEIGHTS, b16}, {DNNL_ARG_DST, c32}});
+    s.wait();
+    return true;
+  } catch (const dnnl::error &) {
+    return false; // the fp32 kernel computes the product instead
+  }
+}
+
+} // namespace
+
+extern "C" bool lrt_matmul_bf16_native() {
+  static const bool native = [] {
+    auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+    return (isa & bf16) == bf16;
+  }();
+  return native;
+}
+
+extern "C" void _mlir_ciface_lrt_matmul_bf16(int32_t ta, int32_t tb, int32_t accumulate,
+                                             lrt::MemRef<float, 2> *a,
+                                             lrt::MemRef<float, 2> *b,
+                                             lrt::MemRef<float, 2> *c) {
+  if (!multiplyBf16(operand(a, ta != 0), operand(b, tb != 0), operand(c, false),
+                    accumulate != 0))
+    _mlir_ciface_lrt_matmul_f32(ta, tb, accumulate, a, b, c);
+}

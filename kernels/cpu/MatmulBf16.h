@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+/// Mixed-precision matrix products for `precision: bf16` stages: operands rounded to
+/// bfloat16, products accumulated in fp32 into an fp32 C (the autocast scheme of PyTorch and
+/// of Micikevicius et al., "Mixed Precision Training", ICLR 2018, with bf16 instead of fp16,
+/// so no loss scaling). The matrix units come from oneDNN's matmul primitive (AMX tiles or
+/// AVX512-BF16 dot products); the operands are rounded to nearest even by oneDNN's reorder.
+#pragma once
+
+#include "runtime/MemRef.h"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace lrt {
+/// Whether an op(A) (M,K) x op(B) (K,N) product is large enough for the bf16 path: every
+/// dimension at least 64. Below, the path's fixed costs (two reorders, a primitive lookup)
+/// outweigh its gain, and the narrow panels of rank-r adapters run at a few GFLOP/s in
+/// oneDNN 2.6 (measured) against ~50 in OpenBLAS; such products run the fp32 kernel. The
+/// compiler's step-heap figure (llmp-step-heap-peak) uses the same rule.
+inline bool matmulBf16Shape(int64_t m, int64_t n, int64_t k) {
+  return std::min({m, n, k}) >= 64;
+}
+} // namespace lrt
+
+extern "C" {
+
+/// C (M,N) = op(A) op(B) + beta C with A and B rounded to bf16 and fp32 accumulation, beta 1
+/// when `accumulate` is nonzero and 0 otherwise (C then need not be initialised). Same
+/// operands as `_mlir_ciface_lrt_matmul_f32` (kernels/cpu/Matmul.h): A (M,K) or (K,M) if `ta`,
+/// B (K,N) or (N,K) if `tb`, any strides with a unit stride in one dimension. Products
+/// with a dimension below 64 (LoRA's rank-r adapters, small heads), CPUs without bf16 dot
+/// products (oneDNN's effective ISA below avx512_core_bf16; `DNNL_MAX_CPU_ISA` lowers it)
+/// and any oneDNN failure take the fp32 kernel instead, so the result is then bitwise the
+/// fp32 one. Uses the OpenMP threads of the caller (must not be called inside a parallel
+/// region with more than one thread). Scratch: the bf16 copies of op(A) and op(B), 2 MK and
+/// 2 KN bytes from the step heap (lrt_alloc, kernels/cpu/Alloc.h), freed before it returns;
+/// llmp-step-heap-peak counts them at the product (`llmp.precision = "bf16"` modules).
+void _mlir_ciface_lrt_matmul_bf16(int32_t ta, int32_t tb, int32_t accumulate,
+                                  lrt::MemRef<float, 2> *a, lrt::MemRef<float, 2> *b,
+                                  lrt::MemRef<float, 2> *c);
+
+/// Whether `_mlir_ciface_lrt_matmul_bf16` multiplies in bf16 on this CPU (an ISA with bf16
+/// dot products, as oneDNN detects it), rather than falling back to fp32 for every shape.
+bool lrt_matmul_bf16_native();
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+/// `_mlir_ciface_lrt_matmul_bf16` against references computed here in double precision:
+/// exact on bf16-representable operands, and on random ones equal to the product of the
+/// operands rounded to bf16 (round to nearest even, as the definition of the format: the
+/// upper 16 bits of the fp32 pattern after adding 0x7FFF plus the lowest kept bit).
+#include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/MatmulBf16.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+using lrt::MemRef;
+
+float roundToBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+/// A row-major (rows, cols) matrix; `ref` views it (transposed storage when `t`).
+struct Mat {
+  int64_t rows, cols;
+  std::vector<float> v;
+  MemRef<float, 2> ref;
+  Mat(int64_t r, int64_t c) : rows(r), cols(c), v(r * c), ref(lrt::viewOf(v.data(), {r, c})) {}
+  float at(int64_t i, int64_t j, bool t) const { return t ? v[j * cols + i] : v[i * cols + j]; }
+};
+
+/// C = op(A) op(B) + beta C0 in double, with each operand passed through `round`; also
+/// sum |a||b| per entry (the scale of fp32 accumulation error).
+template <typename F>
+void reference(bool ta, bool tb, const Mat &a, const Mat &b, const Mat &c0, bool accumulate,
+               F round, std::vector<double> &out, std::vector<double> &scale) {
+  int64_t m = c0.rows, n = c0.cols, k = ta ? a.rows : a.cols;
+  out.assign(m * n, 0.0);
+  scale.assign(m * n, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = accumulate ? c0.v[i * n + j] : 0.0, s = 0.0;
+      for (int64_t p = 0; p < k; ++p) {
+        double x = round(a.at(i, p, ta)), y = round(b.at(p, j, tb));
+        acc += x * y;
+        s += std::fabs(x * y);
+      }
+      out[i * n + j] = acc;
+      scale[i * n + j] = s;
+    }
+}
+
+/// Operands for op(A) (m, k) and op(B) (k, n) stored transposed when the flags say so.
+struct Problem {
+  Mat a, b, c;
+  Problem(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
+      : a(ta ? k : m, ta ? m : k), b(tb ? n : k, tb ? k : n), c(m, n) {}
+};
+
+TEST(MatmulBf16, Bf16ValuesMultiplyExactlyInEveryLayout) {
+  // Multiples of 1/8 in [-4, 4] have at most 6 significant bits: exact in bf16, and every
+  // partial sum (|sum| < 16 * 96 * 128, multiples of 1/64) is exact in fp32.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> q(-32, 32);
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int acc = 0; acc < 2; ++acc) {
+        Problem p(ta, tb, 128, 80, 96);
+        for (float &x : p.a.v) x = q(rng) / 8.0f;
+        for (float &x : p.b.v) x = q(rng) / 8.0f;
+        // Without accumulation C's old contents must not matter: NaN everywhere.
+        for (float &x : p.c.v) x = acc ? q(rng) / 8.0f : std::nanf("");
+        Mat c0 = p.c;
+        std::vector<double> want, scale;
+        reference(ta, tb, p.a, p.b, c0, acc, [](float x) { return x; }, want, scale);
+        _mlir_ciface_lrt_matmul_bf16(ta, tb, acc, &p.a.ref, &p.b.ref, &p.c.ref);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(p.c.v[i], static_cast<float>(want[i]))
+              << "ta " << ta << " tb " << tb << " accumulate " << acc << " at " << i;
+      }
+}
+
+TEST(MatmulBf16, ProductOfBf16RoundedOperands) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  Problem p(false, true, 192, 160, 256);
+  for (float &x : p.a.v) x = g(rng);
+  for (float &x : p.b.v) x = g(rng);
+  std::vector<double> bf16, fp32, scale;
+  reference(false, true, p.a, p.b, p.c, false, roundToBf16, bf16, scale);
+  reference(false, true, p.a, p.b, p.c, false, [](float x) { return x; }, fp32, scale);
+  _mlir_ciface_lrt_matmul_bf16(0, 1, 0, &p.a.ref, &p.b.ref, &p.c.ref);
+  // fp32 accumulation of k = 256 terms: relative error at most about k * 2^-24 of sum |ab|.
+  double worstBf16 = 0, worstFp32 = 0;
+  for (size_t i = 0; i < bf16.size(); ++i) {
+    worstBf16 = std::max(worstBf16, std::fabs(p.c.v[i] - bf16[i]) / scale[i]);
+    worstFp32 = std::max(worstFp32, std::fabs(p.c.v[i] - fp32[i]) / scale[i]);
+  }
+  if (lrt_matmul_bf16_native()) {
+    EXPECT_LT(worstBf16, 256 * std::ldexp(1.0, -24));
+    // Rounding the operands moves single products by up to 2^-8 relative (about 1e-3 of
+    // sum |ab| at worst here, measured 9.8e-4): over ten times the accumulation bound, so
+    // this tells a bf16 product from an fp32 one.
+    EXPECT_GT(worstFp32, 2e-4);
+  } else { // the fp32 kernel: close to the fp32 product instead
+    EXPECT_LT(worstFp32, 256 * std::ldexp(1.0, -24));
+  }
+}
+
+TEST(MatmulBf16, NarrowProductsAreTheFp32KernelsBitwise) {
+  // Rank-16 adapter shapes: op(A) (256, 16) x (16, 192), and (256, 192) x (192, 16).
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{256, 192, 16}, {256, 16, 192}}) {
+    Problem p(false, false, m, n, k), q(false, false, m, n, k);
+    for (float &x : p.a.v) x = g(rng);
+    for (float &x : p.b.v) x = g(rng);
+    q.a.v = p.a.v;
+    q.b.v = p.b.v;
+    _mlir_ciface_lrt_matmul_bf16(0, 0, 0, &p.a.ref, &p.b.ref, &p.c.ref);
+    _mlir_ciface_lrt_matmul_f32(0, 0, 0, &q.a.ref, &q.b.ref, &q.c.ref);
+    ASSERT_EQ(0, std::memcmp(p.c.v.data(), q.c.v.data(), p.c.v.size() * 4)) << m << "x" << n << "x" << k;
+  }
+}
+
+} // namespace
