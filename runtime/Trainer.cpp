@@ -860,7 +860,11 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
                               plan.numParams, steps, steps * R * K * B * T,
                               formatDuration(result.elapsedSeconds), result.tokensPerSecond,
                               result.firstLoss, result.lastLoss));
-    if (Status st = reportMemory(plan, opts, runDir, memory, progress); !st)
+    // Resumed at the last step, no step ran: nothing was measured, and the memory.json of
+    // the run that trained is kept.
+    if (memory.trainingPeakBytes == 0)
+      progress.line("memory: no training step ran (resumed at the last step); memory.json kept");
+    else if (Status st = reportMemory(plan, opts, runDir, memory, progress); !st)
       return st;
     if (opts.result)
       *opts.result = std::move(result);

@@ -97,14 +97,14 @@ cl::opt<std::string> command(cl::Positional, cl::desc("<check|emit|run|build|gra
                              cl::Required, cl::cat(category));
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<file.llmp | run dir (report)>"),
                                cl::Required, cl::cat(category));
-cl::opt<std::string> stageName("stage", cl::desc("stage to emit (default: the first)"),
+cl::opt<std::string> stageName("stage", cl::desc("stage to emit, run or build (default: the first; build: the only one)"),
                                cl::value_desc("name"), cl::cat(category));
 cl::opt<std::string> stdlibDir("stdlib", cl::desc("folder that `import std.*` resolves in"),
                                cl::value_desc("dir"), cl::cat(category));
 cl::opt<std::string> outputFile("o", cl::desc("output file"), cl::value_desc("file"),
                                 cl::init("-"), cl::cat(category));
 cl::opt<std::string> runDir("run-dir",
-                            cl::desc("run directory (run, grads; default runs/<pipeline>/<stage>)"),
+                            cl::desc("run directory (run, grads; build: the binary's default; default runs/<pipeline>/<stage>)"),
                             cl::value_desc("dir"), cl::cat(category));
 cl::opt<int64_t> stepsOverride("steps", cl::desc("train this many steps instead of the stage's"),
                                cl::value_desc("n"), cl::init(0), cl::cat(category));
@@ -422,7 +422,10 @@ int runCheck(Session &s) {
       llvm::outs() << "  " << line << "\n";
     llvm::outs() << "plan:\n";
     for (const lang::StagePlanFigures &f : figures) {
-      llvm::outs() << "  stage '" << f.stage << "' (" << f.kind << "): parameters "
+      auto info = program->stageInfo.find(f.stage);
+      bool bf16 = info != program->stageInfo.end() && info->second.precision == "bf16";
+      llvm::outs() << "  stage '" << f.stage << "' (" << f.kind
+                   << (bf16 ? ", bf16 matrix products" : "") << "): parameters "
                    << withCommas(f.params) << ", trainable " << withCommas(f.trainable)
                    << (f.frozenParams > 0 ? ", frozen " + withCommas(f.frozenParams)
                                           : std::string())
@@ -771,9 +774,17 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
   return std::nullopt;
 }
 
-/// Whether `llmpc run` can train a stage of this kind today: 'pretrain' and 'sft'.
-bool isExecutableKind(const lang::StageInfo &info) {
-  return info.kind == "pretrain" || info.kind == "sft";
+/// Why `llmpc run` cannot train the stage today, or nullopt when it can: 'pretrain' stages
+/// that start from fresh weights, and 'sft' stages.
+std::optional<std::string> notExecutable(const lang::StageInfo &info) {
+  if (info.kind != "pretrain" && info.kind != "sft")
+    return "(kind " + info.kind + ") is not yet executable: only 'pretrain' and 'sft' stages "
+           "run today";
+  if (info.kind == "pretrain" && info.parent)
+    return "(kind pretrain) continues from stage '" + info.parent->decl->name +
+           "': a pretrain stage that starts from a checkpoint is not yet executable (it would "
+           "start from fresh weights); leave out 'from:', or continue as an 'sft' stage";
+  return std::nullopt;
 }
 
 /// A relative dataset path is relative to the .llmp file that names it: makes
@@ -797,12 +808,12 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
   if (!stage)
     return nullptr;
   auto info = program->stageInfo.find(*stage);
-  if (info != program->stageInfo.end() && !isExecutableKind(info->second)) {
-    status = toolError("stage '" + *stage + "' (kind " + info->second.kind +
-                       ") is not yet executable: only 'pretrain' and 'sft' stages run today; "
-                       "'llmpc check' has checked it and prints its plan");
-    return nullptr;
-  }
+  if (info != program->stageInfo.end())
+    if (std::optional<std::string> why = notExecutable(info->second)) {
+      status = toolError("stage '" + *stage + "' " + *why +
+                         "; 'llmpc check' has checked it and prints its plan");
+      return nullptr;
+    }
   if (run && info != program->stageInfo.end())
     if (std::optional<int> bad = checkRanks(info->second)) {
       status = *bad;
@@ -1123,11 +1134,11 @@ int runRun(Session &s) {
     for (const std::string &stage : stages) {
       chain += (chain.empty() ? "" : " -> ") + stage;
       auto info = program->stageInfo.find(stage);
-      if (info != program->stageInfo.end() && !isExecutableKind(info->second))
-        return toolError("pipeline '" + pipelineOf(*program, stage) + "' (" + chain +
-                         "...): stage '" + stage + "' (kind " + info->second.kind +
-                         ") is not yet executable: only 'pretrain' and 'sft' stages run "
-                         "today; nothing was run (run single stages with --stage NAME)");
+      if (info != program->stageInfo.end())
+        if (std::optional<std::string> why = notExecutable(info->second))
+          return toolError("pipeline '" + pipelineOf(*program, stage) + "' (" + chain +
+                           "...): stage '" + stage + "' " + *why +
+                           "; nothing was run (run single stages with --stage NAME)");
     }
     if (!stages.empty() && !runDir.empty())
       return toolError("--run-dir names one stage's folder, and pipeline '" +
@@ -1188,6 +1199,11 @@ int runBuild(Session &s) {
     return toolError("'build' writes an executable; give it with -o FILE");
   if (std::optional<int> bad = checkRunOptions())
     return *bad;
+  // Options of the built trainer, not of the build: refused rather than silently dropped.
+  for (const char *flag : {"samples", "resume", "checkpoint-every", "progress"})
+    if (cl::getRegisteredOptions().lookup(flag)->getNumOccurrences())
+      return toolError(llvm::Twine("--") + flag + " is an option of the built trainer (BINARY --" +
+                       flag + " ...), not of 'llmpc build'");
   // An unwritable output is reported before any compile time is spent.
   llvm::SmallString<256> parent(llvm::sys::path::parent_path(outputFile));
   if (parent.empty())
@@ -1199,10 +1215,20 @@ int runBuild(Session &s) {
   if (llvm::sys::fs::access(parent, llvm::sys::fs::AccessMode::Write))
     return toolError("cannot write '" + outputFile + "': directory '" + parent +
                      "' is not writable");
+  bool same = false;
+  if (!llvm::sys::fs::equivalent(inputFile, outputFile, same) && same)
+    return toolError("-o '" + outputFile + "' is the input file; give the binary another name");
   int status = 0;
   auto program = loadAndCheck(s, inputFile, status);
   if (!program)
     return status;
+  if (stageName.empty() && program->stages().size() > 1) {
+    std::string names;
+    for (const lang::StageDecl *decl : program->stages())
+      names += (names.empty() ? "" : ", ") + decl->name;
+    return toolError("'" + inputFile + "' declares several stages (" + names +
+                     "); give the one to build with --stage NAME");
+  }
   std::optional<std::string> stage = pickStage(*program, "build", status);
   if (!stage)
     return status;
@@ -1210,7 +1236,10 @@ int runBuild(Session &s) {
   if (info.kind != "pretrain")
     return toolError("stage '" + *stage + "' (kind " + info.kind +
                      ") cannot be built into a trainer yet: 'llmpc build' builds 'pretrain' "
-                     "stages; 'llmpc run' runs it");
+                     "stages" +
+                     (info.kind == "sft" ? "; 'llmpc run' runs it" : ""));
+  if (std::optional<std::string> why = notExecutable(info))
+    return toolError("stage '" + *stage + "' " + *why);
   if (info.model && !info.model->ggufPath.empty())
     return toolError("stage '" + *stage + "' pretrains model '" + info.model->decl->name +
                      "', declared with from_gguf; 'llmpc build' builds 'pretrain' stages of "
