@@ -12,10 +12,12 @@ FAQ = "/usr/share/doc/debian/FAQ/debian-faq.en.txt.gz"  # Debian package debian-
 KJV = "/usr/share/bibledit/sources/kjv.xml"              # Debian package bibledit-data
 
 
-def run(cmd, cwd=None, stderr=False):
-    """Runs `cmd` (a list); its stdout (with `stderr`, stdout then stderr), or an
-    AssertionError with both streams if it fails."""
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+def run(cmd, cwd=None, stderr=False, env=None):
+    """Runs `cmd` (a list), with the variables of `env` added to this process's environment;
+    its stdout (with `stderr`, stdout then stderr), or an AssertionError with both streams
+    if it fails."""
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd,
+                       env=dict(os.environ, **env) if env else None)
     assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
     return p.stdout + p.stderr if stderr else p.stdout
 

@@ -27,13 +27,7 @@ from common import KJV, file_or_skip, run  # noqa: E402
 def train(llmpc, file, stage, run_dir, env=None):
     """Per-step training losses of `stage`, its checkpoint's tensors (name -> bytes) and its
     memory.json."""
-    old = dict(os.environ)
-    try:
-        os.environ.update(env or {})
-        run([llmpc, "run", file, "--stage", stage, "--run-dir", run_dir, "--samples", "0"])
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    run([llmpc, "run", file, "--stage", stage, "--run-dir", run_dir, "--samples", "0"], env=env)
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
     losses = [r["loss"] for r in rows if "loss" in r]
     tensors, _ = torch_llama.read_safetensors(os.path.join(run_dir, "checkpoint", "model.safetensors"))
