@@ -269,7 +269,8 @@ Status writeCheckpoint(const std::string &dir, const StagePlan &plan, const Trai
           {"step", state.step},
           {"steps", state.steps},
           {"plan",
-           {{"pipeline", plan.pipeline},
+           {{"pipeline", plan.pipeline.empty() ? nlohmann::ordered_json(nullptr)
+                                               : nlohmann::ordered_json(plan.pipeline)},
             {"stage", plan.stage},
             {"model", plan.model},
             {"seed", plan.seed},
@@ -333,11 +334,12 @@ Expected<TrainState> readCheckpoint(const std::string &path, const StagePlan &pl
                                          "{} now",
                                          manifestPath, what, ckpt, now));
     };
-    if (p.at("pipeline").get<std::string>() != plan.pipeline ||
-        p.at("stage").get<std::string>() != plan.stage)
-      return mismatch("stage", p.at("pipeline").get<std::string>() + "." +
-                                   p.at("stage").get<std::string>(),
-                      plan.pipeline + "." + plan.stage);
+    // A stage in no pipeline: null (older checkpoints: "").
+    const std::string pipeline =
+        p.at("pipeline").is_null() ? std::string() : p.at("pipeline").get<std::string>();
+    if (pipeline != plan.pipeline || p.at("stage").get<std::string>() != plan.stage)
+      return mismatch("stage", stageLabel(pipeline, p.at("stage").get<std::string>()),
+                      stageLabel(plan.pipeline, plan.stage));
     if (p.at("seed").get<uint64_t>() != plan.seed)
       return mismatch("seed", p.at("seed").dump(), std::to_string(plan.seed));
     if (p.at("num_params").get<int64_t>() != plan.numParams)

@@ -95,7 +95,7 @@ struct TokenizerSpec {
 
 /// Everything the host training loop needs for one `pretrain` stage.
 struct StagePlan {
-  std::string pipeline;  ///< pipeline name ("main")
+  std::string pipeline;  ///< pipeline name ("main"); empty for a stage in no pipeline
   std::string stage;     ///< stage name ("pretrain")
   std::string model;     ///< model declaration name
   std::string kind = "pretrain"; ///< the stage kind: "pretrain" or "sft" (runtime/SftTrainer.h)
@@ -107,6 +107,9 @@ struct StagePlan {
   LoraSpec lora;          ///< adapter of a LoRA/QLoRA stage (enabled = false otherwise)
   Nf4Spec nf4;            ///< NF4 frozen base of a QLoRA stage
   int64_t vocab = 0, context = 0, dim = 0, layers = 0; ///< model dims, for reports and FLOPs
+  /// `precision:` of the stage: "fp32", or "bf16" (matrix products on bf16 operands with
+  /// fp32 accumulation; compiled into the step functions, so informational here).
+  std::string precision = "fp32";
   int64_t batch = 0, seqLen = 0; ///< `batch: B x T` (one micro-batch)
   /// Micro-batches per optimizer step (gradient accumulation; `accumulate: K`). A step
   /// trains on accumulate * batch rows; see the step protocol in StepABI.h.
@@ -129,3 +132,8 @@ struct StagePlan {
 };
 
 } // namespace lrt
+/// How messages name a stage: "pipeline.stage", or "stage" for a stage in no pipeline.
+inline std::string stageLabel(const std::string &pipeline, const std::string &stage) {
+  return pipeline.empty() ? stage : pipeline + "." + stage;
+}
+

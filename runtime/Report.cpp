@@ -352,11 +352,18 @@ std::string field(const json &plan, const char *key) {
   return v.dump();
 }
 
+/// "pipeline / stage", or "stage" for a stage in no pipeline (plan.json's pipeline null).
+std::string stageTitle(const json &plan) {
+  if (plan.contains("pipeline") && plan["pipeline"].is_null())
+    return field(plan, "stage");
+  return field(plan, "pipeline") + " / " + field(plan, "stage");
+}
+
 std::string planSection(const json &plan) {
   if (plan.is_null())
     return "<p>No plan.json in the run directory.</p>\n";
   std::vector<std::pair<std::string, std::string>> rows;
-  rows.push_back({"pipeline / stage", field(plan, "pipeline") + " / " + field(plan, "stage")});
+  rows.push_back({"pipeline / stage", stageTitle(plan)});
   rows.push_back({"model", fmt::format("{} (dim {}, {} layers, vocab {}, context {})",
                                        field(plan, "model"), field(plan, "dim"),
                                        field(plan, "layers"), field(plan, "vocab"),
@@ -670,9 +677,7 @@ Status writeReport(const std::string &runDir, const ReportOptions &opts, ReportR
                                 *svgText, xmlEscape(chart.title), chart.name, chart.name);
     }
 
-    std::string title = plan.is_object() ? fmt::format("{} / {}", field(plan, "pipeline"),
-                                                        field(plan, "stage"))
-                                          : runDir;
+    std::string title = plan.is_object() ? stageTitle(plan) : runDir;
     std::string html = fmt::format(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
         "<title>llmp report: {0}</title>\n<style>\n"

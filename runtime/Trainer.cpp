@@ -486,8 +486,8 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
       return Status::invalid(fmt::format("plan: steps {} must be positive", steps));
 
     if (!quiet)
-      fmt::print(out, "stage {}.{}: model '{}', {} params, batch {} x {}{}{}, {} steps -> {}\n",
-                 plan.pipeline, plan.stage, plan.model, plan.numParams, plan.batch, plan.seqLen,
+      fmt::print(out, "stage {}: model '{}', {} params, batch {} x {}{}{}, {} steps -> {}\n",
+                 stageLabel(plan.pipeline, plan.stage), plan.model, plan.numParams, plan.batch, plan.seqLen,
                  plan.packing ? " packed" : "",
                  R > 1 ? fmt::format(" on each of {} ranks", R) : "", steps, runDir);
     // Rank 0 prepares the data first (pretraining: it trains the tokenizer and writes the
@@ -542,13 +542,17 @@ Status runTrainingLoop(const StagePlan &plan, const StepFunctions &fns, const Tr
     }
 
     // Checkpoint metadata of model.safetensors (the same in step-<N>/ and the final file).
+    // A stage in no pipeline has no "pipeline" key.
     auto modelMeta = [&](int64_t step) {
-      return std::map<std::string, std::string>{
-          {"format", "pt"},           {"pipeline", plan.pipeline},
+      std::map<std::string, std::string> meta{
+          {"format", "pt"},
           {"stage", plan.stage},      {"model", plan.model},
           {"step", std::to_string(step)}, {"vocab", std::to_string(plan.vocab)},
           {"context", std::to_string(plan.context)}, {"dim", std::to_string(plan.dim)},
           {"layers", std::to_string(plan.layers)},   {"seed", std::to_string(plan.seed)}};
+      if (!plan.pipeline.empty())
+        meta["pipeline"] = plan.pipeline;
+      return meta;
     };
     const std::string ckptDir = runDir + "/checkpoint";
     std::optional<TrainState> resumed;
@@ -1090,10 +1094,11 @@ Status dumpGradients(const StagePlan &plan, const StepFunctions &fns, const std:
     tensors.push_back({"tokens", DType::I32, {B, T}, tokens.data()});
     tensors.push_back({"targets", DType::I32, {B, T}, targets.data()});
     tensors.push_back({"loss", DType::F32, {1}, &loss});
-    std::map<std::string, std::string> meta = {{"pipeline", plan.pipeline},
-                                               {"stage", plan.stage},
+    std::map<std::string, std::string> meta = {{"stage", plan.stage},
                                                {"seed", std::to_string(plan.seed)},
                                                {"grad_norm", fmt::format("{}", metrics[kMetricGradNorm])}};
+    if (!plan.pipeline.empty())
+      meta["pipeline"] = plan.pipeline;
     if (Status st = writeSafetensors(outPath, tensors, meta); !st)
       return st;
     if (report)

@@ -122,6 +122,7 @@ mlir::LogicalResult fillStagePlan(const Program &program, llvm::StringRef stageN
   if (auto tok = program.tokenizers.find(info.tokenizer->name); tok != program.tokenizers.end())
     plan.tokenizer.path = tok->second.path;
   plan.packing = info.packing;
+  plan.precision = info.precision;
   return mlir::success();
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// The manifest of a standalone trainer binary (`llmpc build`): everything about its stage
 /// that the compiler computed and the runtime needs (the whole lrt::StagePlan: parameter
-/// layout and initialisers, shapes, hyperparameters, data and tokenizer), as JSON. llmpc
+/// layout and initialisers, shapes, hyperparameters, data and tokenizer, as
+/// runtime/PlanJson.h writes it), as JSON. llmpc
 /// writes it into the binary as the C string `llmp_aot_manifest`; the trainer's main
 /// (runtime/aot/TrainerMain.cpp) reads it back. The JSON is an internal format between
 /// one llmpc and the binary it links: its fields follow StagePlan's, and `version`
@@ -23,8 +24,6 @@ struct AotManifest {
   std::string source;      ///< the .llmp file the binary was built from (for messages)
   std::string runDir;      ///< default run directory, relative to the working directory
   int64_t steps = 0;       ///< `llmpc build --steps N` (> 0 overrides plan.steps), else 0
-  /// `<run>/plan.json`, the text `llmpc run` writes for the same stage and --steps.
-  std::string planJson;
   /// The largest step heap peak of the compiled step functions in bytes
   /// (TrainOptions::stepHeapPeakBytes).
   int64_t stepHeapPeakBytes = 0;

@@ -13,6 +13,7 @@
 /// that binary says that no stage is linked. Exit status: 0 done, 1 error, 130 stopped by
 /// SIGINT/SIGTERM after a checkpoint, 2 bad arguments.
 #include "kernels/cpu/FloatEnv.h"
+#include "runtime/PlanJson.h"
 #include "runtime/Trainer.h"
 #include "runtime/aot/Manifest.h"
 #include "runtime/collective/Collective.h"
@@ -146,7 +147,11 @@ int main(int argc, char **argv) {
                 " but " + std::to_string(world->size()) + " process(es) run it; launch it as " +
                 "mpirun -np " + std::to_string(m.plan.ranks) + " " + program);
   opts.world = world.get();
-  opts.planJson = m.planJson;
+  // `<run>/plan.json` as `llmpc run` writes it: the plan with the steps this run takes.
+  lrt::StagePlan written = m.plan;
+  if (m.steps > 0)
+    written.steps = m.steps;
+  opts.planJson = lrt::writeStagePlanJson(written);
   opts.stepHeapPeakBytes = m.stepHeapPeakBytes;
   opts.stop = &stopRequested;
   // As the JIT does before the first call (JitModule::create): denormals flushed on this

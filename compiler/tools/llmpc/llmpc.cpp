@@ -51,6 +51,7 @@
 #include "runtime/SftTrainer.h"
 #include "runtime/HfExport.h"
 #include "runtime/Logits.h"
+#include "runtime/PlanJson.h"
 #include "runtime/Lora.h"
 #include "runtime/PeftExport.h"
 #include "runtime/Safetensors.h"
@@ -324,6 +325,18 @@ std::string withCommas(int64_t n) {
   return out;
 }
 
+/// The pipeline that lists `stage`, or empty (a stage in no pipeline).
+std::string ownPipelineOf(const lang::Program &program, llvm::StringRef stage) {
+  for (const lang::DeclPtr &d : program.main().decls)
+    if (d->kind == lang::Decl::Kind::Pipeline) {
+      const auto &p = static_cast<const lang::PipelineDecl &>(*d);
+      for (const auto &s : p.stages)
+        if (s.first == stage)
+          return p.name;
+    }
+  return "";
+}
+
 /// The pipeline that lists `stage`, or the first pipeline, or empty.
 std::string pipelineOf(const lang::Program &program, llvm::StringRef stage) {
   std::string first;
@@ -462,10 +475,15 @@ int runCheck(Session &s) {
           const lang::ModelSpec &m = *info.model;
           j.object([&] {
             // The fields of the run directory's plan.json, then the figures.
-            j.attribute("pipeline", pipelineOf(*program, f.stage));
+            // null for a stage in no pipeline, as in plan.json
+            if (std::string pipeline = ownPipelineOf(*program, f.stage); !pipeline.empty())
+              j.attribute("pipeline", pipeline);
+            else
+              j.attribute("pipeline", nullptr);
             j.attribute("stage", f.stage);
             j.attribute("kind", f.kind);
             j.attribute("model", f.model);
+            j.attribute("precision", info.precision);
             j.attribute("num_params", f.params);
             j.attribute("trainable_params", f.trainable);
             j.attribute("frozen_params", f.frozenParams);
@@ -869,7 +887,8 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
 }
 
 std::string defaultRunDirectory(const lang::Program &program, const std::string &stage) {
-  std::string pipeline = pipelineOf(program, stage);
+  // As runDirectory(plan): a stage in no pipeline runs in runs/main/<stage>.
+  std::string pipeline = ownPipelineOf(program, stage);
   llvm::SmallString<128> dir("runs");
   llvm::sys::path::append(dir, pipeline.empty() ? "main" : pipeline, stage);
   return std::string(dir);
@@ -884,75 +903,13 @@ std::string runDirectory(const lrt::StagePlan &plan) {
   return std::string(dir);
 }
 
-/// `plan` as JSON (what `check` computed: layout, shapes, configuration): the run
+/// `plan` as JSON (runtime/PlanJson.h) with the steps this run takes (--steps): the run
 /// directory's plan.json, which the runtime writes when the run starts.
 std::string planJsonText(const lrt::StagePlan &plan) {
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  llvm::json::OStream j(os, 2);
-  j.object([&] {
-    j.attribute("pipeline", plan.pipeline);
-    j.attribute("stage", plan.stage);
-    j.attribute("model", plan.model);
-    j.attribute("num_params", plan.numParams);
-    if (plan.frozenBytes > 0)
-      j.attribute("frozen_bytes", plan.frozenBytes);
-    if (plan.lora.enabled)
-      j.attribute("lora", llvm::json::Object{{"rank", plan.lora.rank},
-                                             {"alpha", plan.lora.alpha},
-                                             {"scale", plan.lora.scale},
-                                             {"rslora", plan.lora.rslora},
-                                             {"dropout", plan.lora.dropout},
-                                             {"targets", llvm::json::Array(plan.lora.targets)}});
-    j.attribute("vocab", plan.vocab);
-    j.attribute("context", plan.context);
-    j.attribute("dim", plan.dim);
-    j.attribute("layers", plan.layers);
-    j.attribute("batch", plan.batch); // rows of one rank's micro-batch
-    j.attribute("seq_len", plan.seqLen);
-    j.attribute("ranks", plan.ranks);
-    j.attribute("steps", stepsOverride.getNumOccurrences() ? int64_t(stepsOverride) : plan.steps);
-    j.attribute("eval_every", plan.evalEvery);
-    j.attribute("warmup", plan.warmup);
-    j.attribute("lr", plan.lr);
-    j.attribute("min_lr", plan.minLr);
-    j.attribute("betas", llvm::json::Array{plan.beta1, plan.beta2});
-    j.attribute("eps", plan.eps);
-    j.attribute("weight_decay", plan.weightDecay);
-    j.attribute("grad_clip", plan.gradClip);
-    j.attribute("seed", int64_t(plan.seed));
-    j.attribute("data", llvm::json::Object{{"name", plan.data.name},
-                                           {"path", plan.data.path},
-                                           {"format", plan.data.format},
-                                           {"split", plan.data.split},
-                                           {"correct_only", plan.data.correctOnly}});
-    j.attribute("tokenizer", llvm::json::Object{{"name", plan.tokenizer.name},
-                                                {"kind", plan.tokenizer.kind},
-                                                {"vocab", plan.tokenizer.vocabSize}});
-    j.attributeArray("params", [&] {
-      for (const lrt::ParamInfo &p : plan.params) {
-        const char *init = p.init == lrt::InitKind::Normal           ? "normal"
-                           : p.init == lrt::InitKind::Ones           ? "ones"
-                           : p.init == lrt::InitKind::KaimingUniform ? "kaiming_uniform"
-                                                                     : "zeros";
-        j.object([&] {
-          j.attribute("name", p.name);
-          j.attribute("shape", llvm::json::Array(p.shape));
-          j.attribute("offset", p.offset);
-          j.attribute("numel", p.numel);
-          j.attribute("init", init);
-          j.attribute("decay", p.decay);
-          if (p.frozen) {
-            j.attribute("frozen", true);
-            j.attribute("byte_offset", p.byteOffset);
-            j.attribute("byte_size", p.byteSize);
-          }
-        });
-      }
-    });
-  });
-  os << "\n";
-  return text;
+  lrt::StagePlan written = plan;
+  if (stepsOverride.getNumOccurrences())
+    written.steps = stepsOverride;
+  return lrt::writeStagePlanJson(written);
 }
 
 /// The runtime options shared by `run` and `grads`.
@@ -1258,7 +1215,6 @@ int runBuild(Session &s) {
   manifest.source = inputFile;
   manifest.runDir = runDirectory(manifest.plan);
   manifest.steps = stepsOverride.getNumOccurrences() ? int64_t(stepsOverride) : 0;
-  manifest.planJson = planJsonText(manifest.plan);
   manifest.stepHeapPeakBytes = mlir::llmp::largestStepHeapPeak(**module);
 
   llvm::SmallString<128> dir;

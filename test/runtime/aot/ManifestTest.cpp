@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/// The trainer manifest (runtime/aot/Manifest.h) carries a StagePlan exactly: every field,
+/// The trainer manifest (runtime/aot/Manifest.h) carries a StagePlan exactly (through
+/// runtime/PlanJson.h, the plan.json serializer): every field,
 /// doubles and floats to the bit, through JSON and back; malformed manifests are errors.
 #include "runtime/aot/Manifest.h"
 
@@ -14,7 +15,7 @@ namespace {
 lrt::AotManifest fullManifest() {
   lrt::AotManifest m;
   lrt::StagePlan &p = m.plan;
-  p.pipeline = "main", p.stage = "tune", p.model = "tiny", p.kind = "sft";
+  p.pipeline = "main", p.stage = "tune", p.model = "tiny", p.kind = "sft", p.precision = "bf16";
   lrt::ParamInfo a;
   a.name = "layers.0.wq", a.shape = {4, 6}, a.offset = 0, a.numel = 24;
   a.init = lrt::InitKind::KaimingUniform, a.mean = 1.0f / 3.0f, a.std = 0.02f, a.decay = true;
@@ -33,7 +34,6 @@ lrt::AotManifest fullManifest() {
   p.data = {"faq", "/data/faq.jsonl", "qa", 0.9, {{"question", "q"}}, true, true};
   p.tokenizer = {"tok", "from_gguf", 49152, "/models/smol.gguf"};
   m.source = "examples/finetune.llmp", m.runDir = "runs/main/tune", m.steps = 9;
-  m.planJson = "{\n  \"stage\": \"tune\"\n}\n";
   m.stepHeapPeakBytes = 123456789;
   return m;
 }
@@ -52,6 +52,7 @@ TEST(ManifestTest, RoundTripsEveryField) {
   EXPECT_EQ(p.stage, q.stage);
   EXPECT_EQ(p.model, q.model);
   EXPECT_EQ(p.kind, q.kind);
+  EXPECT_EQ(p.precision, "bf16");
   ASSERT_EQ(p.params.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     const lrt::ParamInfo &x = p.params[i], &y = q.params[i];
@@ -109,7 +110,6 @@ TEST(ManifestTest, RoundTripsEveryField) {
   EXPECT_EQ(read->source, m.source);
   EXPECT_EQ(read->runDir, m.runDir);
   EXPECT_EQ(read->steps, m.steps);
-  EXPECT_EQ(read->planJson, m.planJson);
   EXPECT_EQ(read->stepHeapPeakBytes, m.stepHeapPeakBytes);
   EXPECT_EQ(lrt::writeAotManifest(*read), text);
 }
@@ -117,7 +117,7 @@ TEST(ManifestTest, RoundTripsEveryField) {
 // Tests that malformed JSON, a missing field and another version are InvalidArgument
 // errors that say what is wrong.
 TEST(ManifestTest, RejectsMalformedManifests) {
-  auto broken = lrt::readAotManifest("{\"version\": 1,");
+  auto broken = lrt::readAotManifest("{\"version\": 2,");
   ASSERT_FALSE(broken.isOk());
   EXPECT_EQ(broken.status().code(), lrt::StatusCode::InvalidArgument);
   EXPECT_NE(broken.status().message().find("malformed trainer manifest"), std::string::npos);
@@ -133,12 +133,12 @@ TEST(ManifestTest, RejectsMalformedManifests) {
       << missing.status().message();
 
   std::string v2 = text;
-  at = v2.find("\"version\": 1");
+  at = v2.find("\"version\": 2");
   ASSERT_NE(at, std::string::npos);
-  v2.replace(at, 12, "\"version\": 2");
+  v2.replace(at, 12, "\"version\": 1");
   auto other = lrt::readAotManifest(v2);
   ASSERT_FALSE(other.isOk());
-  EXPECT_EQ(other.status().message(), "trainer manifest version 2, expected 1");
+  EXPECT_EQ(other.status().message(), "trainer manifest version 1, expected 2");
 }
 
 } // namespace
