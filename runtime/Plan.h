@@ -99,6 +99,9 @@ struct StagePlan {
   std::string stage;     ///< stage name ("pretrain")
   std::string model;     ///< model declaration name
   std::string kind = "pretrain"; ///< the stage kind: "pretrain" or "sft" (runtime/SftTrainer.h)
+  /// `precision:` of the stage: "fp32", or "bf16" (matrix products on bf16 operands with
+  /// fp32 accumulation; compiled into the step functions, so informational here).
+  std::string precision = "fp32";
   std::vector<ParamInfo> params;
   int64_t numParams = 0;  ///< total elements of the flat buffer (trainable params only)
   /// Bytes of the frozen buffer (frozen params; see ParamInfo::frozen). 0: no frozen
@@ -107,9 +110,6 @@ struct StagePlan {
   LoraSpec lora;          ///< adapter of a LoRA/QLoRA stage (enabled = false otherwise)
   Nf4Spec nf4;            ///< NF4 frozen base of a QLoRA stage
   int64_t vocab = 0, context = 0, dim = 0, layers = 0; ///< model dims, for reports and FLOPs
-  /// `precision:` of the stage: "fp32", or "bf16" (matrix products on bf16 operands with
-  /// fp32 accumulation; compiled into the step functions, so informational here).
-  std::string precision = "fp32";
   int64_t batch = 0, seqLen = 0; ///< `batch: B x T` (one micro-batch)
   /// Micro-batches per optimizer step (gradient accumulation; `accumulate: K`). A step
   /// trains on accumulate * batch rows; see the step protocol in StepABI.h.
@@ -131,9 +131,9 @@ struct StagePlan {
   TokenizerSpec tokenizer;
 };
 
-} // namespace lrt
 /// How messages name a stage: "pipeline.stage", or "stage" for a stage in no pipeline.
 inline std::string stageLabel(const std::string &pipeline, const std::string &stage) {
   return pipeline.empty() ? stage : pipeline + "." + stage;
 }
 
+} // namespace lrt
