@@ -2110,9 +2110,10 @@ private:
       return it == fields.end() ? nullptr : it->second->value.get();
     };
     // Required fields. A misspelled field was already reported; don't report it as missing.
+    // `optimizer` and `batch` of every training kind are checked after inheritance (below).
     std::vector<const char *> required;
     if (info.kind == "pretrain")
-      required = {"data", "loss", "optimizer", "batch", "steps"};
+      required = {"data", "loss", "steps"};
     else if (info.kind == "sft" || info.kind == "reward_model" || info.kind == "dpo")
       required = {"data", "steps"};
     else if (info.kind == "ppo")
