@@ -365,6 +365,9 @@ bool computeActivations(mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> modul
   return true;
 }
 
+/// Why `llmpc run` cannot train the stage today (defined below), or nullopt.
+std::optional<std::string> notExecutable(const lang::StageInfo &info);
+
 /// `llmpc check FILE [--json PLAN]`: parse, check and specialise every stage; print a
 /// summary and the plan.
 int runCheck(Session &s) {
@@ -460,6 +463,10 @@ int runCheck(Session &s) {
     llvm::outs() << "  pipeline total: peak " << withCommas(peak) << " bytes"
                  << (peakStage.empty() ? "" : " (stage '" + peakStage + "')")
                  << llvm::formatv(", {0:E3} FLOPs over all steps", totalFlops) << "\n";
+    // What `llmpc run` (and `build`) would refuse before any compute, in its words.
+    for (const lang::StageDecl *stage : program->stages())
+      if (std::optional<std::string> why = notExecutable(program->stageInfo.at(stage->name)))
+        llvm::outs() << "not runnable: stage '" << stage->name << "' " << *why << "\n";
   }
   if (!planJson.empty()) {
     std::error_code ec;
@@ -505,6 +512,9 @@ int runCheck(Session &s) {
                                                     {"total", f.totalBytes()}});
             j.attribute("activations_computed", f.activationsComputed);
             j.attribute("flops_per_step", f.flopsPerStep);
+            // Why `llmpc run` refuses the stage before any compute (absent: it runs).
+            if (std::optional<std::string> why = notExecutable(info))
+              j.attribute("not_runnable", "stage '" + f.stage + "' " + *why);
           });
         }
       });
@@ -713,10 +723,9 @@ std::optional<int> sftSource(const lang::Program &program, const lang::StageInfo
   if (info.tokenizer)
     if (auto it = program.tokenizers.find(info.tokenizer->name); it != program.tokenizers.end())
       tok = &it->second;
-  if (!tok || tok->kind != "from_gguf")
-    return toolError("stage '" + stage + "' renders its conversations with the chat template "
-                     "of a GGUF tokenizer; give it one, e.g. 'tokenizer tok = "
-                     "from_gguf(\"model.gguf\")' and 'tokenizer: tok'");
+  if (!tok || tok->kind != "from_gguf") // compileStage refused it already (notExecutable)
+    return toolError("stage '" + stage + "' " +
+                     notExecutable(info).value_or("has no from_gguf tokenizer"));
   source.tokenizerPath = tok->path;
   return std::nullopt;
 }
@@ -793,7 +802,10 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
 }
 
 /// Why `llmpc run` cannot train the stage today, or nullopt when it can: 'pretrain' stages
-/// that start from fresh weights, and 'sft' stages.
+/// that start from fresh weights with a `bpe` tokenizer (the runtime trains a SentencePiece
+/// BPE on the data, runtime/Trainer.h), and 'sft' stages whose tokenizer is `from_gguf` (its
+/// chat template renders the conversations). `run` (each stage of a pipeline before the
+/// first starts) and `build` refuse such a stage with this reason; `check` prints it.
 std::optional<std::string> notExecutable(const lang::StageInfo &info) {
   if (info.kind != "pretrain" && info.kind != "sft")
     return "(kind " + info.kind + ") is not yet executable: only 'pretrain' and 'sft' stages "
@@ -802,6 +814,22 @@ std::optional<std::string> notExecutable(const lang::StageInfo &info) {
     return "(kind pretrain) continues from stage '" + info.parent->decl->name +
            "': a pretrain stage that starts from a checkpoint is not yet executable (it would "
            "start from fresh weights); leave out 'from:', or continue as an 'sft' stage";
+  const std::string tokenizerKind =
+      info.tokenizer && info.tokenizer->value ? info.tokenizer->value->text : std::string();
+  if (info.kind == "pretrain" && info.tokenizer && tokenizerKind != "bpe")
+    return "(kind pretrain) uses tokenizer '" + info.tokenizer->name + "' (" + tokenizerKind +
+           "): a pretrain stage trains a SentencePiece BPE on its data; give it a 'bpe' "
+           "tokenizer, e.g. 'tokenizer tok = bpe(train_on: DATA, vocab: N)' and 'tokenizer: tok'";
+  if (info.kind == "sft" && tokenizerKind != "from_gguf")
+    return "(kind sft) renders its conversations with the chat template of a GGUF tokenizer" +
+           (info.tokenizer ? ", and its tokenizer '" + info.tokenizer->name + "' is '" +
+                                 tokenizerKind + "'" +
+                                 (info.parent && !info.decl->field("tokenizer")
+                                      ? " (inherited from stage '" +
+                                                    info.parent->decl->name + "')"
+                                              : std::string())
+                           : std::string()) +
+           "; give it one, e.g. 'tokenizer tok = from_gguf(\"model.gguf\")' and 'tokenizer: tok'";
   return std::nullopt;
 }
 
