@@ -5,7 +5,7 @@
 /// (lrt::runPretrain with the same TrainOptions), so both paths train alike:
 ///
 ///   TRAINER [--run-dir DIR] [--samples N] [--resume] [--checkpoint-every N]
-///           [--progress auto|bar|lines|quiet]
+///           [--progress auto|bar|lines|quiet]     (also --name=value)
 ///   mpirun -np R TRAINER ...        a stage with `ranks: R`
 ///
 /// The step functions and the manifest are weak references: CMake links this file alone
@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 // Weak: null until llmpc links a stage's objects (StepABI.h has their signatures).
@@ -83,14 +84,24 @@ int main(int argc, char **argv) {
   opts.dataPath = m.plan.data.path;
   opts.steps = m.steps;
   for (int i = 1; i < argc; ++i) {
+    // `--name value` or `--name=value`, as `llmpc run` takes them.
     std::string arg = argv[i];
+    std::optional<std::string> inlineValue;
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inlineValue = arg.substr(eq + 1);
+      arg.resize(eq);
+    }
     auto value = [&](const char *name) -> const char * {
+      if (inlineValue)
+        return inlineValue->c_str();
       if (i + 1 >= argc) {
         fail(std::string(name) + " needs a value", 2);
         return nullptr;
       }
       return argv[++i];
     };
+    if ((arg == "--help" || arg == "--resume") && inlineValue)
+      return fail(arg + " takes no value, got '" + arg + "=" + *inlineValue + "'", 2);
     if (arg == "--help" || arg == "-h") {
       usage(m);
       return 0;
@@ -108,6 +119,11 @@ int main(int argc, char **argv) {
         return 2;
       if (!parseCount(v, n))
         return fail(arg + " must be 0 or more, got '" + v + "'", 2);
+      // As `llmpc run`: 0 steps between checkpoints means nothing; leaving the option out
+      // checkpoints at each evaluation.
+      if (arg == "--checkpoint-every" && n == 0)
+        return fail("--checkpoint-every must be at least 1, got 0 (leave it out to "
+                    "checkpoint at each evaluation and the last step)", 2);
       (arg == "--samples" ? opts.numSamples : opts.checkpointEvery) = n;
     } else if (arg == "--progress") {
       const char *v = value("--progress");

@@ -12,7 +12,9 @@ resume_exact.py writes), checkpointing every CKPT_EVERY steps, with 2 samples.
 3. Both runs' metrics.jsonl rows (timing fields aside) must be equal as exact strings, and
    plan.json, tokenizer.model, samples.txt, checkpoint/model.safetensors and the last step
    checkpoint (weights, AdamW state, data state) equal byte for byte.
-4. A bad argument to the binary is one `trainer: error:` line with exit status 2.
+   The binary takes its options as `--name=value` (llmpc run as `--name value`).
+4. A bad argument to the binary is one `trainer: error:` line with exit status 2
+   (an unknown option, `--checkpoint-every 0` in both forms, a value on `--resume`).
 """
 import argparse
 import json
@@ -95,7 +97,9 @@ def main():
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp}
         if "OMP_NUM_THREADS" in os.environ:
             env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
-        p = subprocess.run(["./trainer", "--run-dir", "aot"] + common, cwd=alone, env=env,
+        # The binary takes `--name=value` as llmpc run does (llmpc above: `--name value`).
+        common_eq = ["--samples=2", "--progress=lines", f"--checkpoint-every={CKPT_EVERY}"]
+        p = subprocess.run(["./trainer", "--run-dir=aot"] + common_eq, cwd=alone, env=env,
                            capture_output=True, text=True)
         assert p.returncode == 0, f"trainer failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
         assert f"{STEPS} steps" in p.stdout, p.stdout
@@ -119,6 +123,15 @@ def main():
         assert p.returncode == 2, p
         assert p.stderr == "trainer: error: unknown argument '--bogus' (--help lists the options)\n", p.stderr
         print("bad argument:", p.stderr.strip())
+        # An explicit --checkpoint-every 0 (either form) and a value on a flag, as llmpc run.
+        for bad, message in [
+                (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1, got 0 (leave "
+                 "it out to checkpoint at each evaluation and the last step)"),
+                (["--checkpoint-every=0"], "--checkpoint-every must be at least 1, got 0 (leave "
+                 "it out to checkpoint at each evaluation and the last step)"),
+                (["--resume=yes"], "--resume takes no value, got '--resume=yes'")]:
+            p = subprocess.run([trainer] + bad, capture_output=True, text=True)
+            assert p.returncode == 2 and p.stderr == f"trainer: error: {message}\n", (bad, p)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -210,9 +210,12 @@ std::optional<int> checkRunOptions() {
                      " (leave it out to run the stage's own steps)");
   if (numSamples < 0)
     return toolError("--samples must be 0 or more, got " + llvm::Twine(int64_t(numSamples)));
-  if (checkpointEvery < 0)
+  // Left out: checkpoints at each evaluation and the last step; an explicit 0 (or less)
+  // names no interval.
+  if (checkpointEvery.getNumOccurrences() && checkpointEvery < 1)
     return toolError("--checkpoint-every must be at least 1, got " +
-                     llvm::Twine(int64_t(checkpointEvery)));
+                     llvm::Twine(int64_t(checkpointEvery)) +
+                     " (leave it out to checkpoint at each evaluation and the last step)");
   return std::nullopt;
 }
 
