@@ -67,6 +67,11 @@ def LLMPFuseElementwise : Pass<"llmp-fuse-elementwise", "ModuleOp"> {
     Runs MLIR's linalg elementwise-fusion patterns alone. Unlike
     `linalg-fuse-elementwise-ops`, it does not propagate reshapes through named ops, so
     `linalg.matmul` / `linalg.batch_matmul` stay named and later become BLAS calls.
+    A producer is fused only into its single user, and not at all when the user
+    broadcasts it (a non-permutation indexing map) and its body calls libm (math ops
+    other than exp, sqrt, rsqrt, fma, abs and rounding): fused, that call would run once
+    per element of the larger loop (the cross-entropy gradient's per-row log, V times
+    per row) and keep the loop scalar.
 
     Before:
     ```mlir
