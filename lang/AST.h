@@ -304,6 +304,11 @@ struct StageInfo {
   /// Matrix-product precision: fp32, or bf16 (operands rounded to bf16, fp32 accumulation,
   /// fp32 master weights and everything else fp32; kernels/cpu/MatmulBf16.h).
   std::string precision = "fp32";
+  /// Activation recomputation in the backward pass: none, attention (each layer's
+  /// attention block, from its input norm to the attention output, is recomputed before
+  /// its backward) or layers (each transformer layer's forward is recomputed from the
+  /// layer's input before its backward; Chen et al. 2016). llmp-recompute.
+  std::string recompute = "none";
   uint64_t seed = 0;
   bool hasOptimizer = false;
   int64_t ranks = 1;

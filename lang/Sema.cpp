@@ -47,7 +47,7 @@ llvm::ArrayRef<std::string> stageFieldNames() {
       "model",   "from",      "policy",  "reference",  "reward", "data",       "tokenizer",
       "loss",    "optimizer", "schedule", "batch",     "steps",  "grad_clip",  "eval",
       "eval_batches", "seed", "ranks",   "packing",    "adapter", "base",      "head",
-      "accumulate", "precision",
+      "accumulate", "precision", "recompute",
       "beta",    "clip",      "kl",      "gamma",      "lambda", "value_head", "group",
       "rollout", "quantize",  "serve"};
   return names;
@@ -1984,6 +1984,7 @@ private:
         {"grad_clip", KTrain},  {"eval", KTrain},             {"eval_batches", KTrain},
         {"seed", KAll},         {"ranks", KTrain},            {"packing", KS},
         {"accumulate", KTrain},     {"precision", KTrain},
+        {"recompute", KTrain},
         {"adapter", KTune},     {"base", KTune},              {"head", KR},
         {"beta", KD},           {"clip", KO | KG},            {"kl", KO | KG},
         {"gamma", KO},          {"lambda", KO},               {"value_head", KO},
@@ -2202,6 +2203,7 @@ private:
       info.batch = p.batch, info.seqLen = p.seqLen;
       info.gradClip = p.gradClip;
       info.precision = p.precision;
+      info.recompute = p.recompute;
     }
     // data
     if (const Expr *e = get("data")) {
@@ -2320,6 +2322,11 @@ private:
       auto v = enumArg(e, "precision", {"fp32", "bf16"});
       ok &= v.has_value();
       info.precision = v.value_or(info.precision);
+    }
+    if (const Expr *e = get("recompute")) {
+      auto v = enumArg(e, "recompute", {"none", "attention", "layers"});
+      ok &= v.has_value();
+      info.recompute = v.value_or(info.recompute);
     }
     if (const Expr *e = get("head")) {
       ok &= enumArg(e, "reward head", {"scalar"}).has_value();

@@ -211,6 +211,7 @@ public:
     }
     if (isLoss)
       fn->setAttr("llmp.differentiate", b.getUnitAttr());
+    tagLayers = isLoss && info.recompute != "none";
     mlir::Block *entry = fn.addEntryBlock();
     // Arguments point at their declarations: `param` lines, the forward's token input and
     // the loss's targets.
@@ -359,11 +360,19 @@ private:
     }
     case Stmt::Kind::For: {
       int64_t count = m.get(s.range);
+      mlir::Block *block = b.getInsertionBlock();
       for (int64_t layer = 0; layer < count; ++layer) {
         env[s.name] = Val{nullptr, 0, static_cast<int>(layer)};
+        mlir::Operation *before = block->empty() ? nullptr : &block->back();
         for (const StmtPtr &inner : s.body)
           if (mlir::failed(stmt(*inner, result)))
             return mlir::failure();
+        // With `recompute:`, @loss's ops of each iteration carry `llmp.layer = i`: the
+        // layer llmp-recompute recomputes them with (compiler.md).
+        if (tagLayers)
+          for (auto it = before ? std::next(before->getIterator()) : block->begin();
+               it != block->end(); ++it)
+            it->setAttr("llmp.layer", b.getI64IntegerAttr(layer));
       }
       env.erase(s.name);
       return mlir::success();
@@ -640,6 +649,7 @@ private:
   mlir::Value kCache, vCache; ///< @prefill / @decode: the caches as written so far
   mlir::Value cacheStart;     ///< @decode: each row's position (B); null in @prefill
   int64_t cacheLayer = 0;     ///< attentions emitted so far (= the next cache layer)
+  bool tagLayers = false;     ///< put `llmp.layer` on each `for` iteration's ops
   const StageInfo &info;
   const ModelSpec &m;
   const FamilyDecl &f;
@@ -722,6 +732,14 @@ static void setPrecision(mlir::ModuleOp module, const StageInfo &info) {
     module->setAttr("llmp.precision", mlir::StringAttr::get(module.getContext(), info.precision));
 }
 
+/// A stage with `recompute: attention | layers` emits its modules with `llmp.recompute`,
+/// which schedules llmp-recompute on `@loss_grad` (its `for` iterations' ops carry
+/// `llmp.layer`).
+static void setRecompute(mlir::ModuleOp module, const StageInfo &info) {
+  if (info.recompute != "none")
+    module->setAttr("llmp.recompute", mlir::StringAttr::get(module.getContext(), info.recompute));
+}
+
 /// A stage with `base: nf4(block, double_quant)` (QLoRA), after applyAdapter: rewrites
 /// `module` with llmp-quantize-base (the frozen linear weights become NF4 blobs read by
 /// llmp.matmul_nf4; compiler/Dialect/LLMP/Transforms/QuantizeBase.cpp) and reads the new
@@ -792,6 +810,7 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   mlir::OpBuilder b(&ctx);
   (*module)->setAttr("llmp.num_params", b.getI64IntegerAttr(info.model->numParams));
   setPrecision(*module, info);
+  setRecompute(*module, info);
   Gen gen(ctx, info);
   if (mlir::failed(gen.emitFunc(*module, /*isLoss=*/true, plan.batch, info.seqLen)) ||
       mlir::failed(gen.emitFunc(*module, /*isLoss=*/false, 1, plan.context)))

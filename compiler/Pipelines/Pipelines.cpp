@@ -80,6 +80,7 @@ static void addText(OpPassManager &pm, llvm::StringRef text) {
 
 void buildGradPhase(OpPassManager &pm) {
   pm.addPass(createLLMPAutodiff());   // @loss -> @loss_grad
+  pm.addPass(createLLMPRecompute());  // `recompute:`: layers' forwards cloned before their backwards
   pm.addPass(createLLMPBuildSteps()); // train_step / eval_step / logits_step
   addText(pm, "canonicalize,cse");    // fold transposes into matmuls, drop dead gradients
 }
@@ -103,6 +104,8 @@ static void addBufferizeAndStepHeapPeak(OpPassManager &pm) {
           "one-shot-bufferize{bufferize-function-boundaries "
           "function-boundary-type-conversion=identity-layout-map},"
           "buffer-deallocation-pipeline,"
+          // ... which frees buffers at the end of the function: free each after its last use.
+          "llmp-dealloc-at-last-use,"
           // The step heap's peak per function, while allocs and deallocs are explicit.
           "llmp-step-heap-peak");
 }

@@ -443,8 +443,11 @@ int runCheck(Session &s) {
     for (const lang::StagePlanFigures &f : figures) {
       auto info = program->stageInfo.find(f.stage);
       bool bf16 = info != program->stageInfo.end() && info->second.precision == "bf16";
+      std::string recompute = info != program->stageInfo.end() && info->second.recompute != "none"
+                                  ? ", recompute " + info->second.recompute
+                                  : "";
       llvm::outs() << "  stage '" << f.stage << "' (" << f.kind
-                   << (bf16 ? ", bf16 matrix products" : "") << "): parameters "
+                   << (bf16 ? ", bf16 matrix products" : "") << recompute << "): parameters "
                    << withCommas(f.params) << ", trainable " << withCommas(f.trainable)
                    << (f.frozenParams > 0 ? ", frozen " + withCommas(f.frozenParams)
                                           : std::string())

@@ -160,4 +160,78 @@ def LLMPStepHeapPeak : Pass<"llmp-step-heap-peak", "ModuleOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def LLMPRecompute : Pass<"llmp-recompute", "ModuleOp"> {
+  let summary = "Activation recomputation: a layer's forward cloned before its backward";
+  let description = [{
+    Activation checkpointing (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
+    Cost"; PyTorch `torch.utils.checkpoint`) on the `_grad` functions of llmp-autodiff, for
+    a module with `llmp.recompute = "layers"` or `"attention"` (`recompute:` of the stage;
+    the pass does nothing without it). The frontend tags the ops of each iteration of a
+    model's `for b in layers` with `llmp.layer = i`; a layer is the run of forward ops
+    (before the op marked `llmp.seed`) from its first to its last tagged op, so ops that
+    later rewrites insert in between (LoRA adapters, NF4 products) belong to it. The
+    recomputed segment is the whole layer (`layers`) or its ops up to and including its
+    first `llmp.attention` and the reshapes of its output (`attention`: the attention norm,
+    the Q/K/V products, RoPE, attention and its output, the output projection's operand). For each segment:
+      1. Its saved values: the results of its ops that no forward op outside the layer
+         uses (the layer's output, the next layer's input, stays: it is the checkpoint).
+      2. The first backward op that uses a saved value; if none, nothing to do.
+      3. Just before it, the segment's non-constant ops are cloned in order (marked
+         `llmp.recompute = i`); operands defined outside the segment by non-constant ops
+         (the layer's input) are read through `bufferization.alloc_tensor() copy(...)`, an
+         op with memory effects, so that no later `cse` merges the clones back into the
+         originals once the marks are gone.
+      4. Every backward use of a saved value after that point reads the clone instead, so
+         the originals die at the end of the forward (llmp-dealloc-at-last-use frees them).
+    The clones compute the same values as the originals (dropout masks are a function of
+    the seed, the key and the element), so the gradients are unchanged bit for bit.
+
+    Before (`layers`; layer 1 of two, whose input %x1 is layer 0's output):
+    ```mlir
+    %a1 = llmp.matmul %x1, %w1 {llmp.layer = 1 : i64} : ...
+    %h1 = llmp.silu %a1 {llmp.layer = 1 : i64} : ...
+    %x2 = llmp.add %x1, %h1 {llmp.layer = 1 : i64} : ...
+    ...
+    %seed = arith.constant {llmp.seed} dense<1.0> : tensor<f32>
+    ...
+    %d = llmp.silu_grad %a1, %dy : ...
+    ```
+    After (the backward of layer 1 reads the recomputed %r1; %a1 dies after the forward):
+    ```mlir
+    %c1 = bufferization.alloc_tensor() copy(%x1) : tensor<4x4xf32>
+    %r1 = llmp.matmul %c1, %w1 {llmp.layer = 1 : i64, llmp.recompute = 1 : i64} : ...
+    ...
+    %d = llmp.silu_grad %r1, %dy : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
+def LLMPDeallocAtLastUse : Pass<"llmp-dealloc-at-last-use", "ModuleOp"> {
+  let summary = "Move each buffer's memref.dealloc to just after its last use";
+  let description = [{
+    After `buffer-deallocation-pipeline`, which frees a function's buffers at the end of
+    the block that owns them (ownership-based deallocation): every `memref.dealloc` in a
+    function's entry block of a `memref.alloc` of the same block moves up to just after
+    the last op of that block that uses the buffer or a view of it (view-like ops, casts,
+    `memref.extract_strided_metadata`, followed transitively; a use inside a region counts
+    at its ancestor op in the block). A buffer with a use that may alias it otherwise (an
+    op with memref results that is no view, a call, a return) keeps its dealloc. So a
+    straight-line step frees each temporary as soon as it is dead: the step heap holds
+    only what is live (the forward's activations until their backward use; with
+    `recompute:`, only the layers' inputs, llmp-recompute).
+
+    ```mlir
+    %a = memref.alloc() : memref<4xf32>
+    linalg.fill ins(%c : f32) outs(%a : memref<4xf32>)
+    linalg.copy ins(%a : memref<4xf32>) outs(%out : memref<4xf32>)
+    %b = memref.alloc() : memref<8xf32>   // with %a still live before
+    ...
+    memref.dealloc %a : memref<4xf32>
+    // after: memref.dealloc %a right after the linalg.copy, before %b's alloc
+    ```
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif
