@@ -13,10 +13,16 @@ namespace llmp::lang {
 
 namespace {
 
-/// Bytes of one parameter tensor stored as `how` (fp32, nf4, int8, int4).
+/// Whether a LoRA stage stores its frozen linear weights in bf16 (`precision: bf16`
+/// without an NF4 base; llmp-bf16-base).
+bool bf16Base(const StageInfo &s) { return s.lora && !s.nf4 && s.precision == "bf16"; }
+
+/// Bytes of one parameter tensor stored as `how` (fp32, nf4, bf16, int8, int4).
 int64_t tensorBytes(const ConcreteParam &p, const StageInfo &s, bool quantized) {
   if (!quantized)
     return 4 * p.numel;
+  if (bf16Base(s))
+    return 2 * p.numel;
   if (s.nf4) // the blob the runtime stores in the frozen buffer (kernels/cpu/Quant.h)
     return lrt::quant::nf4Layout(p.numel, s.nf4Block, s.doubleQuant).byteSize;
   if (s.quantize == "int8")
@@ -44,11 +50,12 @@ StagePlanFigures planStage(const StageInfo &s) {
   int64_t head = (s.kind == "reward_model" || s.kind == "ppo") ? D + 1 : 0;
   f.params = m.numParams + adapters + head;
   f.trainable = s.kind == "deploy" ? 0 : s.lora ? adapters + head : f.params;
-  // Weights: fp32, except the quantized linear layers (NF4 base, deploy int8/int4). With
-  // LoRA the model's own weights are the frozen base, one byte buffer in which every
-  // tensor starts at a multiple of 64 bytes (the compiler's layout, llmp-apply-lora and
-  // llmp-quantize-base; the runtime allocates exactly that).
-  bool quantizes = s.nf4 || s.quantize == "int8" || s.quantize == "int4";
+  // Weights: fp32, except the quantized linear layers (NF4 base, a LoRA base in bf16 under
+  // `precision: bf16`, deploy int8/int4). With LoRA the model's own weights are the frozen
+  // base, one byte buffer in which every tensor starts at a multiple of 64 bytes (the
+  // compiler's layout, llmp-apply-lora, llmp-quantize-base and llmp-bf16-base; the runtime
+  // allocates exactly that).
+  bool quantizes = s.nf4 || bf16Base(s) || s.quantize == "int8" || s.quantize == "int4";
   int64_t modelBytes = 0;
   for (const ConcreteParam &p : m.params) {
     int64_t bytes = tensorBytes(p, s, quantizes && p.shape.size() == 2 && p.decay);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/Frozen.h"
 
+#include "kernels/cpu/MatmulBf16.h"
 #include "kernels/cpu/Quant.h"
 #include "runtime/GgufModel.h"
 #include "runtime/Safetensors.h"
@@ -18,7 +19,7 @@ namespace {
 Status checkFrozen(const ParamInfo &p, const Nf4Spec &nf4, int64_t frozenBytes) {
   if (!p.frozen)
     return Status::invalid(fmt::format("frozen buffer: param '{}' is not frozen", p.name));
-  int64_t bytes = 4 * p.numel;
+  int64_t bytes = (p.storage == Storage::BF16 ? 2 : 4) * p.numel;
   if (p.storage == Storage::NF4) {
     if (nf4.block < 1)
       return Status::invalid(fmt::format("frozen buffer: param '{}': NF4 block {} < 1", p.name, nf4.block));
@@ -28,7 +29,7 @@ Status checkFrozen(const ParamInfo &p, const Nf4Spec &nf4, int64_t frozenBytes) 
     return Status::invalid(fmt::format(
         "frozen buffer: param '{}' ({}, {} bytes at byte {}) does not match its storage ({} bytes) "
         "or does not fit {} bytes",
-        p.name, p.storage == Storage::NF4 ? "nf4" : "f32", p.byteSize, p.byteOffset, bytes, frozenBytes));
+        p.name, storageName(p.storage), p.byteSize, p.byteOffset, bytes, frozenBytes));
   return Status::ok();
 }
 
@@ -42,6 +43,12 @@ Status storeFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const float *val
     std::memcpy(frozen + p.byteOffset, values, size_t(4 * p.numel));
     return Status::ok();
   }
+  if (p.storage == Storage::BF16) {
+    auto *out = reinterpret_cast<uint16_t *>(frozen + p.byteOffset);
+    for (int64_t i = 0; i < p.numel; ++i)
+      out[i] = toBf16(values[i]);
+    return Status::ok();
+  }
   auto q = quant::quantizeNf4(values, p.numel, {nf4.block, nf4.doubleQuant, 256});
   if (!q)
     return Status::invalid(fmt::format("frozen buffer: param '{}': {}", p.name, q.status().message()));
@@ -52,11 +59,16 @@ Status loadFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const uint8_t *fr
                        float *values) {
   if (Status s = checkFrozen(p, nf4, frozenBytes); !s)
     return s;
-  if (p.storage == Storage::F32)
+  if (p.storage == Storage::F32) {
     std::memcpy(values, frozen + p.byteOffset, size_t(4 * p.numel));
-  else
+  } else if (p.storage == Storage::BF16) {
+    const auto *in = reinterpret_cast<const uint16_t *>(frozen + p.byteOffset);
+    for (int64_t i = 0; i < p.numel; ++i)
+      values[i] = fromBf16(in[i]);
+  } else {
     quant::dequantizeNf4Range(frozen + p.byteOffset, quant::nf4Layout(p.numel, nf4.block, nf4.doubleQuant), 0,
                               p.numel, values);
+  }
   return Status::ok();
 }
 

@@ -15,7 +15,8 @@
 namespace lrt {
 
 /// Writes the fp32 values[p.numel] of frozen parameter `p` at frozen[p.byteOffset, +
-/// p.byteSize): copied for Storage::F32; for Storage::NF4 quantized as bitsandbytes'
+/// p.byteSize): copied for Storage::F32; rounded to bf16 (nearest even; kernels/cpu/MatmulBf16.h
+/// toBf16) for Storage::BF16; for Storage::NF4 quantized as bitsandbytes'
 /// `quantize_4bit(quant_type="nf4")` (kernels/cpu/Quant.h quantizeNf4: `nf4.block`
 /// weights per absmax, with `nf4.doubleQuant` the absmax values in 8 bits per 256) and
 /// written as its blob. Errors: InvalidArgument when `p` is not frozen, its byteSize is not
@@ -24,8 +25,8 @@ namespace lrt {
 Status storeFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const float *values, uint8_t *frozen,
                         int64_t frozenBytes);
 
-/// Reads frozen parameter `p` back into fp32 values[p.numel] (NF4 dequantized bitwise as
-/// dequantizeNf4). Same errors as storeFrozenParam, but for the weights' finiteness.
+/// Reads frozen parameter `p` back into fp32 values[p.numel] (bf16 widened exactly, NF4
+/// dequantized bitwise as dequantizeNf4). Same errors as storeFrozenParam, but for the weights' finiteness.
 Status loadFrozenParam(const ParamInfo &p, const Nf4Spec &nf4, const uint8_t *frozen, int64_t frozenBytes,
                        float *values);
 

@@ -21,7 +21,15 @@ enum class InitKind { Normal, Ones, Zeros, KaimingUniform };
 ///   F32: `numel` little-endian fp32 values, row-major.
 ///   NF4: a frozen linear weight of a `base: nf4(...)` stage, quantized as the blob layout of
 ///        kernels/cpu/Quant.h defines it (`byteSize` bytes).
-enum class Storage { F32, NF4 };
+///   BF16: a frozen linear weight of a LoRA stage with `precision: bf16`: `numel`
+///        little-endian bf16 values (the fp32 upper halves, rounded to nearest even),
+///        row-major, 2 * numel bytes, read by `llmp.matmul` as a bf16 rhs (llmp-bf16-base).
+enum class Storage { F32, NF4, BF16 };
+
+/// The plan JSON's name of a storage: "f32", "nf4" or "bf16".
+inline const char *storageName(Storage s) {
+  return s == Storage::NF4 ? "nf4" : s == Storage::BF16 ? "bf16" : "f32";
+}
 
 /// One model parameter: trainable ones live in the flat fp32 buffers (params, grads, m, v)
 /// at `offset`; frozen ones (the base of a LoRA/QLoRA stage) in the frozen byte buffer at

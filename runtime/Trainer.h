@@ -152,7 +152,7 @@ Status initParams(const StagePlan &plan, uint64_t seed, std::vector<float> &para
 /// The frozen fp32 params of `plan` (a LoRA stage's base) as a plan of their own over the
 /// frozen buffer viewed as fp32: each at offset byteOffset / 4, numParams = frozenBytes / 4,
 /// none frozen. The fp32 readers (readParams, readGgufParams) then fill a buffer whose bytes
-/// are the frozen buffer. NF4 params are left out (quantized by runtime/Frozen.h).
+/// are the frozen buffer. NF4 and BF16 params are left out (converted by runtime/Frozen.h).
 StagePlan frozenAsF32(const StagePlan &plan);
 
 } // namespace lrt

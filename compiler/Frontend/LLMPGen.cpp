@@ -740,19 +740,10 @@ static void setRecompute(mlir::ModuleOp module, const StageInfo &info) {
     module->setAttr("llmp.recompute", mlir::StringAttr::get(module.getContext(), info.recompute));
 }
 
-/// A stage with `base: nf4(block, double_quant)` (QLoRA), after applyAdapter: rewrites
-/// `module` with llmp-quantize-base (the frozen linear weights become NF4 blobs read by
-/// llmp.matmul_nf4; compiler/Dialect/LLMP/Transforms/QuantizeBase.cpp) and reads the new
-/// frozen layout back into plan.params (byteOffset, Storage::NF4 and the blob's byteSize;
-/// the shape stays the weight's) and plan.frozenBytes; fills plan.nf4.
-static mlir::LogicalResult applyNf4Base(mlir::ModuleOp module, const StageInfo &info,
-                                        lrt::StagePlan &plan) {
-  plan.nf4 = lrt::Nf4Spec{true, info.nf4Block, info.doubleQuant};
-  mlir::llmp::LLMPQuantizeBaseOptions o;
-  o.block = info.nf4Block;
-  o.doubleQuant = info.doubleQuant;
-  if (mlir::failed(mlir::llmp::quantizeBase(module, o)))
-    return mlir::failure();
+/// Reads the frozen layout of `module` (after llmp-quantize-base or llmp-bf16-base) back
+/// into plan.params (byteOffset; Storage::NF4 and the blob's byteSize, or Storage::BF16 and
+/// 2 bytes per element; the shape stays the weight's) and plan.frozenBytes.
+static void readFrozenLayout(mlir::ModuleOp module, lrt::StagePlan &plan) {
   mlir::func::FuncOp f = module.lookupSymbol<mlir::func::FuncOp>("loss");
   if (!f)
     f = module.lookupSymbol<mlir::func::FuncOp>("logits");
@@ -767,13 +758,50 @@ static mlir::LogicalResult applyNf4Base(mlir::ModuleOp module, const StageInfo &
       continue;
     lrt::ParamInfo &p = *it->second;
     p.byteOffset = off.getInt();
+    auto ty = mlir::cast<mlir::RankedTensorType>(f.getArgument(i).getType());
     if (f.getArgAttr(i, "llmp.nf4")) {
       p.storage = lrt::Storage::NF4;
-      p.byteSize = mlir::cast<mlir::RankedTensorType>(f.getArgument(i).getType()).getNumElements();
+      p.byteSize = ty.getNumElements();
+    } else if (ty.getElementType().isBF16()) {
+      p.storage = lrt::Storage::BF16;
+      p.byteSize = 2 * ty.getNumElements();
     }
   }
   plan.frozenBytes = module->getAttrOfType<mlir::IntegerAttr>("llmp.frozen_bytes").getInt();
+}
+
+/// A stage with `base: nf4(block, double_quant)` (QLoRA), after applyAdapter: rewrites
+/// `module` with llmp-quantize-base (the frozen linear weights become NF4 blobs read by
+/// llmp.matmul_nf4; compiler/Dialect/LLMP/Transforms/QuantizeBase.cpp) and reads the new
+/// frozen layout back into plan.params (byteOffset, Storage::NF4 and the blob's byteSize;
+/// the shape stays the weight's) and plan.frozenBytes; fills plan.nf4.
+static mlir::LogicalResult applyNf4Base(mlir::ModuleOp module, const StageInfo &info,
+                                        lrt::StagePlan &plan) {
+  plan.nf4 = lrt::Nf4Spec{true, info.nf4Block, info.doubleQuant};
+  mlir::llmp::LLMPQuantizeBaseOptions o;
+  o.block = info.nf4Block;
+  o.doubleQuant = info.doubleQuant;
+  if (mlir::failed(mlir::llmp::quantizeBase(module, o)))
+    return mlir::failure();
+  readFrozenLayout(module, plan);
   return mlir::success();
+}
+
+/// A LoRA stage with `precision: bf16` and an fp32 base, after applyAdapter: rewrites
+/// `module` with llmp-bf16-base (the frozen linear weights become bf16 arguments, read by
+/// llmp.matmul as its rhs; compiler/Dialect/LLMP/Transforms/Bf16Base.cpp) and reads the new
+/// frozen layout back into plan.params (Storage::BF16, 2 bytes per element) and
+/// plan.frozenBytes.
+static mlir::LogicalResult applyBf16Base(mlir::ModuleOp module, lrt::StagePlan &plan) {
+  if (mlir::failed(mlir::llmp::bf16Base(module)))
+    return mlir::failure();
+  readFrozenLayout(module, plan);
+  return mlir::success();
+}
+
+/// Whether a LoRA stage stores its frozen linear weights in bf16 (applyBf16Base).
+static bool bf16BaseStage(const StageInfo &info) {
+  return info.lora && !info.nf4 && info.precision == "bf16";
 }
 
 mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
@@ -818,6 +846,8 @@ emitStage(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef stageN
   if (info.lora && mlir::failed(applyAdapter(*module, info, plan)))
     return mlir::failure();
   if (info.lora && info.nf4 && mlir::failed(applyNf4Base(*module, info, plan)))
+    return mlir::failure();
+  if (bf16BaseStage(info) && mlir::failed(applyBf16Base(*module, plan)))
     return mlir::failure();
   if (mlir::failed(mlir::verify(*module)))
     return mlir::failure();
@@ -871,6 +901,8 @@ emitModelFuncs(mlir::MLIRContext &ctx, const Program &program, llvm::StringRef s
   if (adapter && info.lora && mlir::failed(applyAdapter(*module, info, plan)))
     return mlir::failure();
   if (adapter && info.lora && info.nf4 && mlir::failed(applyNf4Base(*module, info, plan)))
+    return mlir::failure();
+  if (adapter && bf16BaseStage(info) && mlir::failed(applyBf16Base(*module, plan)))
     return mlir::failure();
   if (mlir::failed(mlir::verify(*module)))
     return mlir::failure();

@@ -19,12 +19,13 @@ using dnnl::memory;
 
 /// An operand op(X) of logical shape (rows, cols) with element strides (s0, s1).
 struct Operand {
-  float *data;
+  void *data;
   int64_t rows, cols, s0, s1;
 };
 
-Operand operand(const lrt::MemRef<float, 2> *m, bool t) {
-  float *p = m->aligned + m->offset;
+template <typename T>
+Operand operand(const lrt::MemRef<T, 2> *m, bool t) {
+  T *p = m->aligned + m->offset;
   if (!t)
     return {p, m->sizes[0], m->sizes[1], m->strides[0], m->strides[1]};
   return {p, m->sizes[1], m->sizes[0], m->strides[1], m->strides[0]};
@@ -46,9 +47,10 @@ struct Plan {
   memory::desc a32, b32, a16, b16, c32;
 };
 
-/// Shapes, strides and beta: everything a Plan depends on (denseStrides derives from them).
+/// Shapes, strides, beta and whether B is stored bf16: everything a Plan depends on
+/// (denseStrides derives from them).
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool>;
+                       int64_t, bool, bool>;
 
 struct Context {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -62,9 +64,12 @@ Context &context() {
   return ctx;
 }
 
-const Plan &planFor(const Operand &a, const Operand &b, const Operand &c, bool accumulate) {
+/// The primitives of one product; with `bStored` B is bf16 already (its own strides) and
+/// needs no reorder.
+const Plan &planFor(const Operand &a, const Operand &b, const Operand &c, bool accumulate,
+                    bool bStored) {
   Context &ctx = context();
-  Key key{a.rows, a.cols, b.cols, a.s0, a.s1, b.s0, b.s1, c.s0, c.s1, accumulate};
+  Key key{a.rows, a.cols, b.cols, a.s0, a.s1, b.s0, b.s1, c.s0, c.s1, accumulate, bStored};
   std::lock_guard<std::mutex> lock(ctx.mu);
   auto it = ctx.plans.find(key);
   if (it != ctx.plans.end())
@@ -74,10 +79,11 @@ const Plan &planFor(const Operand &a, const Operand &b, const Operand &c, bool a
   p.a32 = memory::desc({a.rows, a.cols}, dt::f32, {a.s0, a.s1});
   p.b32 = memory::desc({b.rows, b.cols}, dt::f32, {b.s0, b.s1});
   p.a16 = memory::desc({a.rows, a.cols}, dt::bf16, denseStrides(a));
-  p.b16 = memory::desc({b.rows, b.cols}, dt::bf16, denseStrides(b));
+  p.b16 = memory::desc({b.rows, b.cols}, dt::bf16, bStored ? memory::dims{b.s0, b.s1} : denseStrides(b));
   p.c32 = memory::desc({c.rows, c.cols}, dt::f32, {c.s0, c.s1});
   p.toBf16A = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.a32, ctx.engine, p.a16));
-  p.toBf16B = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.b32, ctx.engine, p.b16));
+  if (!bStored)
+    p.toBf16B = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.b32, ctx.engine, p.b16));
   dnnl::primitive_attr attr;
   if (accumulate) { // C += A B; without it C = A B
     dnnl::post_ops sum;
@@ -89,28 +95,40 @@ const Plan &planFor(const Operand &a, const Operand &b, const Operand &c, bool a
   return ctx.plans.emplace(key, std::move(p)).first->second;
 }
 
-/// A bf16 copy's buffer from the step heap, freed when the product is done.
+/// A bf16 copy's buffer from the step heap, freed when the product is done (none for 0).
 struct Scratch {
   void *data;
-  explicit Scratch(int64_t elems) : data(lrt_alloc(static_cast<size_t>(elems) * 2)) {}
+  explicit Scratch(int64_t elems)
+      : data(elems > 0 ? lrt_alloc(static_cast<size_t>(elems) * 2) : nullptr) {}
   ~Scratch() { lrt_free(data); }
   Scratch(const Scratch &) = delete;
   Scratch &operator=(const Scratch &) = delete;
 };
 
-bool multiplyBf16(const Operand &a, const Operand &b, const Operand &c, bool accumulate) {
-  if (!lrt_matmul_bf16_native() || !lrt::matmulBf16Shape(a.rows, b.cols, a.cols) ||
-      (a.s0 != 1 && a.s1 != 1) || (b.s0 != 1 && b.s1 != 1) || c.s1 != 1)
+/// Whether the bf16 path applies to a product of these operands on this CPU.
+bool bf16Applies(const Operand &a, const Operand &b, const Operand &c) {
+  return lrt_matmul_bf16_native() && lrt::matmulBf16Shape(a.rows, b.cols, a.cols) &&
+         (a.s0 == 1 || a.s1 == 1) && (b.s0 == 1 || b.s1 == 1) && c.s1 == 1;
+}
+
+/// C = op(A) op(B) (+ C) in bf16 with fp32 accumulation; B fp32 (rounded here into scratch)
+/// or, with `bStored`, bf16 already. False when the fp32 kernel must compute it instead.
+bool multiplyBf16(const Operand &a, const Operand &b, const Operand &c, bool accumulate,
+                  bool bStored) {
+  if (!bf16Applies(a, b, c))
     return false;
   try {
-    const Plan &p = planFor(a, b, c, accumulate);
-    Scratch bufA(a.rows * a.cols), bufB(b.rows * b.cols);
+    const Plan &p = planFor(a, b, c, accumulate, bStored);
+    Scratch bufA(a.rows * a.cols), bufB(bStored ? 0 : b.rows * b.cols);
     dnnl::engine &eng = context().engine;
-    memory a32(p.a32, eng, a.data), b32(p.b32, eng, b.data), c32(p.c32, eng, c.data);
-    memory a16(p.a16, eng, bufA.data), b16(p.b16, eng, bufB.data);
+    memory a32(p.a32, eng, a.data), c32(p.c32, eng, c.data);
+    memory a16(p.a16, eng, bufA.data), b16(p.b16, eng, bStored ? b.data : bufB.data);
     dnnl::stream &s = context().stream;
     p.toBf16A.execute(s, a32, a16);
-    p.toBf16B.execute(s, b32, b16);
+    if (!bStored) {
+      memory b32(p.b32, eng, b.data);
+      p.toBf16B.execute(s, b32, b16);
+    }
     p.matmul.execute(s, {{DNNL_ARG_SRC, a16}, {DNNL_ARG_WEIGHTS, b16}, {DNNL_ARG_DST, c32}});
     s.wait();
     return true;
@@ -135,6 +153,25 @@ extern "C" void _mlir_ciface_lrt_matmul_bf16(int32_t ta, int32_t tb, int32_t acc
                                              lrt::MemRef<float, 2> *b,
                                              lrt::MemRef<float, 2> *c) {
   if (!multiplyBf16(operand(a, ta != 0), operand(b, tb != 0), operand(c, false),
-                    accumulate != 0))
+                    accumulate != 0, false))
     _mlir_ciface_lrt_matmul_f32(ta, tb, accumulate, a, b, c);
+}
+
+extern "C" void _mlir_ciface_lrt_matmul_bf16_b(int32_t ta, int32_t tb, int32_t accumulate,
+                                               lrt::MemRef<float, 2> *a,
+                                               lrt::MemRef<uint16_t, 2> *b,
+                                               lrt::MemRef<float, 2> *c) {
+  if (multiplyBf16(operand(a, ta != 0), operand(b, tb != 0), operand(c, false),
+                   accumulate != 0, true))
+    return;
+  // Fallback: B widened exactly to a dense row-major fp32 copy (4 KN bytes of step heap).
+  int64_t rows = b->sizes[0], cols = b->sizes[1];
+  float *wide = static_cast<float *>(lrt_alloc(size_t(rows * cols) * 4));
+  const uint16_t *src = b->aligned + b->offset;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      wide[i * cols + j] = lrt::fromBf16(src[i * b->strides[0] + j * b->strides[1]]);
+  lrt::MemRef<float, 2> b32 = lrt::viewOf(wide, {rows, cols});
+  _mlir_ciface_lrt_matmul_f32(ta, tb, accumulate, a, &b32, c);
+  lrt_free(wide);
 }

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace lrt {
 /// Whether an op(A) (M,K) x op(B) (K,N) product is large enough for the bf16 path: every
@@ -19,6 +20,25 @@ namespace lrt {
 /// compiler's step-heap figure (llmp-step-heap-peak) uses the same rule.
 inline bool matmulBf16Shape(int64_t m, int64_t n, int64_t k) {
   return std::min({m, n, k}) >= 64;
+}
+
+/// fp32 -> bf16 bits, rounded to nearest even (as oneDNN's reorder and PyTorch's
+/// `Tensor.to(torch.bfloat16)`); NaN stays a quiet NaN of the same sign.
+inline uint16_t toBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+/// bf16 bits -> fp32, exact (the bits become the float's upper half).
+inline float fromBf16(uint16_t x) {
+  uint32_t u = uint32_t(x) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 } // namespace lrt
 
@@ -38,6 +58,19 @@ extern "C" {
 void _mlir_ciface_lrt_matmul_bf16(int32_t ta, int32_t tb, int32_t accumulate,
                                   lrt::MemRef<float, 2> *a, lrt::MemRef<float, 2> *b,
                                   lrt::MemRef<float, 2> *c);
+
+/// C (M,N) = op(A) op(B) + beta C as `_mlir_ciface_lrt_matmul_bf16`, with B already stored
+/// in bf16 (bits as uint16_t: a LoRA stage's frozen base weight, converted once at load by
+/// runtime/Frozen.h; `llmp-bf16-base`): only op(A) is rounded to bf16 per call (2 MK bytes
+/// of step-heap scratch). B (K,N) or (N,K) if `tb`, any strides with a unit stride in one
+/// dimension. Where the bf16 path does not apply (a dimension below 64, a CPU without bf16
+/// dot products, a oneDNN failure) B is widened to fp32 exactly into step-heap scratch of
+/// 4 KN bytes and the fp32 kernel runs: the result is then bitwise the fp32 product with the
+/// bf16-rounded B. llmp-step-heap-peak counts 2 MK bytes for products of lrt::matmulBf16Shape
+/// and 4 KN bytes for the others (on a CPU without bf16 the wide ones take 4 KN, unplanned).
+void _mlir_ciface_lrt_matmul_bf16_b(int32_t ta, int32_t tb, int32_t accumulate,
+                                    lrt::MemRef<float, 2> *a, lrt::MemRef<uint16_t, 2> *b,
+                                    lrt::MemRef<float, 2> *c);
 
 /// Whether `_mlir_ciface_lrt_matmul_bf16` multiplies in bf16 on this CPU (an ISA with bf16
 /// dot products, as oneDNN detects it), rather than falling back to fp32 for every shape.

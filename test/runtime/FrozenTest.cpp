@@ -70,6 +70,38 @@ TEST(FrozenTest, ReadFrozenBaseFromSafetensorsCopiesF32AndQuantizesNf4) {
   EXPECT_EQ(frozen[64], 0x07);
 }
 
+TEST(FrozenTest, Bf16StorageRoundsToNearestEvenAndWidensExactly) {
+  // A frozen bf16 matrix [2, 3] at byte 64 (a LoRA base under precision: bf16): 2 bytes per
+  // value, little-endian; the values' bf16 bits by hand: 1.0 = 0x3F80, -2.0 = 0xC000,
+  // 1 + 2^-8 ties to even -> 0x3F80, 1 + 3 * 2^-8 ties up -> 0x3F82 (1 + 2^-6),
+  // 1 + 2^-8 + 2^-20 rounds up -> 0x3F81, 0.1f = 0x3DCCCCCD -> 0x3DCD.
+  lrt::ParamInfo w;
+  w.name = "layers.0.wq", w.shape = {2, 3}, w.numel = 6, w.frozen = true;
+  w.storage = lrt::Storage::BF16, w.byteOffset = 64, w.byteSize = 12;
+  const float values[6] = {1.0f, -2.0f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f,
+                           1.0f + 0x1p-8f + 0x1p-20f, 0.1f};
+  const uint16_t bits[6] = {0x3F80, 0xC000, 0x3F80, 0x3F82, 0x3F81, 0x3DCD};
+  std::vector<uint8_t> frozen(76, 0xAB);
+  ASSERT_TRUE(lrt::storeFrozenParam(w, {}, values, frozen.data(), 76).isOk());
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(frozen[64 + 2 * i], bits[i] & 0xFF) << i;
+    EXPECT_EQ(frozen[65 + 2 * i], bits[i] >> 8) << i;
+  }
+  EXPECT_EQ(frozen[63], 0xAB); // nothing outside [64, 76) is written
+  std::vector<float> back(6);
+  ASSERT_TRUE(lrt::loadFrozenParam(w, {}, frozen.data(), 76, back.data()).isOk());
+  const float want[6] = {1.0f, -2.0f, 1.0f, 1.0f + 0x1p-6f, 1.0f + 0x1p-7f, 0x1.9ap-4f};
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(back[i], want[i]) << i;
+  // The byte size must be 2 per element, and the tensor must fit.
+  w.byteSize = 24;
+  lrt::Status st = lrt::storeFrozenParam(w, {}, values, frozen.data(), 88);
+  EXPECT_FALSE(st.isOk());
+  EXPECT_NE(st.message().find("bf16"), std::string::npos) << st.message();
+  w.byteSize = 12;
+  EXPECT_FALSE(lrt::storeFrozenParam(w, {}, values, frozen.data(), 70).isOk());
+}
+
 TEST(FrozenTest, ReadFrozenBaseNamesAMissingOrMisshapenTensor) {
   lrt::StagePlan plan = twoFrozenParams();
   std::vector<float> norm(4, 1.0f), w(64, 0.5f);

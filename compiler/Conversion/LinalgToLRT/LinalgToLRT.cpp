@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// `llmp-linalg-to-lrt`: f32 matmuls on memrefs -> calls into kernels/cpu. Algorithm:
-///   1. Collect linalg.matmul / linalg.batch_matmul ops with buffer semantics and f32 operands.
+///   1. Collect linalg.matmul / linalg.batch_matmul ops with buffer semantics and f32 operands,
+///      and 2-D linalg.matmul ops whose B alone is bf16 (a frozen base weight stored in bf16,
+///      llmp-bf16-base), which call lrt_matmul_bf16_b (kernels/cpu/MatmulBf16.h).
 ///   2. Read the transposes from their indexing maps; skip ops with other maps.
 ///   3. Look back from the op for C's last writer (overwritesZeroFill): when it is a
 ///      linalg.fill of +0.0 into exactly C's memref, with nothing in between that may read,
@@ -113,6 +115,13 @@ bool isNf4Product(linalg::GenericOp op) {
   return true;
 }
 
+/// Whether `op` is a 2-D linalg.matmul of an f32 A and a bf16 B into an f32 C.
+bool storedBf16(linalg::LinalgOp op) {
+  auto elt = [&](Value v) { return cast<MemRefType>(v.getType()).getElementType(); };
+  return isa<linalg::MatmulOp>(op) && elt(op.getDpsInputs()[0]).isF32() &&
+         elt(op.getDpsInputs()[1]).isBF16() && elt(op.getDpsInits()[0]).isF32();
+}
+
 /// The buffer `v` is a view of: view-like ops (subview, reshapes, casts) followed back to
 /// their source.
 Value rootBuffer(Value v) {
@@ -180,7 +189,8 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
       if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op) || !op.hasPureBufferSemantics())
         return;
       for (Value v : op->getOperands())
-        if (!cast<MemRefType>(v.getType()).getElementType().isF32())
+        if (!cast<MemRefType>(v.getType()).getElementType().isF32() &&
+            (v != op.getDpsInputs()[1] || !storedBf16(op)))
           return;
       todo.push_back(op);
     });
@@ -196,12 +206,15 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
     bool bf16 = precision && precision.getValue() == "bf16";
     for (auto [op, t, fill] : calls) {
       bool batched = isa<linalg::BatchMatmulOp>(op);
-      StringRef name = batched ? "lrt_batch_matmul_f32"
-                       : bf16  ? "lrt_matmul_bf16"
-                               : "lrt_matmul_f32";
+      bool storedB = storedBf16(op);
+      StringRef name = batched   ? "lrt_batch_matmul_f32"
+                       : storedB ? "lrt_matmul_bf16_b"
+                       : bf16    ? "lrt_matmul_bf16"
+                                 : "lrt_matmul_f32";
       MemRefType dyn = dynamicType(ctx, batched ? 3 : 2);
+      MemRefType dynB = storedB ? dynamicType(ctx, 2, BFloat16Type::get(ctx)) : dyn;
       Type i32 = IntegerType::get(ctx, 32);
-      declareKernel(module, name, FunctionType::get(ctx, {i32, i32, i32, dyn, dyn, dyn}, {}));
+      declareKernel(module, name, FunctionType::get(ctx, {i32, i32, i32, dyn, dynB, dyn}, {}));
       OpBuilder b(op);
       Location loc = op.getLoc();
       SmallVector<Value> args = {
@@ -209,7 +222,7 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
           arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(t.second)),
           arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(fill ? 0 : 1))};
       for (Value v : op->getOperands())
-        args.push_back(memref::CastOp::create(b, loc, dyn, v));
+        args.push_back(memref::CastOp::create(b, loc, v == op.getDpsInputs()[1] ? dynB : dyn, v));
       func::CallOp::create(b, loc, name, TypeRange{}, args);
       op->erase();
       if (fill)

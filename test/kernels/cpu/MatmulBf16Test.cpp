@@ -129,4 +129,101 @@ TEST(MatmulBf16, NarrowProductsAreTheFp32KernelsBitwise) {
   }
 }
 
+/// B's bf16 bits (lrt::toBf16) in B's storage order, viewed as a (rows, cols) memref.
+struct Bits {
+  std::vector<uint16_t> v;
+  MemRef<uint16_t, 2> ref;
+  explicit Bits(const Mat &b) : v(b.v.size()) {
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = lrt::toBf16(b.v[i]);
+    ref = lrt::viewOf(v.data(), {b.rows, b.cols});
+  }
+};
+
+TEST(MatmulBf16, ToBf16RoundsToNearestEvenAndWidensExactly) {
+  // Hand-computed: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 -> 1 (even); 1 + 3 * 2^-8 ties
+  // between 1 + 2^-7 and 1 + 2^-6 -> 1 + 2^-6 (even); 1 + 2^-8 + 2^-20 rounds up.
+  EXPECT_EQ(lrt::fromBf16(lrt::toBf16(1.0f + std::ldexp(1.0f, -8))), 1.0f);
+  EXPECT_EQ(lrt::fromBf16(lrt::toBf16(1.0f + 3 * std::ldexp(1.0f, -8))), 1.0f + std::ldexp(1.0f, -6));
+  EXPECT_EQ(lrt::fromBf16(lrt::toBf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20))),
+            1.0f + std::ldexp(1.0f, -7));
+  EXPECT_EQ(lrt::toBf16(-2.0f), 0xC000); // sign 1, exponent 128, mantissa 0
+  EXPECT_TRUE(std::isnan(lrt::fromBf16(lrt::toBf16(std::nanf("")))));
+  std::mt19937 rng(13);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int i = 0; i < 1000; ++i) {
+    float x = g(rng);
+    ASSERT_EQ(lrt::fromBf16(lrt::toBf16(x)), roundToBf16(x)) << x;
+  }
+}
+
+TEST(MatmulBf16, StoredBf16BMultipliesExactlyInEveryLayout) {
+  // As Bf16ValuesMultiplyExactlyInEveryLayout, with B passed as its bf16 bits
+  // (_mlir_ciface_lrt_matmul_bf16_b): exact on every CPU (the fallback widens exactly).
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> q(-32, 32);
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int acc = 0; acc < 2; ++acc) {
+        Problem p(ta, tb, 128, 80, 96);
+        for (float &x : p.a.v) x = q(rng) / 8.0f;
+        for (float &x : p.b.v) x = q(rng) / 8.0f;
+        for (float &x : p.c.v) x = acc ? q(rng) / 8.0f : std::nanf("");
+        Mat c0 = p.c;
+        Bits b16(p.b);
+        std::vector<double> want, scale;
+        reference(ta, tb, p.a, p.b, c0, acc, [](float x) { return x; }, want, scale);
+        _mlir_ciface_lrt_matmul_bf16_b(ta, tb, acc, &p.a.ref, &b16.ref, &p.c.ref);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(p.c.v[i], static_cast<float>(want[i]))
+              << "ta " << ta << " tb " << tb << " accumulate " << acc << " at " << i;
+      }
+}
+
+TEST(MatmulBf16, StoredBf16BIsTheBf16ProductBitwise) {
+  // Rounding B once at load or on every call gives the same bf16 operand, so the product
+  // equals _mlir_ciface_lrt_matmul_bf16's with the fp32 B, bit for bit (both run oneDNN's
+  // bf16 matmul on the same operands; on a CPU without bf16, both are fp32 products, of B
+  // widened from bf16 against the fp32 B, so they differ there).
+  std::mt19937 rng(19);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int tb = 0; tb < 2; ++tb) {
+    Problem p(false, tb, 192, 160, 256), q(false, tb, 192, 160, 256);
+    for (float &x : p.a.v) x = g(rng);
+    for (float &x : p.b.v) x = g(rng);
+    q.a.v = p.a.v;
+    q.b.v = p.b.v;
+    Bits b16(p.b);
+    _mlir_ciface_lrt_matmul_bf16_b(0, tb, 0, &p.a.ref, &b16.ref, &p.c.ref);
+    if (lrt_matmul_bf16_native()) {
+      _mlir_ciface_lrt_matmul_bf16(0, tb, 0, &q.a.ref, &q.b.ref, &q.c.ref);
+    } else {
+      for (float &x : q.b.v) x = roundToBf16(x);
+      _mlir_ciface_lrt_matmul_f32(0, tb, 0, &q.a.ref, &q.b.ref, &q.c.ref);
+    }
+    ASSERT_EQ(0, std::memcmp(p.c.v.data(), q.c.v.data(), p.c.v.size() * 4)) << "tb " << tb;
+  }
+}
+
+TEST(MatmulBf16, NarrowStoredBf16BIsTheFp32KernelOnTheWidenedB) {
+  // Products with a dimension < 64 widen the stored B exactly and run the fp32 kernel:
+  // bitwise the fp32 product with the bf16-rounded B, for both B layouts.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{256, 192, 16}, {256, 16, 192}})
+    for (int tb = 0; tb < 2; ++tb) {
+      Problem p(false, tb, m, n, k), q(false, tb, m, n, k);
+      for (float &x : p.a.v) x = g(rng);
+      for (float &x : p.b.v) x = g(rng);
+      q.a.v = p.a.v;
+      for (size_t i = 0; i < p.b.v.size(); ++i)
+        q.b.v[i] = roundToBf16(p.b.v[i]);
+      Bits b16(p.b);
+      _mlir_ciface_lrt_matmul_bf16_b(0, tb, 0, &p.a.ref, &b16.ref, &p.c.ref);
+      _mlir_ciface_lrt_matmul_f32(0, tb, 0, &q.a.ref, &q.b.ref, &q.c.ref);
+      ASSERT_EQ(0, std::memcmp(p.c.v.data(), q.c.v.data(), p.c.v.size() * 4))
+          << m << "x" << n << "x" << k << " tb " << tb;
+    }
+}
+
 } // namespace

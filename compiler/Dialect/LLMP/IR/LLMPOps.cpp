@@ -374,6 +374,16 @@ LogicalResult MatmulOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads
   };
   Type aTy = a.getType(), bTy = bb.getType();
   bool ta = getTransposeA(), tb = getTransposeB();
+  if (!cast<RankedTensorType>(bTy).getElementType().isF32()) {
+    // A bf16 rhs (a frozen base weight, llmp-bf16-base): dA only, with B kept the rhs:
+    // dC op(B)^T is op(A)'s gradient, transposed back when A is stored transposed.
+    auto sa = cast<RankedTensorType>(aTy).getShape();
+    Type opATy = RankedTensorType::get(ta ? ArrayRef<int64_t>{sa[1], sa[0]} : sa, b.getF32Type());
+    Value dOpA = mm(dc, bb, false, !tb, opATy);
+    operandGrads.push_back(ta ? Value(TransposeOp::create(b, loc, aTy, dOpA)) : dOpA);
+    operandGrads.push_back(Value());
+    return success();
+  }
   // C = op(A) op(B); each case writes dA, dB as one matmul in A's and B's own layout.
   if (!ta && !tb) {
     operandGrads.push_back(mm(dc, bb, false, true, aTy)); // dA = dC B^T

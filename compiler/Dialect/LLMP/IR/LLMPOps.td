@@ -42,13 +42,15 @@ def LLMP_MatmulOp : LLMP_DiffOp<"matmul"> {
   let description = [{
     `result = op(lhs) * op(rhs)` where `op` transposes when `transpose_a` (for `lhs`) or
     `transpose_b` (for `rhs`) is set. Shapes: op(lhs) is (M, K), op(rhs) is (K, N), the
-    result is (M, N).
+    result is (M, N). The rhs may be bf16 (a LoRA stage's frozen base under `precision:
+    bf16`, llmp-bf16-base): it is widened exactly and gets no gradient; the lhs's gradient
+    keeps it the rhs (dC op(rhs)^T, transposed when `transpose_a`).
 
     ```mlir
     %y = llmp.matmul %x, %w {transpose_b} : (tensor<8x16xf32>, tensor<32x16xf32>) -> tensor<8x32xf32>
     ```
   }];
-  let arguments = (ins LLMP_F32Tensor:$lhs, LLMP_F32Tensor:$rhs,
+  let arguments = (ins LLMP_F32Tensor:$lhs, RankedTensorOf<[F32, BF16]>:$rhs,
                        UnitAttr:$transpose_a, UnitAttr:$transpose_b);
   let results = (outs LLMP_F32Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";

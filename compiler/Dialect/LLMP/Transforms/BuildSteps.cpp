@@ -490,7 +490,8 @@ LogicalResult buildCachedStep(StepBuilder &sb, func::FuncOp f, StringRef step) {
 }
 
 /// Every frozen parameter argument of every function lies inside the frozen buffer of
-/// `frozenBytes` bytes at a 64-byte aligned `llmp.byte_offset`, as f32 or i8 (NF4 blob).
+/// `frozenBytes` bytes at a 64-byte aligned `llmp.byte_offset`, as f32, bf16 (llmp-bf16-base)
+/// or i8 (NF4 blob).
 LogicalResult checkFrozen(ModuleOp module, int64_t frozenBytes) {
   for (auto f : module.getOps<func::FuncOp>())
     for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
@@ -499,9 +500,9 @@ LogicalResult checkFrozen(ModuleOp module, int64_t frozenBytes) {
       auto ty = cast<RankedTensorType>(f.getArgument(i).getType());
       auto off = f.getArgAttrOfType<IntegerAttr>(i, "llmp.byte_offset");
       unsigned bits = ty.getElementTypeBitWidth();
-      if (!off || (bits != 32 && bits != 8))
+      if (!off || (bits != 32 && bits != 16 && bits != 8))
         return f.emitOpError() << "expected frozen parameter argument " << i
-                               << " to be f32 or i8 with an llmp.byte_offset";
+                               << " to be f32, bf16 or i8 with an llmp.byte_offset";
       int64_t bytes = ty.getNumElements() * bits / 8;
       if (off.getInt() < 0 || off.getInt() % 64 != 0 || off.getInt() + bytes > frozenBytes)
         return f.emitOpError() << "expected frozen parameter argument " << i

@@ -31,6 +31,11 @@ LogicalResult applyLora(ModuleOp module, const LLMPApplyLoraOptions &options);
 /// weight, or the block size is < 1.
 LogicalResult quantizeBase(ModuleOp module, const LLMPQuantizeBaseOptions &options);
 
+/// The `llmp-bf16-base` rewrite (a LoRA stage's frozen linear weights in bf16 under
+/// `precision: bf16`; see Passes.td). Emits a diagnostic and fails when the module has no
+/// frozen parameters; a module without frozen linear weights keeps its layout.
+LogicalResult bf16Base(ModuleOp module);
+
 /// Adds `<name>_grad` for every function of `module` marked `llmp.differentiate`.
 /// Emits a diagnostic and fails on an op without a gradient rule on a gradient path.
 LogicalResult differentiateModule(ModuleOp module);

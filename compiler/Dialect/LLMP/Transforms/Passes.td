@@ -134,6 +134,28 @@ def LLMPQuantizeBase : Pass<"llmp-quantize-base", "ModuleOp"> {
   let dependentDialects = ["::mlir::llmp::LLMPDialect"];
 }
 
+def LLMPBf16Base : Pass<"llmp-bf16-base", "ModuleOp"> {
+  let summary = "Store the frozen linear weights of a LoRA module in bf16 (precision: bf16)";
+  let description = [{
+    After `llmp-apply-lora`, for a LoRA stage with `precision: bf16`: every frozen parameter
+    argument that is 2-D fp32 and used only as the rhs of `llmp.matmul` (lhs not transposed)
+    becomes a bf16 tensor of the same shape; its matmuls read it as it is (`llmp.matmul`
+    takes a bf16 rhs; llmp-linalg-to-lrt calls `lrt_matmul_bf16_b`, which rounds only the
+    lhs per call). Frozen byte offsets (64-byte aligned, argument order, 2 bytes per bf16
+    element) and the module's `llmp.frozen_bytes` are recomputed; other frozen parameters
+    (embeddings, norms, a tied head) stay fp32.
+
+    Before / after (4 x 6 weight: 96 bytes -> 48):
+    ```mlir
+    func.func @loss(%w: tensor<4x6xf32> {llmp.byte_offset = 0 : i64, llmp.frozen, llmp.param = "wq"}, ...
+      %y = llmp.matmul %x, %w : (tensor<3x4xf32>, tensor<4x6xf32>) -> tensor<3x6xf32>
+    func.func @loss(%w: tensor<4x6xbf16> {llmp.byte_offset = 0 : i64, llmp.frozen, llmp.param = "wq"}, ...
+      %y = llmp.matmul %x, %w : (tensor<3x4xf32>, tensor<4x6xbf16>) -> tensor<3x6xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::llmp::LLMPDialect"];
+}
+
 def LLMPStepHeapPeak : Pass<"llmp-step-heap-peak", "ModuleOp"> {
   let summary = "Compute each function's peak of live heap bytes from bufferized IR";
   let description = [{

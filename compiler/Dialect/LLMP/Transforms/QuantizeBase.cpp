@@ -14,9 +14,9 @@
 ///      cols, block, double_quant, transpose_b?}` at the matmul's own location; its gradient
 ///      reaches x only (the blob is frozen).
 /// The runtime quantizes the fp32 weights into the blobs when it fills the frozen buffer.
+#include "compiler/Dialect/LLMP/Transforms/FrozenArgs.h"
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 #include "kernels/cpu/Quant.h"
-#include "runtime/StepABI.h"
 
 namespace mlir::llmp {
 #define GEN_PASS_DEF_LLMPQUANTIZEBASE
@@ -54,49 +54,29 @@ LogicalResult mlir::llmp::quantizeBase(ModuleOp module, const LLMPQuantizeBaseOp
   for (auto f : module.getOps<func::FuncOp>())
     if (!f.isExternal())
       fns.push_back(f);
-  // 1. Frozen arguments by index (the same list in every function: llmp-apply-lora checks
-  //    it), and which of them are linear weights in every function.
-  SmallVector<unsigned> frozen;
-  DenseMap<unsigned, bool> linear;
-  for (func::FuncOp f : fns)
-    for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
-      if (!f.getArgAttr(i, "llmp.frozen"))
-        continue;
-      auto ty = cast<RankedTensorType>(f.getArgument(i).getType());
-      bool lin = ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulWeight(f.getArgument(i));
-      auto [it, fresh] = linear.try_emplace(i, lin);
-      if (fresh)
-        frozen.push_back(i);
-      else
-        it->second = it->second && lin;
-    }
-  llvm::sort(frozen);
-  bool any = llvm::any_of(frozen, [&](unsigned i) { return linear[i]; });
-  if (!any)
+  // 1. Frozen arguments by index, and which of them are linear weights in every function.
+  FrozenArgs frozen = frozenArgs(fns, [](BlockArgument arg) {
+    auto ty = cast<RankedTensorType>(arg.getType());
+    return ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulWeight(arg);
+  });
+  auto linear = [&](unsigned i) { return frozen.converts.lookup(i); };
+  if (!llvm::any_of(frozen.indices, linear))
     return module.emitError() << "llmp-quantize-base: no frozen linear weight (a 2-D frozen "
                                  "parameter used only as the weight of llmp.matmul) to quantize";
   // 2. The new layout of the frozen buffer.
-  DenseMap<unsigned, int64_t> offset;
-  int64_t cursor = 0;
-  for (unsigned i : frozen) {
-    auto ty = cast<RankedTensorType>(fns.front().getArgument(i).getType());
-    int64_t bytes = linear[i] ? lrt::quant::nf4Layout(ty.getNumElements(), o.block, o.doubleQuant).byteSize
-                              : 4 * ty.getNumElements();
-    offset[i] = lrt::alignFrozen(cursor);
-    cursor = offset[i] + bytes;
-  }
+  relayoutFrozen(module, fns, frozen, [&](unsigned i, RankedTensorType ty) -> int64_t {
+    return linear(i) ? lrt::quant::nf4Layout(ty.getNumElements(), o.block, o.doubleQuant).byteSize
+                     : 4 * ty.getNumElements();
+  });
   OpBuilder b(ctx);
   NamedAttrList tag;
   tag.append("block", b.getI64IntegerAttr(o.block));
   tag.append("double_quant", b.getBoolAttr(o.doubleQuant));
   DictionaryAttr nf4 = tag.getDictionary(ctx);
   // 3. Rewrite every function.
-  for (func::FuncOp f : fns) {
-    for (unsigned i : frozen) {
-      if (i >= f.getNumArguments() || !f.getArgAttr(i, "llmp.frozen"))
-        continue;
-      f.setArgAttr(i, "llmp.byte_offset", b.getI64IntegerAttr(offset[i]));
-      if (!linear[i])
+  for (func::FuncOp f : fns)
+    for (unsigned i : frozen.indices) {
+      if (!linear(i) || i >= f.getNumArguments() || !f.getArgAttr(i, "llmp.frozen"))
         continue;
       BlockArgument arg = f.getArgument(i);
       auto ty = cast<RankedTensorType>(arg.getType());
@@ -118,10 +98,7 @@ LogicalResult mlir::llmp::quantizeBase(ModuleOp module, const LLMPQuantizeBaseOp
         mm.erase();
       }
     }
-    SmallVector<Type> inputs(f.getBody().front().getArgumentTypes());
-    f.setType(FunctionType::get(ctx, inputs, f.getFunctionType().getResults()));
-  }
-  module->setAttr("llmp.frozen_bytes", b.getI64IntegerAttr(cursor));
+  syncFunctionTypes(fns);
   return success();
 }
 

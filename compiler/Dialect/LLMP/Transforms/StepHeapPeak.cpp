@@ -17,6 +17,8 @@
 ///      2 KN bytes from the step heap, for the duration of the product
 ///      (kernels/cpu/MatmulBf16.h); counted as the kernel allocates them, on a CPU with bf16
 ///      dot products (without, the kernel takes none and the figure is that much high).
+///      A linalg.matmul whose B is bf16 already (llmp-bf16-base; lrt_matmul_bf16_b) holds
+///      2 MK bytes when it runs in bf16, and 4 KN bytes (B widened to fp32) when not.
 ///   5. The peak is the largest running count; the module gets `llmp.step_heap_peak`, a
 ///      dictionary from function name to bytes.
 /// The figure is exact for straight-line code; a loop that later becomes an OpenMP parallel
@@ -90,16 +92,22 @@ struct Walker {
 
   /// The bf16 scratch a product holds while it runs (0 if it stays fp32).
   int64_t bf16Scratch(linalg::MatmulOp op) {
-    if (!bf16 || !op.hasPureBufferSemantics())
+    if (!op.hasPureBufferSemantics())
       return 0;
     auto a = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+    auto bm = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
     auto c = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
-    if (!a || !c || !a.getElementType().isF32() || a.getRank() != 2 || c.getRank() != 2)
+    if (!a || !bm || !c || !a.getElementType().isF32() || a.getRank() != 2 || c.getRank() != 2)
+      return 0;
+    bool storedB = bm.getElementType().isBF16();
+    if (!bf16 && !storedB)
       return 0;
     auto dim = [&](int64_t d) { return ShapedType::isDynamic(d) ? rows : d; };
     int64_t m = dim(c.getDimSize(0)), n = dim(c.getDimSize(1));
     // op(A) is (M, K) whichever way A is stored.
     int64_t k = m == 0 ? 0 : dim(a.getDimSize(0)) * dim(a.getDimSize(1)) / m;
+    if (storedB)
+      return lrt::matmulBf16Shape(m, n, k) ? allocated(2 * m * k) : allocated(4 * k * n);
     if (!lrt::matmulBf16Shape(m, n, k))
       return 0;
     return allocated(2 * m * k) + allocated(2 * k * n);

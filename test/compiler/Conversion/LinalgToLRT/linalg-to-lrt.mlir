@@ -135,3 +135,25 @@ func.func @may_alias_input(%a: memref<3x3xf32>, %b: memref<3x3xf32>, %c: memref<
   linalg.matmul ins(%a, %b : memref<3x3xf32>, memref<3x3xf32>) outs(%c : memref<3x3xf32>)
   return
 }
+
+// -----
+
+// Tests that a matmul whose B alone is bf16 (a frozen base weight stored in bf16 by
+// llmp-bf16-base) calls lrt_matmul_bf16_b with B cast to a dynamic bf16 memref, in any
+// module (no llmp.precision needed), and overwrites its zero-filled C.
+// CHECK-LABEL: func.func @stored_bf16_b
+// CHECK-SAME: (%[[A:.+]]: memref<3x4xf32>, %[[B:.+]]: memref<5x4xbf16>)
+// CHECK-NOT: linalg.fill
+// CHECK-DAG: %[[F:.+]] = arith.constant 0 : i32
+// CHECK-DAG: %[[T:.+]] = arith.constant 1 : i32
+// CHECK: %[[CB:.+]] = memref.cast %[[B]] : memref<5x4xbf16> to memref<?x?xbf16, strided<[?, ?], offset: ?>>
+// CHECK: call @lrt_matmul_bf16_b(%[[F]], %[[T]], %{{.+}}, %{{.+}}, %[[CB]], %{{.+}})
+// CHECK: func.func private @lrt_matmul_bf16_b(i32, i32, i32, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xbf16, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>) attributes {llvm.emit_c_interface}
+func.func @stored_bf16_b(%a: memref<3x4xf32>, %b: memref<5x4xbf16>) -> memref<3x5xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c = memref.alloc() : memref<3x5xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<3x5xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%a, %b : memref<3x4xf32>, memref<5x4xbf16>) outs(%c : memref<3x5xf32>)
+  return %c : memref<3x5xf32>
+}

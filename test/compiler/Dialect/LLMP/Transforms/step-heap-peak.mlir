@@ -80,3 +80,25 @@ module {
     return
   }
 }
+
+// -----
+
+// A matmul whose B is bf16 already (llmp-bf16-base; lrt_matmul_bf16_b), in any module:
+// wide (every dimension >= 64) it holds op(A)'s bf16 copy, 2 MK bytes; narrow, B widened
+// to fp32, 4 KN bytes. wide: C 64 x 64 f32 = 16384 bytes, A's copy 2 x 64 x 128 = 16384:
+// 32768. narrow: C 3 x 5 f32 = 60 -> 64, B widened 4 x 4 x 5 = 80 -> 128: 192.
+// CHECK-LABEL: module attributes {llmp.step_heap_peak = {narrow = 192 : i64, wide = 32768 : i64}}
+module {
+  func.func @wide(%a: memref<64x128xf32>, %b: memref<128x64xbf16>) {
+    %c = memref.alloc() : memref<64x64xf32>
+    linalg.matmul ins(%a, %b : memref<64x128xf32>, memref<128x64xbf16>) outs(%c : memref<64x64xf32>)
+    memref.dealloc %c : memref<64x64xf32>
+    return
+  }
+  func.func @narrow(%a: memref<3x4xf32>, %b: memref<4x5xbf16>) {
+    %c = memref.alloc() : memref<3x5xf32>
+    linalg.matmul ins(%a, %b : memref<3x4xf32>, memref<4x5xbf16>) outs(%c : memref<3x5xf32>)
+    memref.dealloc %c : memref<3x5xf32>
+    return
+  }
+}

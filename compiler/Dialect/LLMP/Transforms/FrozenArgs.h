@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+/// The frozen parameter arguments of a LoRA module (`llmp.frozen`, `llmp.byte_offset`) as
+/// the passes that change how the frozen base is stored see them: llmp-quantize-base (NF4)
+/// and llmp-bf16-base (bf16).
+#pragma once
+
+#include "runtime/StepABI.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::llmp {
+
+/// The frozen arguments by index, in argument order (the same list in every function:
+/// llmp-apply-lora checks it), with whether `converts` holds for the argument in every
+/// function that has it.
+struct FrozenArgs {
+  SmallVector<unsigned> indices;
+  DenseMap<unsigned, bool> converts;
+};
+
+inline FrozenArgs frozenArgs(ArrayRef<func::FuncOp> fns,
+                             function_ref<bool(BlockArgument)> converts) {
+  FrozenArgs out;
+  for (func::FuncOp f : fns)
+    for (unsigned i = 0, e = f.getNumArguments(); i < e; ++i) {
+      if (!f.getArgAttr(i, "llmp.frozen"))
+        continue;
+      bool c = converts(f.getArgument(i));
+      auto [it, fresh] = out.converts.try_emplace(i, c);
+      if (fresh)
+        out.indices.push_back(i);
+      else
+        it->second = it->second && c;
+    }
+  llvm::sort(out.indices);
+  return out;
+}
+
+/// Lays the frozen arguments out again, each taking `bytes(index, type)` bytes (the type as
+/// in the first function) at a 64-byte aligned offset in argument order: sets
+/// `llmp.byte_offset` on them in every function and the module's `llmp.frozen_bytes`.
+inline void relayoutFrozen(ModuleOp module, ArrayRef<func::FuncOp> fns, const FrozenArgs &frozen,
+                           function_ref<int64_t(unsigned, RankedTensorType)> bytes) {
+  OpBuilder b(module.getContext());
+  func::FuncOp first = fns.front();
+  int64_t cursor = 0;
+  for (unsigned i : frozen.indices) {
+    auto ty = cast<RankedTensorType>(first.getArgument(i).getType());
+    int64_t offset = lrt::alignFrozen(cursor);
+    cursor = offset + bytes(i, ty);
+    for (func::FuncOp f : fns)
+      if (i < f.getNumArguments() && f.getArgAttr(i, "llmp.frozen"))
+        f.setArgAttr(i, "llmp.byte_offset", b.getI64IntegerAttr(offset));
+  }
+  module->setAttr("llmp.frozen_bytes", b.getI64IntegerAttr(cursor));
+}
+
+/// Sets each function's type to the types of its entry block's arguments (after a pass
+/// retyped some of them).
+inline void syncFunctionTypes(ArrayRef<func::FuncOp> fns) {
+  for (func::FuncOp f : fns) {
+    SmallVector<Type> inputs(f.getBody().front().getArgumentTypes());
+    f.setType(FunctionType::get(f.getContext(), inputs, f.getFunctionType().getResults()));
+  }
+}
+
+} // namespace mlir::llmp
