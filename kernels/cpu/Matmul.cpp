@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /// GEMM kernels over strided memrefs: cblas_sgemm (OpenBLAS) with a plain-loop fallback,
-/// shared over the OpenMP threads of the generated code (OpenBLAS itself single-threaded).
+/// shared over the OpenMP threads of the generated code (OpenBLAS itself single-threaded);
+/// products with a dimension of at most 64 on oneDNN (kernels/cpu/MatmulF32Dnnl.h).
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/MatmulF32Dnnl.h"
 
 #include <algorithm>
 #include <cblas.h>
@@ -95,12 +97,37 @@ View colsOf(const View &x, bool t, int64_t c0, int64_t c1) {
 /// a microsecond, 64^3 multiply-adds about ten.
 constexpr int64_t kMinParallelMacs = 64 * 64 * 64;
 
+/// op(X) of a stored (rows, cols) view as a oneDNN operand of `batch` slices `sb` apart.
+lrt::DnnlOperand dnnlOperand(const View &x, bool t, int64_t batch, int64_t sb) {
+  if (t)
+    return {x.data, batch, x.cols, x.rows, sb, x.s1, x.s0};
+  return {x.data, batch, x.rows, x.cols, sb, x.s0, x.s1};
+}
+
+/// The routing rule of kernels/cpu/Matmul.h: `batch` products C = op(A) op(B) (slices
+/// sa, sb, sc elements apart) with a dimension of at most 64 and enough work to share go
+/// to oneDNN (from serial code only: its threads are the generated code's), which wins on
+/// them (bench/gemm_shapes); false when it did not run (not routed, or oneDNN refused).
+bool dnnlGemm(bool ta, bool tb, bool acc, int64_t batch, const View &a, const View &b,
+              const View &c, int64_t sa, int64_t sb, int64_t sc) {
+  int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
+  if (omp_in_parallel() || k == 0 || batch * m * n * k < kMinParallelMacs ||
+      !lrt::matmulF32PrefersDnnl(m, n, k))
+    return false;
+  return lrt::matmulF32Dnnl(dnnlOperand(a, ta, batch, sa), dnnlOperand(b, tb, batch, sb),
+                            dnnlOperand(c, false, batch, sc), acc);
+}
+
 /// C (+)= op(A) op(B) (accumulating when `acc`), split over the OpenMP threads along the longer of C's dimensions in
 /// blocks of 16 (the sgemm kernels' register tile). The split depends only on the shapes
 /// and the thread count, so runs with the same thread count are bitwise reproducible.
-void gemm(bool ta, bool tb, bool acc, const View &a, const View &b, const View &c) {
+/// `route`: products that the rule of Matmul.h sends to oneDNN go there.
+void gemm(bool ta, bool tb, bool acc, const View &a, const View &b, const View &c,
+          bool route = true) {
   useSingleThreadedBlas();
   int64_t m = c.rows, n = c.cols, k = ta ? a.rows : a.cols;
+  if (route && dnnlGemm(ta, tb, acc, 1, a, b, c, 0, 0, 0))
+    return;
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads <= 1 || m * n * k < kMinParallelMacs) {
     gemm1(ta, tb, acc, a, b, c);
@@ -134,26 +161,51 @@ extern "C" void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, int32_t accu
   gemm(ta != 0, tb != 0, accumulate != 0, view2(a), view2(b), view2(c));
 }
 
-extern "C" void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
-                                                  lrt::MemRef<float, 3> *a,
-                                                  lrt::MemRef<float, 3> *b,
-                                                  lrt::MemRef<float, 3> *c) {
+extern "C" void lrt_matmul_f32_blas(int32_t ta, int32_t tb, int32_t accumulate,
+                                    lrt::MemRef<float, 2> *a, lrt::MemRef<float, 2> *b,
+                                    lrt::MemRef<float, 2> *c) {
+  gemm(ta != 0, tb != 0, accumulate != 0, view2(a), view2(b), view2(c), /*route=*/false);
+}
+
+namespace {
+
+void batchGemm(bool ta, bool tb, bool acc, lrt::MemRef<float, 3> *a, lrt::MemRef<float, 3> *b,
+               lrt::MemRef<float, 3> *c, bool route) {
   auto slice = [](lrt::MemRef<float, 3> *m, int64_t i) {
     return View{m->aligned + m->offset + i * m->strides[0], m->sizes[1], m->sizes[2],
                 m->strides[1], m->strides[2]};
   };
   int64_t batch = c->sizes[0];
   useSingleThreadedBlas();
+  if (route && batch > 0 &&
+      dnnlGemm(ta, tb, acc, batch, slice(a, 0), slice(b, 0), slice(c, 0), a->strides[0],
+               b->strides[0], c->strides[0]))
+    return;
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (batch < threads) { // too few slices to share: split each product instead
     for (int64_t i = 0; i < batch; ++i)
-      gemm(ta != 0, tb != 0, accumulate != 0, slice(a, i), slice(b, i), slice(c, i));
+      gemm(ta, tb, acc, slice(a, i), slice(b, i), slice(c, i), route);
     return;
   }
   // Slices are independent: one thread each, in contiguous static chunks.
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < batch; ++i)
-    gemm1(ta != 0, tb != 0, accumulate != 0, slice(a, i), slice(b, i), slice(c, i));
+    gemm1(ta, tb, acc, slice(a, i), slice(b, i), slice(c, i));
+}
+
+} // namespace
+
+extern "C" void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
+                                                  lrt::MemRef<float, 3> *a,
+                                                  lrt::MemRef<float, 3> *b,
+                                                  lrt::MemRef<float, 3> *c) {
+  batchGemm(ta != 0, tb != 0, accumulate != 0, a, b, c, /*route=*/true);
+}
+
+extern "C" void lrt_batch_matmul_f32_blas(int32_t ta, int32_t tb, int32_t accumulate,
+                                          lrt::MemRef<float, 3> *a, lrt::MemRef<float, 3> *b,
+                                          lrt::MemRef<float, 3> *c) {
+  batchGemm(ta != 0, tb != 0, accumulate != 0, a, b, c, /*route=*/false);
 }
 
 extern "C" void lrt_matmul_f32_ref(int32_t ta, int32_t tb, int32_t accumulate,

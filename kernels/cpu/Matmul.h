@@ -15,16 +15,32 @@
 
 extern "C" {
 
-/// A (M,K) or (K,M) if `ta`; B (K,N) or (N,K) if `tb`; C (M,N). cblas_sgemm when the
-/// operands have a unit stride in one dimension, plain loops otherwise.
+/// A (M,K) or (K,M) if `ta`; B (K,N) or (N,K) if `tb`; C (M,N).
+/// Kernel rule: a product with min(M, N, K) <= 64 and at least 64^3 multiply-adds, called
+/// from serial code, runs on oneDNN's f32 matmul (kernels/cpu/MatmulF32Dnnl.h: LoRA's
+/// rank-r products and attention's per-head ones, 1.1-2x faster there on 2 threads,
+/// bench/gemm_shapes); every other product, and any layout oneDNN refuses, on cblas_sgemm
+/// when the operands have a unit stride in one dimension, plain loops otherwise. The two
+/// kernels agree within fp32 reassociation (tests: atol 1e-5 + |ref| K eps(f32)).
 void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
                                  lrt::MemRef<float, 2> *a,
                                  lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c);
 
-/// The batched form: A (Bt,M,K), B (Bt,K,N), C (Bt,M,N) (transposes act on the last two dims).
+/// The batched form: A (Bt,M,K), B (Bt,K,N), C (Bt,M,N) (transposes act on the last two
+/// dims); the rule above applies to the whole batch (Bt M N K multiply-adds).
 void _mlir_ciface_lrt_batch_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
                                        lrt::MemRef<float, 3> *a,
                                        lrt::MemRef<float, 3> *b, lrt::MemRef<float, 3> *c);
+
+/// `_mlir_ciface_lrt_matmul_f32` without the oneDNN route (OpenBLAS or plain loops only):
+/// the baseline of bench/gemm_shapes and of the routing tests.
+void lrt_matmul_f32_blas(int32_t ta, int32_t tb, int32_t accumulate, lrt::MemRef<float, 2> *a,
+                         lrt::MemRef<float, 2> *b, lrt::MemRef<float, 2> *c);
+
+/// `_mlir_ciface_lrt_batch_matmul_f32` without the oneDNN route.
+void lrt_batch_matmul_f32_blas(int32_t ta, int32_t tb, int32_t accumulate,
+                               lrt::MemRef<float, 3> *a, lrt::MemRef<float, 3> *b,
+                               lrt::MemRef<float, 3> *c);
 
 /// Plain-loop reference of `_mlir_ciface_lrt_matmul_f32`, for tests.
 void lrt_matmul_f32_ref(int32_t ta, int32_t tb, int32_t accumulate, const lrt::MemRef<float, 2> *a,

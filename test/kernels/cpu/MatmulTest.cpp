@@ -3,13 +3,17 @@
 /// combination, strided (sub-matrix and column-major) operands and the batched form, on one
 /// thread and split over several OpenMP threads; the overwrite mode (accumulate = 0, beta 0)
 /// against a product computed in double precision here, with C full of NaN beforehand.
-/// Tolerance: atol + |ref| * eps(f32) * K, with atol = 1e-5.
+/// Tolerance: atol + |ref| * eps(f32) * K, with atol = 1e-5. The shapes with a dimension
+/// of at most 64 run on oneDNN (kernels/cpu/MatmulF32Dnnl.h), the rest on OpenBLAS: both
+/// within the same fp32-reassociation bound of the double-precision product.
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/MatmulF32Dnnl.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <omp.h>
 #include <random>
@@ -214,6 +218,84 @@ TEST(Matmul, BatchedOverwrite) {
         want[(s * m + i) * n + j] = static_cast<float>(sum);
       }
   expectClose(c, want, k);
+  omp_set_num_threads(1);
+}
+
+TEST(Matmul, RoutesSmallDimensionsToDnnl) {
+  // The rule of kernels/cpu/Matmul.h on the SmolLM2 LoRA step's shapes (bench/gemm_shapes):
+  // LoRA's rank-16 products and attention's head-dim-64 products go to oneDNN, the base
+  // layers' and the LM head's stay on OpenBLAS.
+  EXPECT_TRUE(lrt::matmulF32PrefersDnnl(1024, 16, 576));   // x A^T
+  EXPECT_TRUE(lrt::matmulF32PrefersDnnl(16, 576, 1024));   // dA
+  EXPECT_TRUE(lrt::matmulF32PrefersDnnl(768, 256, 64));    // attention scores
+  EXPECT_FALSE(lrt::matmulF32PrefersDnnl(1024, 1536, 576)); // gate / up
+  EXPECT_FALSE(lrt::matmulF32PrefersDnnl(1024, 192, 576));  // k / v
+  EXPECT_FALSE(lrt::matmulF32PrefersDnnl(1024, 49152, 576)); // LM head
+}
+
+TEST(Matmul, DnnlShapesMatchDoubleProduct) {
+  // LoRA-shaped products (rank 16) through the routed kernel on two threads, every
+  // transpose, a column-major B, overwrite over NaN and accumulate; against the product in
+  // double precision; the same call twice gives the same bits (fixed split per thread count).
+  std::mt19937 rng(15);
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  omp_set_num_threads(2);
+  struct Shape { int64_t m, n, k; };
+  for (Shape s : {Shape{200, 16, 96}, Shape{16, 96, 200}, Shape{200, 96, 16}})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int acc = 0; acc < 2; ++acc) {
+          SCOPED_TRACE(testing::Message() << "m=" << s.m << " n=" << s.n << " k=" << s.k
+                                          << " ta=" << ta << " tb=" << tb << " acc=" << acc);
+          ASSERT_TRUE(lrt::matmulF32PrefersDnnl(s.m, s.n, s.k));
+          Mat a = ta ? make(s.k, s.m, false, 1, rng) : make(s.m, s.k, false, 1, rng);
+          Mat b = tb ? make(s.n, s.k, true, 2, rng) : make(s.k, s.n, false, 0, rng);
+          Mat c = make(s.m, s.n, false, 0, rng);
+          std::vector<float> want = product(a, ta, b, tb, s.m, s.n, s.k);
+          if (acc)
+            for (int64_t i = 0; i < s.m * s.n; ++i)
+              want[i] += c.data[c.ref.offset + i];
+          else
+            std::fill(c.data.begin(), c.data.end(), nan);
+          std::vector<float> before = c.data;
+          _mlir_ciface_lrt_matmul_f32(ta, tb, acc, &a.ref, &b.ref, &c.ref);
+          std::vector<float> got(c.data.begin() + c.ref.offset,
+                                 c.data.begin() + c.ref.offset + s.m * s.n);
+          expectClose(got, want, s.k);
+          c.data = before; // the same call again: the same bits
+          _mlir_ciface_lrt_matmul_f32(ta, tb, acc, &a.ref, &b.ref, &c.ref);
+          EXPECT_EQ(std::memcmp(got.data(), c.data.data() + c.ref.offset, got.size() * 4), 0);
+        }
+  omp_set_num_threads(1);
+}
+
+TEST(Matmul, DnnlBatchedMatchesDoubleProduct) {
+  // Attention-shaped batched products (head dim 64 <= the routing bound): scores
+  // Q K^T (bt, m, 64) x (bt, n, 64)^T and dK = dS^T Q, against double precision.
+  std::mt19937 rng(16);
+  omp_set_num_threads(2);
+  const int64_t bt = 3, m = 80, n = 48, d = 64;
+  for (int ta = 0; ta < 2; ++ta) {
+    SCOPED_TRACE(testing::Message() << "ta=" << ta);
+    // ta = 0: A (bt, m, d), B^T with B stored (bt, n, d): C (bt, m, n).
+    // ta = 1: A stored (bt, d, m) used transposed, B (bt, d, n): C (bt, m, n).
+    std::vector<float> a = uniform(bt * m * d, rng), b = uniform(bt * n * d, rng);
+    std::vector<float> c(bt * m * n, 0.25f), want(bt * m * n);
+    auto av = ta ? lrt::viewOf(a.data(), {bt, d, m}) : lrt::viewOf(a.data(), {bt, m, d});
+    auto bv = ta ? lrt::viewOf(b.data(), {bt, d, n}) : lrt::viewOf(b.data(), {bt, n, d});
+    auto cv = lrt::viewOf(c.data(), {bt, m, n});
+    _mlir_ciface_lrt_batch_matmul_f32(ta, !ta, 1, &av, &bv, &cv);
+    for (int64_t s = 0; s < bt; ++s)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double sum = 0.25;
+          for (int64_t p = 0; p < d; ++p)
+            sum += ta ? double(a[(s * d + p) * m + i]) * b[(s * d + p) * n + j]
+                      : double(a[(s * m + i) * d + p]) * b[(s * n + j) * d + p];
+          want[(s * m + i) * n + j] = static_cast<float>(sum);
+        }
+    expectClose(c, want, d);
+  }
   omp_set_num_threads(1);
 }
 
