@@ -34,6 +34,8 @@ Storage storageKind(const std::string &s) {
     return Storage::F32;
   if (s == "nf4")
     return Storage::NF4;
+  if (s == "bf16")
+    return Storage::BF16;
   throw std::invalid_argument("unknown storage '" + s + "'");
 }
 
@@ -42,7 +44,7 @@ struct Writer {
   json &j;
   template <class T> void operator()(const char *key, const T &v) { j[key] = v; }
   void operator()(const char *key, const InitKind &v) { j[key] = initName(v); }
-  void operator()(const char *key, const Storage &v) { j[key] = v == Storage::NF4 ? "nf4" : "f32"; }
+  void operator()(const char *key, const Storage &v) { j[key] = storageName(v); }
   /// An empty string as null (e.g. the pipeline of a stage in no pipeline).
   void orNull(const char *key, const std::string &v) {
     j[key] = v.empty() ? json(nullptr) : json(v);

@@ -12,7 +12,7 @@
 /// betas [beta1, beta2], eps, weight_decay, grad_clip, seed, packing, data{name, path,
 /// format, split, keys, train_on_all, correct_only}, tokenizer{name, kind, vocab, path},
 /// params[{name, shape, offset, numel, init, mean, std, decay, frozen, byte_offset,
-/// storage ("f32" | "nf4"), byte_size}].
+/// storage ("f32" | "nf4" | "bf16"), byte_size}].
 #pragma once
 
 #include "runtime/Plan.h"
