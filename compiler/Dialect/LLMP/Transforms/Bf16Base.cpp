@@ -25,20 +25,6 @@ namespace mlir::llmp {
 using namespace mlir;
 using namespace mlir::llmp;
 
-namespace {
-
-/// Whether `arg` is used, and only as the rhs of `llmp.matmul` without transpose_a.
-bool onlyMatmulRhs(BlockArgument arg) {
-  if (arg.use_empty())
-    return false;
-  return llvm::all_of(arg.getUses(), [&](OpOperand &use) {
-    auto mm = dyn_cast<MatmulOp>(use.getOwner());
-    return mm && use.getOperandNumber() == 1 && !mm.getTransposeA() && mm.getLhs() != arg;
-  });
-}
-
-} // namespace
-
 LogicalResult mlir::llmp::bf16Base(ModuleOp module) {
   if (!module->hasAttr("llmp.frozen_bytes"))
     return module.emitError() << "llmp-bf16-base: expected frozen parameters (run "
@@ -50,7 +36,7 @@ LogicalResult mlir::llmp::bf16Base(ModuleOp module) {
   // 1. Frozen arguments by index, and which are linear weights in every function.
   FrozenArgs frozen = frozenArgs(fns, [](BlockArgument arg) {
     auto ty = cast<RankedTensorType>(arg.getType());
-    return ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulRhs(arg);
+    return ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulWeight(arg);
   });
   // 3. The new layout of the frozen buffer.
   relayoutFrozen(module, fns, frozen, [&](unsigned i, RankedTensorType ty) {

@@ -4,6 +4,7 @@
 /// and llmp-bf16-base (bf16).
 #pragma once
 
+#include "compiler/Dialect/LLMP/IR/LLMPOps.h"
 #include "runtime/StepABI.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -36,6 +37,17 @@ inline FrozenArgs frozenArgs(ArrayRef<func::FuncOp> fns,
     }
   llvm::sort(out.indices);
   return out;
+}
+
+/// Whether `arg` is used, and every use is the weight (rhs) of an `llmp.matmul` without
+/// transpose_a (and not also its lhs): the frozen weights whose storage the passes change.
+inline bool onlyMatmulWeight(BlockArgument arg) {
+  if (arg.use_empty())
+    return false;
+  return llvm::all_of(arg.getUses(), [&](OpOperand &use) {
+    auto mm = dyn_cast<MatmulOp>(use.getOwner());
+    return mm && use.getOperandNumber() == 1 && !mm.getTransposeA() && mm.getLhs() != arg;
+  });
 }
 
 /// Lays the frozen arguments out again, each taking `bytes(index, type)` bytes (the type as

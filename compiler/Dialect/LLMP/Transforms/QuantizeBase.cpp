@@ -26,22 +26,6 @@ namespace mlir::llmp {
 using namespace mlir;
 using namespace mlir::llmp;
 
-namespace {
-
-/// Whether every use of `arg` is the weight of an `llmp.matmul` without transpose_a.
-bool onlyMatmulWeight(BlockArgument arg) {
-  if (arg.use_empty())
-    return false;
-  for (OpOperand &use : arg.getUses()) {
-    auto mm = dyn_cast<MatmulOp>(use.getOwner());
-    if (!mm || use.getOperandNumber() != 1 || mm.getTransposeA() || mm.getLhs() == arg)
-      return false;
-  }
-  return true;
-}
-
-} // namespace
-
 LogicalResult mlir::llmp::quantizeBase(ModuleOp module, const LLMPQuantizeBaseOptions &o) {
   MLIRContext *ctx = module.getContext();
   if (o.block < 1)
