@@ -29,15 +29,9 @@ LogicalResult mlir::llmp::bf16Base(ModuleOp module) {
   if (!module->hasAttr("llmp.frozen_bytes"))
     return module.emitError() << "llmp-bf16-base: expected frozen parameters (run "
                                  "llmp-apply-lora first)";
-  SmallVector<func::FuncOp> fns;
-  for (auto f : module.getOps<func::FuncOp>())
-    if (!f.isExternal())
-      fns.push_back(f);
   // 1. Frozen arguments by index, and which are linear weights in every function.
-  FrozenArgs frozen = frozenArgs(fns, [](BlockArgument arg) {
-    auto ty = cast<RankedTensorType>(arg.getType());
-    return ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulWeight(arg);
-  });
+  SmallVector<func::FuncOp> fns;
+  FrozenArgs frozen = frozenLinearWeights(module, fns);
   // 3. The new layout of the frozen buffer.
   relayoutFrozen(module, fns, frozen, [&](unsigned i, RankedTensorType ty) {
     return (frozen.converts.lookup(i) ? 2 : 4) * ty.getNumElements();

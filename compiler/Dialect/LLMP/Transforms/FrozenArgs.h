@@ -50,6 +50,19 @@ inline bool onlyMatmulWeight(BlockArgument arg) {
   });
 }
 
+/// The module's defined functions (into `fns`) and their frozen arguments, marking those
+/// that are 2-D fp32 linear weights (`onlyMatmulWeight`) in every function: the weights
+/// llmp-quantize-base and llmp-bf16-base store anew.
+inline FrozenArgs frozenLinearWeights(ModuleOp module, SmallVectorImpl<func::FuncOp> &fns) {
+  for (auto f : module.getOps<func::FuncOp>())
+    if (!f.isExternal())
+      fns.push_back(f);
+  return frozenArgs(fns, [](BlockArgument arg) {
+    auto ty = cast<RankedTensorType>(arg.getType());
+    return ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulWeight(arg);
+  });
+}
+
 /// Lays the frozen arguments out again, each taking `bytes(index, type)` bytes (the type as
 /// in the first function) at a 64-byte aligned offset in argument order: sets
 /// `llmp.byte_offset` on them in every function and the module's `llmp.frozen_bytes`.

@@ -34,15 +34,9 @@ LogicalResult mlir::llmp::quantizeBase(ModuleOp module, const LLMPQuantizeBaseOp
   if (!module->hasAttr("llmp.frozen_bytes"))
     return module.emitError() << "llmp-quantize-base: expected frozen parameters (run "
                                  "llmp-apply-lora first)";
-  SmallVector<func::FuncOp> fns;
-  for (auto f : module.getOps<func::FuncOp>())
-    if (!f.isExternal())
-      fns.push_back(f);
   // 1. Frozen arguments by index, and which of them are linear weights in every function.
-  FrozenArgs frozen = frozenArgs(fns, [](BlockArgument arg) {
-    auto ty = cast<RankedTensorType>(arg.getType());
-    return ty.getRank() == 2 && ty.getElementType().isF32() && onlyMatmulWeight(arg);
-  });
+  SmallVector<func::FuncOp> fns;
+  FrozenArgs frozen = frozenLinearWeights(module, fns);
   auto linear = [&](unsigned i) { return frozen.converts.lookup(i); };
   if (!llvm::any_of(frozen.indices, linear))
     return module.emitError() << "llmp-quantize-base: no frozen linear weight (a 2-D frozen "
