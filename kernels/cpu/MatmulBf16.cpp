@@ -17,10 +17,12 @@ namespace {
 
 using dnnl::memory;
 
-/// An operand op(X) of logical shape (rows, cols) with element strides (s0, s1).
+/// An operand op(X) of logical shape (rows, cols) with element strides (s0, s1); with
+/// batch > 1, `batch` such matrices `sb` elements apart (a batched product's operand).
 struct Operand {
   void *data;
   int64_t rows, cols, s0, s1;
+  int64_t batch = 1, sb = 0;
 };
 
 template <typename T>
@@ -31,12 +33,37 @@ Operand operand(const lrt::MemRef<T, 2> *m, bool t) {
   return {p, m->sizes[1], m->sizes[0], m->strides[1], m->strides[0]};
 }
 
+/// op(X) of each matrix of a (batch, rows, cols) memref (transposes act on the last two
+/// dimensions).
+Operand operand(const lrt::MemRef<float, 3> *m, bool t) {
+  float *p = m->aligned + m->offset;
+  if (!t)
+    return {p, m->sizes[1], m->sizes[2], m->strides[1], m->strides[2], m->sizes[0],
+            m->strides[0]};
+  return {p, m->sizes[2], m->sizes[1], m->strides[2], m->strides[1], m->sizes[0],
+          m->strides[0]};
+}
+
 /// The dense bf16 copy keeps the operand's physical order (a plain conversion, no
-/// transpose): column-major when the source's row stride is the unit one.
+/// transpose): column-major when the source's row stride is the unit one; the matrices of
+/// a batch one after the other.
 memory::dims denseStrides(const Operand &x) {
-  if (x.s0 == 1 && x.s1 != 1)
-    return {1, x.rows};
-  return {x.cols, 1};
+  memory::dims inner = x.s0 == 1 && x.s1 != 1 ? memory::dims{1, x.rows} : memory::dims{x.cols, 1};
+  if (x.batch == 1)
+    return inner;
+  return {x.rows * x.cols, inner[0], inner[1]};
+}
+
+/// oneDNN dims and strides of `x` as stored: 2-D, or 3-D for a batch.
+memory::dims dimsOf(const Operand &x) {
+  if (x.batch == 1)
+    return {x.rows, x.cols};
+  return {x.batch, x.rows, x.cols};
+}
+memory::dims stridesOf(const Operand &x) {
+  if (x.batch == 1)
+    return {x.s0, x.s1};
+  return {x.sb, x.s0, x.s1};
 }
 
 /// Primitives for one product shape and layout; oneDNN's own cache would still redo the
@@ -50,7 +77,7 @@ struct Plan {
 /// Shapes, strides, beta and whether B is stored bf16: everything a Plan depends on
 /// (denseStrides derives from them).
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool, bool>;
+                       int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t>;
 
 struct Context {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
@@ -69,18 +96,19 @@ Context &context() {
 const Plan &planFor(const Operand &a, const Operand &b, const Operand &c, bool accumulate,
                     bool bStored) {
   Context &ctx = context();
-  Key key{a.rows, a.cols, b.cols, a.s0, a.s1, b.s0, b.s1, c.s0, c.s1, accumulate, bStored};
+  Key key{a.rows, a.cols, b.cols, a.s0, a.s1, b.s0, b.s1, c.s0, c.s1, accumulate, bStored,
+          a.batch, a.sb, b.sb, c.sb};
   std::lock_guard<std::mutex> lock(ctx.mu);
   auto it = ctx.plans.find(key);
   if (it != ctx.plans.end())
     return it->second;
   using dt = memory::data_type;
   Plan p;
-  p.a32 = memory::desc({a.rows, a.cols}, dt::f32, {a.s0, a.s1});
-  p.b32 = memory::desc({b.rows, b.cols}, dt::f32, {b.s0, b.s1});
-  p.a16 = memory::desc({a.rows, a.cols}, dt::bf16, denseStrides(a));
-  p.b16 = memory::desc({b.rows, b.cols}, dt::bf16, bStored ? memory::dims{b.s0, b.s1} : denseStrides(b));
-  p.c32 = memory::desc({c.rows, c.cols}, dt::f32, {c.s0, c.s1});
+  p.a32 = memory::desc(dimsOf(a), dt::f32, stridesOf(a));
+  p.b32 = memory::desc(dimsOf(b), dt::f32, stridesOf(b));
+  p.a16 = memory::desc(dimsOf(a), dt::bf16, denseStrides(a));
+  p.b16 = memory::desc(dimsOf(b), dt::bf16, bStored ? stridesOf(b) : denseStrides(b));
+  p.c32 = memory::desc(dimsOf(c), dt::f32, stridesOf(c));
   p.toBf16A = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.a32, ctx.engine, p.a16));
   if (!bStored)
     p.toBf16B = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, p.b32, ctx.engine, p.b16));
@@ -119,7 +147,7 @@ bool multiplyBf16(const Operand &a, const Operand &b, const Operand &c, bool acc
     return false;
   try {
     const Plan &p = planFor(a, b, c, accumulate, bStored);
-    Scratch bufA(a.rows * a.cols), bufB(bStored ? 0 : b.rows * b.cols);
+    Scratch bufA(a.batch * a.rows * a.cols), bufB(bStored ? 0 : b.batch * b.rows * b.cols);
     dnnl::engine &eng = context().engine;
     memory a32(p.a32, eng, a.data), c32(p.c32, eng, c.data);
     memory a16(p.a16, eng, bufA.data), b16(p.b16, eng, bStored ? b.data : bufB.data);
@@ -155,6 +183,19 @@ extern "C" void _mlir_ciface_lrt_matmul_bf16(int32_t ta, int32_t tb, int32_t acc
   if (!multiplyBf16(operand(a, ta != 0), operand(b, tb != 0), operand(c, false),
                     accumulate != 0, false))
     _mlir_ciface_lrt_matmul_f32(ta, tb, accumulate, a, b, c);
+}
+
+extern "C" void _mlir_ciface_lrt_batch_matmul_bf16(int32_t ta, int32_t tb, int32_t accumulate,
+                                                   lrt::MemRef<float, 3> *a,
+                                                   lrt::MemRef<float, 3> *b,
+                                                   lrt::MemRef<float, 3> *c) {
+  // A batch of one matrix is the 2-D product (oneDNN's 2-D primitive, its own plan).
+  Operand oa = operand(a, ta != 0), ob = operand(b, tb != 0), oc = operand(c, false);
+  if (oa.batch == 1)
+    oa.sb = ob.sb = oc.sb = 0;
+  if (oa.batch != ob.batch || oa.batch != oc.batch ||
+      !multiplyBf16(oa, ob, oc, accumulate != 0, false))
+    _mlir_ciface_lrt_batch_matmul_f32(ta, tb, accumulate, a, b, c);
 }
 
 extern "C" void _mlir_ciface_lrt_matmul_bf16_b(int32_t ta, int32_t tb, int32_t accumulate,

@@ -59,6 +59,18 @@ void _mlir_ciface_lrt_matmul_bf16(int32_t ta, int32_t tb, int32_t accumulate,
                                   lrt::MemRef<float, 2> *a, lrt::MemRef<float, 2> *b,
                                   lrt::MemRef<float, 2> *c);
 
+/// The batched form of `_mlir_ciface_lrt_matmul_bf16` (attention's per-head products in a
+/// `precision: bf16` stage, as PyTorch's autocast runs torch.bmm / matmul in bf16):
+/// A (Bt,M,K) or (Bt,K,M) if `ta`, B (Bt,K,N) or (Bt,N,K) if `tb`, C (Bt,M,N) fp32, any batch
+/// strides, a unit stride in one of the last two dimensions. One oneDNN batched matmul on
+/// bf16 copies of the whole of op(A) and op(B): scratch 2 Bt MK + 2 Bt KN bytes from the step
+/// heap for the duration of the call (llmp-step-heap-peak counts them). The same fallback
+/// rule as the 2-D kernel (lrt::matmulBf16Shape on M, N, K; CPU; oneDNN refusal): then
+/// `_mlir_ciface_lrt_batch_matmul_f32` computes it, bitwise the fp32 product.
+void _mlir_ciface_lrt_batch_matmul_bf16(int32_t ta, int32_t tb, int32_t accumulate,
+                                        lrt::MemRef<float, 3> *a, lrt::MemRef<float, 3> *b,
+                                        lrt::MemRef<float, 3> *c);
+
 /// C (M,N) = op(A) op(B) + beta C as `_mlir_ciface_lrt_matmul_bf16`, with B already stored
 /// in bf16 (bits as uint16_t: a LoRA stage's frozen base weight, converted once at load by
 /// runtime/Frozen.h; `llmp-bf16-base`): only op(A) is rounded to bf16 per call (2 MK bytes

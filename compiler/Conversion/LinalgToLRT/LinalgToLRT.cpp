@@ -200,14 +200,14 @@ struct LLMPLinalgToLRTPass : mlir::llmp::impl::LLMPLinalgToLRTBase<LLMPLinalgToL
     for (linalg::LinalgOp op : todo)
       if (auto t = transposes(op, isa<linalg::BatchMatmulOp>(op)))
         calls.emplace_back(op, *t, overwritesZeroFill(op));
-    // `precision: bf16` stages (module attribute llmp.precision) multiply 2-D products in
-    // bf16 with fp32 accumulation; attention's batched products stay fp32.
+    // `precision: bf16` stages (module attribute llmp.precision) multiply 2-D and batched
+    // (attention's) products in bf16 with fp32 accumulation.
     auto precision = module->getAttrOfType<StringAttr>("llmp.precision");
     bool bf16 = precision && precision.getValue() == "bf16";
     for (auto [op, t, fill] : calls) {
       bool batched = isa<linalg::BatchMatmulOp>(op);
       bool storedB = storedBf16(op);
-      StringRef name = batched   ? "lrt_batch_matmul_f32"
+      StringRef name = batched   ? (bf16 ? "lrt_batch_matmul_bf16" : "lrt_batch_matmul_f32")
                        : storedB ? "lrt_matmul_bf16_b"
                        : bf16    ? "lrt_matmul_bf16"
                                  : "lrt_matmul_f32";

@@ -198,6 +198,9 @@ llvm::ArrayRef<KernelSymbol> mlir::llmp::kernelSymbols() {
       {"_mlir_ciface_lrt_matmul_bf16_b",
        reinterpret_cast<void *>(&_mlir_ciface_lrt_matmul_bf16_b),
        "_mlir_ciface_lrt_matmul_bf16_b"},
+      {"_mlir_ciface_lrt_batch_matmul_bf16",
+       reinterpret_cast<void *>(&_mlir_ciface_lrt_batch_matmul_bf16),
+       "_mlir_ciface_lrt_batch_matmul_bf16"},
       // memref.alloc / dealloc (finalize-memref-to-llvm{use-generic-functions}) ->
       // the caching step heap: temporaries are reused across steps, no
       // malloc/page-fault traffic.

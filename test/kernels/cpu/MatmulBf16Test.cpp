@@ -226,4 +226,120 @@ TEST(MatmulBf16, NarrowStoredBf16BIsTheFp32KernelOnTheWidenedB) {
     }
 }
 
+/// A batch of `batch` matrices op(X) (rows, cols), stored interleaved as (rows, batch, cols)
+/// (or (cols, batch, rows) when transposed): batch stride `cols` (or `rows`), not the
+/// matrix size, as attention's per-head views of a (B*T, H*d) buffer. `at` reads op(X).
+struct Batch {
+  int64_t batch, rows, cols; ///< of the stored matrices
+  bool t;
+  std::vector<float> v;
+  MemRef<float, 3> ref;
+  Batch(int64_t nb, int64_t r, int64_t c, bool t) // op(X) is (r, c)
+      : batch(nb), rows(t ? c : r), cols(t ? r : c), t(t), v(nb * r * c) {
+    ref = MemRef<float, 3>{v.data(), v.data(), 0, {batch, rows, cols},
+                           {cols, batch * cols, 1}};
+  }
+  float at(int64_t b, int64_t i, int64_t j) const {
+    int64_t r = t ? j : i, c = t ? i : j;
+    return v[r * batch * cols + b * cols + c];
+  }
+};
+
+/// op(A) (nb, m, k) and op(B) (nb, k, n) (stored transposed when `tb`) of N(0, 1) values.
+struct NormalBatches {
+  Batch a, b;
+  NormalBatches(unsigned seed, int64_t nb, int64_t m, int64_t n, int64_t k, bool tb)
+      : a(nb, m, k, false), b(nb, k, n, tb) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (float &x : a.v) x = g(rng);
+    for (float &x : b.v) x = g(rng);
+  }
+};
+
+/// C (b, i, j) = sum_p round(op(A)) round(op(B)) (+ C0) in double, and sum |ab|.
+template <typename F>
+void batchReference(const Batch &a, const Batch &b, const std::vector<float> &c0, int64_t nb,
+                    int64_t m, int64_t n, int64_t k, bool accumulate, F round,
+                    std::vector<double> &out, std::vector<double> &scale) {
+  out.assign(nb * m * n, 0.0);
+  scale.assign(nb * m * n, 0.0);
+  for (int64_t q = 0; q < nb; ++q)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t o = (q * m + i) * n + j;
+        double acc = accumulate ? c0[o] : 0.0, s = 0.0;
+        for (int64_t p = 0; p < k; ++p) {
+          double x = round(a.at(q, i, p)), y = round(b.at(q, p, j));
+          acc += x * y;
+          s += std::fabs(x * y);
+        }
+        out[o] = acc;
+        scale[o] = s;
+      }
+}
+
+TEST(MatmulBf16, BatchedBf16ValuesMultiplyExactlyInEveryLayout) {
+  // As Bf16ValuesMultiplyExactlyInEveryLayout: multiples of 1/8 in [-4, 4], exact in bf16
+  // and in every fp32 partial sum; 3 matrices per batch with an interleaved batch stride.
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> q(-32, 32);
+  const int64_t nb = 3, m = 96, n = 64, k = 80;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int acc = 0; acc < 2; ++acc) {
+        Batch a(nb, m, k, ta), b(nb, k, n, tb);
+        for (float &x : a.v) x = q(rng) / 8.0f;
+        for (float &x : b.v) x = q(rng) / 8.0f;
+        std::vector<float> c(nb * m * n);
+        for (float &x : c) x = acc ? q(rng) / 8.0f : std::nanf("");
+        std::vector<float> c0 = c;
+        MemRef<float, 3> cref = lrt::viewOf(c.data(), {nb, m, n});
+        std::vector<double> want, scale;
+        batchReference(a, b, c0, nb, m, n, k, acc, [](float x) { return x; }, want, scale);
+        _mlir_ciface_lrt_batch_matmul_bf16(ta, tb, acc, &a.ref, &b.ref, &cref);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(c[i], static_cast<float>(want[i]))
+              << "ta " << ta << " tb " << tb << " accumulate " << acc << " at " << i;
+      }
+}
+
+TEST(MatmulBf16, BatchedProductOfBf16RoundedOperands) {
+  // Attention's scores shape in miniature: q (3, 128, 64) k^T, random normal values.
+  const int64_t nb = 3, m = 128, n = 96, k = 64;
+  NormalBatches p(19, nb, m, n, k, true);
+  const Batch &a = p.a, &b = p.b;
+  std::vector<float> c(nb * m * n);
+  MemRef<float, 3> cref = lrt::viewOf(c.data(), {nb, m, n});
+  std::vector<double> bf16, fp32, scale;
+  batchReference(a, b, c, nb, m, n, k, false, roundToBf16, bf16, scale);
+  batchReference(a, b, c, nb, m, n, k, false, [](float x) { return x; }, fp32, scale);
+  _mlir_ciface_lrt_batch_matmul_bf16(0, 1, 0, &p.a.ref, &p.b.ref, &cref);
+  double worstBf16 = 0, worstFp32 = 0;
+  for (size_t i = 0; i < bf16.size(); ++i) {
+    worstBf16 = std::max(worstBf16, std::fabs(c[i] - bf16[i]) / scale[i]);
+    worstFp32 = std::max(worstFp32, std::fabs(c[i] - fp32[i]) / scale[i]);
+  }
+  if (lrt_matmul_bf16_native()) {
+    // fp32 accumulation of k = 64 terms: within k * 2^-24 of sum |ab|; rounding the
+    // operands moves products by up to 2^-8 relative: far above that bound.
+    EXPECT_LT(worstBf16, 64 * std::ldexp(1.0, -24));
+    EXPECT_GT(worstFp32, 2e-4);
+  } else {
+    EXPECT_LT(worstFp32, 64 * std::ldexp(1.0, -24));
+  }
+}
+
+TEST(MatmulBf16, NarrowBatchedProductsAreTheFp32KernelsBitwise) {
+  // K = 16 < 64: lrt::matmulBf16Shape says fp32, so the batched bf16 entry point must give
+  // the fp32 kernel's bits.
+  const int64_t nb = 4, m = 96, n = 80, k = 16;
+  NormalBatches p(23, nb, m, n, k, false);
+  std::vector<float> c1(nb * m * n), c2(nb * m * n);
+  MemRef<float, 3> r1 = lrt::viewOf(c1.data(), {nb, m, n}), r2 = lrt::viewOf(c2.data(), {nb, m, n});
+  _mlir_ciface_lrt_batch_matmul_bf16(0, 0, 0, &p.a.ref, &p.b.ref, &r1);
+  _mlir_ciface_lrt_batch_matmul_f32(0, 0, 0, &p.a.ref, &p.b.ref, &r2);
+  EXPECT_EQ(0, std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)));
+}
+
 } // namespace

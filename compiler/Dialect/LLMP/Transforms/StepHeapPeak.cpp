@@ -14,7 +14,8 @@
 ///      live bytes; the buffers it returns stay live in the caller.
 ///   4. In a `llmp.precision = "bf16"` module, a 2-D f32 linalg.matmul that the bf16 kernel
 ///      runs in bf16 (lrt::matmulBf16Shape) also holds its operands' bf16 copies, 2 MK and
-///      2 KN bytes from the step heap, for the duration of the product
+///      2 KN bytes from the step heap, for the duration of the product (a batched one,
+///      linalg.batch_matmul, 2 Bt MK and 2 Bt KN bytes)
 ///      (kernels/cpu/MatmulBf16.h); counted as the kernel allocates them, on a CPU with bf16
 ///      dot products (without, the kernel takes none and the figure is that much high).
 ///      A linalg.matmul whose B is bf16 already (llmp-bf16-base; lrt_matmul_bf16_b) holds
@@ -113,6 +114,30 @@ struct Walker {
     return allocated(2 * m * k) + allocated(2 * k * n);
   }
 
+  /// The bf16 scratch of a batched product (attention's) in a bf16 module:
+  /// lrt_batch_matmul_bf16's copies of op(A) and op(B), 2 Bt MK and 2 Bt KN bytes, when
+  /// lrt::matmulBf16Shape(M, N, K) (0 otherwise: the fp32 kernel runs).
+  int64_t bf16Scratch(linalg::BatchMatmulOp op) {
+    if (!bf16 || !op.hasPureBufferSemantics())
+      return 0;
+    auto a = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+    auto bm = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
+    auto c = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
+    if (!a || !bm || !c || !a.getElementType().isF32() || !bm.getElementType().isF32() ||
+        a.getRank() != 3 || c.getRank() != 3)
+      return 0;
+    auto dim = [&](int64_t d) { return ShapedType::isDynamic(d) ? rows : d; };
+    int64_t batch = dim(c.getDimSize(0)), m = dim(c.getDimSize(1)), n = dim(c.getDimSize(2));
+    // op(A) is (M, K) whichever way A is stored.
+    int64_t k = batch * m == 0
+                    ? 0
+                    : dim(a.getDimSize(0)) * dim(a.getDimSize(1)) * dim(a.getDimSize(2)) /
+                          (batch * m);
+    if (!lrt::matmulBf16Shape(m, n, k))
+      return 0;
+    return allocated(2 * batch * m * k) + allocated(2 * batch * k * n);
+  }
+
   void add(Value v, int64_t bytes) {
     size[v] = bytes;
     live += bytes;
@@ -143,6 +168,8 @@ struct Walker {
       free(dealloc.getMemref());
     } else if (auto matmul = dyn_cast<linalg::MatmulOp>(op)) {
       peak = std::max(peak, live + bf16Scratch(matmul));
+    } else if (auto batched = dyn_cast<linalg::BatchMatmulOp>(op)) {
+      peak = std::max(peak, live + bf16Scratch(batched));
     } else if (auto call = dyn_cast<func::CallOp>(op)) {
       auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee());
       if (!callee || callee.isExternal())

@@ -157,3 +157,23 @@ func.func @stored_bf16_b(%a: memref<3x4xf32>, %b: memref<5x4xbf16>) -> memref<3x
     ins(%a, %b : memref<3x4xf32>, memref<5x4xbf16>) outs(%c : memref<3x5xf32>)
   return %c : memref<3x5xf32>
 }
+
+// -----
+
+// Tests that in a `precision: bf16` module (llmp.precision) a 2-D product calls
+// lrt_matmul_bf16 and a batched one (attention's) lrt_batch_matmul_bf16, with the same
+// transposes and overwrite rule as the fp32 calls.
+// CHECK-LABEL: func.func @bf16_module
+// CHECK: call @lrt_matmul_bf16(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}) : (i32, i32, i32, memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: call @lrt_batch_matmul_bf16(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}) : (i32, i32, i32, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>
+// CHECK-NOT: call @lrt_batch_matmul_f32
+// CHECK: func.func private @lrt_matmul_bf16(
+// CHECK: func.func private @lrt_batch_matmul_bf16(i32, i32, i32, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>) attributes {llvm.emit_c_interface}
+module attributes {llmp.precision = "bf16"} {
+  func.func @bf16_module(%a: memref<3x4xf32>, %b: memref<4x5xf32>, %c: memref<3x5xf32>,
+                         %x: memref<2x3x4xf32>, %y: memref<2x4x5xf32>, %z: memref<2x3x5xf32>) {
+    linalg.matmul ins(%a, %b : memref<3x4xf32>, memref<4x5xf32>) outs(%c : memref<3x5xf32>)
+    linalg.batch_matmul ins(%x, %y : memref<2x3x4xf32>, memref<2x4x5xf32>) outs(%z : memref<2x3x5xf32>)
+    return
+  }
+}

@@ -102,3 +102,26 @@ module {
     return
   }
 }
+
+// -----
+
+// Batched products in a bf16 module (lrt_batch_matmul_bf16): a wide one (every one of M, N,
+// K >= 64) holds bf16 copies of the whole op(A) and op(B), 2 Bt MK + 2 Bt KN bytes; a
+// narrow one (K = 16) runs the fp32 kernel and takes none. wide: C 2 x 64 x 64 f32 =
+// 32768 bytes, A's copy 2 x 2 x 64 x 128 = 32768, B's 2 x 2 x 128 x 64 = 32768: 98304.
+// narrow: C 2 x 64 x 64 f32 = 32768.
+// CHECK-LABEL: module attributes {llmp.precision = "bf16", llmp.step_heap_peak = {narrow = 32768 : i64, wide = 98304 : i64}}
+module attributes {llmp.precision = "bf16"} {
+  func.func @wide(%a: memref<2x64x128xf32>, %b: memref<2x128x64xf32>) {
+    %c = memref.alloc() : memref<2x64x64xf32>
+    linalg.batch_matmul ins(%a, %b : memref<2x64x128xf32>, memref<2x128x64xf32>) outs(%c : memref<2x64x64xf32>)
+    memref.dealloc %c : memref<2x64x64xf32>
+    return
+  }
+  func.func @narrow(%a: memref<2x64x16xf32>, %b: memref<2x16x64xf32>) {
+    %c = memref.alloc() : memref<2x64x64xf32>
+    linalg.batch_matmul ins(%a, %b : memref<2x64x16xf32>, memref<2x16x64xf32>) outs(%c : memref<2x64x64xf32>)
+    memref.dealloc %c : memref<2x64x64xf32>
+    return
+  }
+}
