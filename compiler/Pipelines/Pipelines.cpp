@@ -95,7 +95,8 @@ void buildLinalgPhase(OpPassManager &pm) {
 }
 
 /// The LLVM phase up to the step heap's peak: bufferization with explicit deallocations,
-/// then llmp-step-heap-peak (`llmpc check` stops here; buildLLVMPhase goes on).
+/// the static arena, then llmp-step-heap-peak (`llmpc check` stops here; buildLLVMPhase
+/// goes on).
 static void addBufferizeAndStepHeapPeak(OpPassManager &pm) {
   addText(pm,
           // One fill per GEMM / reduction init, so bufferization copies no shared zeros.
@@ -106,7 +107,10 @@ static void addBufferizeAndStepHeapPeak(OpPassManager &pm) {
           "buffer-deallocation-pipeline,"
           // ... which frees buffers at the end of the function: free each after its last use.
           "llmp-dealloc-at-last-use,"
-          // The step heap's peak per function, while allocs and deallocs are explicit.
+          // Those freed in the entry block share one static arena, planned by liveness.
+          "llmp-static-arena,"
+          // The step heap's peak per function (the arena is one alloc of it), while allocs
+          // and deallocs are explicit.
           "llmp-step-heap-peak");
 }
 

@@ -13,6 +13,7 @@
 /// First, linalg.generic ops tagged `llmp.matmul_nf4` (QLoRA's frozen NF4 products) become
 /// calls of the fused dequantize-and-multiply kernel lrt_matmul_nf4_f32.
 #include "compiler/Conversion/LinalgToLRT/Passes.h"
+#include "compiler/Dialect/LLMP/Transforms/StaticArena.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/Matchers.h"
@@ -123,20 +124,27 @@ bool storedBf16(linalg::LinalgOp op) {
 }
 
 /// The buffer `v` is a view of: view-like ops (subview, reshapes, casts) followed back to
-/// their source.
+/// their source, stopping at a buffer that llmp-static-arena placed in its arena.
 Value rootBuffer(Value v) {
-  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>()) {
+    if (llmp::isArenaView(v))
+      break;
     v = view.getViewSource();
+  }
   return v;
 }
 
 /// Whether buffers with roots `x` and `y` are certainly disjoint: different roots, each a
-/// memref.alloc / alloca result or an argument of its function's entry block, and one of
-/// them an allocation (two arguments may alias each other). Any other root (a region's
-/// iteration argument, a select, a call's result) may alias anything.
+/// memref.alloc / alloca result, a buffer of llmp-static-arena's arena or an argument of
+/// its function's entry block, and one of them not an argument (two arguments may alias
+/// each other). Any other root (a region's iteration argument, a select, a call's result)
+/// may alias anything. Two arena buffers share bytes only when their lifetimes are
+/// disjoint, and the ops this is asked about (a GEMM's operands, the ops between a fill
+/// and its GEMM) lie where both are live.
 bool disjointRoots(Value x, Value y) {
   auto fresh = [](Value v) {
-    return v.getDefiningOp<memref::AllocOp>() || v.getDefiningOp<memref::AllocaOp>();
+    return v.getDefiningOp<memref::AllocOp>() || v.getDefiningOp<memref::AllocaOp>() ||
+           llmp::isArenaView(v);
   };
   auto known = [&](Value v) {
     auto arg = dyn_cast<BlockArgument>(v);

@@ -32,6 +32,7 @@
 /// clang-style through MLIR's SourceMgrDiagnosticHandler; errors about the input file
 /// itself print one `llmpc: error: ...` line. `--verify-diagnostics` checks
 /// `expected-error {{...}}` comments instead of printing (for lit tests).
+#include "compiler/Dialect/LLMP/Transforms/StaticArena.h"
 #include "compiler/Dialect/LLMP/Transforms/StepHeapPeak.h"
 #include "compiler/Frontend/LLMPGen.h"
 #include "lang/ASTDump.h"
@@ -84,6 +85,7 @@
 #include <chrono>
 #include <csignal>
 #include <iostream>
+#include <map>
 #include <cstdio>
 #include <new>
 #include <optional>
@@ -357,15 +359,25 @@ std::string pipelineOf(const lang::Program &program, llvm::StringRef stage) {
 
 /// Lowers the emitted module of a stage that runs (pretrain, sft) as far as
 /// llmp-step-heap-peak (bufferized, not to the LLVM dialect) and replaces the plan's
-/// activation estimate by the largest step heap peak of its step functions. False after
-/// reporting.
+/// activation estimate by the largest step heap peak of its step functions; `arena`
+/// receives that function's static arena (llmp-static-arena). False after reporting.
 bool computeActivations(mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
-                        lang::StagePlanFigures &f) {
+                        lang::StagePlanFigures &f, mlir::llmp::StepArena &arena) {
   if (mlir::failed(module) || mlir::failed(mlir::llmp::computeStepHeapPeaks(**module)))
     return false;
   f.activationBytes = mlir::llmp::largestStepHeapPeak(**module);
   f.activationsComputed = true;
+  arena = mlir::llmp::arenaOfLargestStepHeap(**module);
   return true;
+}
+
+/// "; arena A for N buffers, live peak L" (bytes) for a step function's static arena,
+/// or "" when it has none.
+std::string arenaText(const mlir::llmp::StepArena &arena) {
+  if (arena.buffers == 0)
+    return "";
+  return "; arena " + withCommas(arena.bytes) + " for " + std::to_string(arena.buffers) +
+         " buffers, live peak " + withCommas(arena.livePeak);
 }
 
 /// Why `llmpc run` cannot train the stage today (defined below), or nullopt.
@@ -381,6 +393,7 @@ int runCheck(Session &s) {
   bool ok = true;
   std::vector<std::string> lines;
   std::vector<lang::StagePlanFigures> figures;
+  std::map<std::string, mlir::llmp::StepArena> arenas; // by stage, where computed
   for (const lang::StageDecl *stage : program->stages()) {
     const lang::StageInfo &info = program->stageInfo.at(stage->name);
     figures.push_back(lang::planStage(info));
@@ -400,14 +413,16 @@ int runCheck(Session &s) {
           return mlir::success();
         });
         lrt::StagePlan plan;
-        computeActivations(emitStage(s.ctx, *program, stage->name, plan), figures.back());
+        computeActivations(emitStage(s.ctx, *program, stage->name, plan), figures.back(),
+                           arenas[stage->name]);
       }
       continue;
     }
     lrt::StagePlan plan;
     // Emitting catches the shape facts that need numbers (e.g. `heads` divides `dim`).
     auto module = emitStage(s.ctx, *program, stage->name, plan);
-    if (mlir::failed(module) || !computeActivations(std::move(module), figures.back())) {
+    if (mlir::failed(module) ||
+        !computeActivations(std::move(module), figures.back(), arenas[stage->name])) {
       ok = false;
       continue;
     }
@@ -457,7 +472,8 @@ int runCheck(Session &s) {
                    << withCommas(f.gradientBytes) << ", optimizer "
                    << withCommas(f.optimizerBytes) << ", activations "
                    << withCommas(f.activationBytes)
-                   << (f.activationsComputed ? " (step heap peak, computed)"
+                   << (f.activationsComputed ? " (step heap peak, computed" +
+                                                   arenaText(arenas[f.stage]) + ")"
                                : f.activationBytes > 0 ? " (estimate)" : "")
                    << ", kv cache "
                    << withCommas(f.kvCacheBytes) << "; total " << withCommas(f.totalBytes())
@@ -517,6 +533,10 @@ int runCheck(Session &s) {
                                                     {"kv_cache", f.kvCacheBytes},
                                                     {"total", f.totalBytes()}});
             j.attribute("activations_computed", f.activationsComputed);
+            if (const mlir::llmp::StepArena &arena = arenas[f.stage]; arena.buffers > 0)
+              j.attribute("step_arena", llvm::json::Object{{"bytes", arena.bytes},
+                                                           {"buffers", arena.buffers},
+                                                           {"live_peak", arena.livePeak}});
             j.attribute("flops_per_step", f.flopsPerStep);
             // Why `llmpc run` refuses the stage before any compute (absent: it runs).
             if (std::optional<std::string> why = notExecutable(info))

@@ -11,6 +11,7 @@
 ///      buffer alive by a path this walk does not see: skip.
 ///   3. The last use is the latest op of the entry block that is or contains a use; move
 ///      the dealloc right after it (never later than where it was).
+#include "compiler/Dialect/LLMP/Transforms/DeallocAtLastUse.h"
 #include "compiler/Dialect/LLMP/Transforms/Passes.h"
 
 #include "mlir/Interfaces/ViewLikeInterface.h"
@@ -23,11 +24,7 @@ namespace mlir::llmp {
 using namespace mlir;
 using namespace mlir::llmp;
 
-namespace {
-
-/// The last op of `block` that uses `root` or a view of it (not counting `dealloc`), or
-/// null if some use may alias `root` in a way this walk does not follow.
-Operation *lastUse(Block &block, Value root, Operation *dealloc) {
+Operation *mlir::llmp::lastUse(Block &block, Value root, Operation *dealloc) {
   SmallVector<Value> work = {root};
   Operation *last = root.getDefiningOp();
   while (!work.empty()) {
@@ -60,6 +57,8 @@ Operation *lastUse(Block &block, Value root, Operation *dealloc) {
   }
   return last;
 }
+
+namespace {
 
 struct LLMPDeallocAtLastUsePass
     : mlir::llmp::impl::LLMPDeallocAtLastUseBase<LLMPDeallocAtLastUsePass> {

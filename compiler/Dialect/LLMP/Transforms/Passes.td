@@ -256,4 +256,35 @@ def LLMPDeallocAtLastUse : Pass<"llmp-dealloc-at-last-use", "ModuleOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def LLMPStaticArena : Pass<"llmp-static-arena", "ModuleOp"> {
+  let summary = "Place each step function's temporaries in one static arena, reused by liveness";
+  let description = [{
+    After `llmp-dealloc-at-last-use`, before `llmp-step-heap-peak`: in every public
+    function, each `memref.alloc` of the entry block with a static shape and the identity
+    layout whose `memref.dealloc` is in the entry block too (and which no call, return or
+    aliasing op sees) lives from its alloc to its dealloc. The buffers get offsets in one
+    arena by the greedy-by-size offline planner (TFLite's arena planner; Pisarchyk & Lee
+    2020, "Efficient Memory Management for Deep Neural Net Inference"): largest first,
+    each at the lowest 64-byte aligned offset that overlaps no placed buffer whose lifetime
+    meets its own. The arena is one `memref.alloc {alignment = 64, llmp.arena}` of i8 at
+    the start of the function, freed before its return; each planned alloc becomes a
+    `memref.view` of it at the alloc's place and its dealloc goes. The module gets
+    `llmp.step_arena_bytes`, `llmp.step_arena_buffers` and `llmp.step_arena_live_peak`
+    (function name -> arena size, buffers placed, their peak of live bytes; see
+    StaticArena.h). Other allocations (dynamic shapes, returned, in loops) stay on the heap.
+
+    ```mlir
+    %a = memref.alloc() : memref<256xf32>   // 1024 bytes, dead before %c
+    ...
+    memref.dealloc %a : memref<256xf32>
+    %c = memref.alloc() : memref<256xf32>
+    // after:
+    %arena = memref.alloc() {alignment = 64 : i64, llmp.arena} : memref<1024xi8>
+    %a = memref.view %arena[%c0][] : memref<1024xi8> to memref<256xf32>
+    %c = memref.view %arena[%c0][] : memref<1024xi8> to memref<256xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect"];
+}
+
 #endif
