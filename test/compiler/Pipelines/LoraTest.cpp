@@ -434,4 +434,64 @@ TEST(Lora, RsLoraScale) {
   }
 }
 
+/// `src` with its ops from the adapted matmul to the product with r tagged as layer 0 (as
+/// LLMPGen tags a `for b in layers` iteration) and, with `recompute`, the module attribute
+/// that stage field `recompute: layers` sets.
+std::string asLayer(std::string src, bool recompute) {
+  auto tag = [&](const std::string &from, const std::string &to) {
+    size_t at = src.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos)
+      src.replace(at, from.size(), to);
+  };
+  tag("llmp.matmul %h, %wq :", "llmp.matmul %h, %wq {llmp.layer = 0 : i64} :");
+  tag("llmp.silu %y :", "llmp.silu %y {llmp.layer = 0 : i64} :");
+  tag("llmp.mul %s, %r :", "llmp.mul %s, %r {llmp.layer = 0 : i64} :");
+  if (recompute)
+    tag("{llmp.num_params = 96 : i64}", "{llmp.num_params = 96 : i64, llmp.recompute = \"layers\"}");
+  return src;
+}
+
+/// Ops of the grad phase that llmp-recompute cloned (marked `llmp.recompute`).
+int64_t recomputedOps(const std::string &src, const llmp::LLMPApplyLoraOptions &o) {
+  Jit c;
+  OwningOpRef<ModuleOp> module = llmp_test::parseModule(c, src);
+  if (!module || failed(llmp::applyLora(*module, o)) ||
+      failed(llmp::lowerToPhase(*module, llmp::Phase::Grad)))
+    return -1;
+  int64_t n = 0;
+  module->walk([&](Operation *op) { n += op->hasAttr("llmp.recompute"); });
+  return n;
+}
+
+// `recompute: layers` with adapter dropout 0.3: llmp-recompute clones layer 0's forward,
+// the adapter and its dropout mask included, before its backward; the mask is a pure
+// function of (seed, key, index), so the clone drops the same elements and grad_step's
+// loss and gradients equal those without recompute bit for bit (the reference is the same
+// model compiled without the attribute). The clones exist (ops marked llmp.recompute), and
+// dropout was active (the loss differs from eval_step's).
+TEST(Lora, DropoutUnderRecomputeGivesTheSameGradients) {
+  TinyLora m;
+  llmp::LLMPApplyLoraOptions o;
+  o.rank = 2;
+  o.alpha = 4;
+  o.dropout = 0.3;
+  o.seed = 99;
+  o.targets = {"wq"};
+  std::string plain = asLayer(m.src, false), recompute = asLayer(m.src, true);
+  EXPECT_EQ(recomputedOps(plain, o), 0);
+  EXPECT_GT(recomputedOps(recompute, o), 3); // the matmul, the adapter and dropout at least
+  auto c0 = build(plain, &o), c1 = build(recompute, &o);
+  ASSERT_TRUE(c0 && c1);
+  Steps s0 = m.steps(c0->fns, 8), s1 = m.steps(c1->fns, 8);
+  for (Steps *s : {&s0, &s1}) {
+    s->hyper[lrt::kHyperStep] = 3.0f;
+    s->hyper[lrt::kHyperMicroBatch] = 1.0f;
+  }
+  float l0 = s0.grad(), l1 = s1.grad();
+  EXPECT_EQ(l0, l1);
+  EXPECT_EQ(s0.grads, s1.grads);
+  EXPECT_GT(std::fabs(l0 - s0.eval()), 1e-6) << "dropout changed nothing";
+}
+
 } // namespace
