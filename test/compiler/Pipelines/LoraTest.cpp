@@ -379,17 +379,23 @@ TEST(Lora, LossAndAdapterGradients) {
   EXPECT_EQ(s.frozen, frozenBefore);
 }
 
-// With adapter dropout 0.3 the adapter input is masked in grad_step only: A and B's
-// gradients equal finite differences of grad_step's loss under the same key, and eval_step
-// equals the reference without dropout.
-TEST(Lora, DropoutOnTheAdapterInput) {
-  TinyLora m;
+/// LoRA rank 2, alpha 4 (scale 2) with adapter dropout 0.3 (mask seed 99) on `target`.
+llmp::LLMPApplyLoraOptions dropoutLora(const std::string &target) {
   llmp::LLMPApplyLoraOptions o;
   o.rank = 2;
   o.alpha = 4;
   o.dropout = 0.3;
   o.seed = 99;
-  o.targets = {"layers.*.wq"};
+  o.targets = {target};
+  return o;
+}
+
+// With adapter dropout 0.3 the adapter input is masked in grad_step only: A and B's
+// gradients equal finite differences of grad_step's loss under the same key, and eval_step
+// equals the reference without dropout.
+TEST(Lora, DropoutOnTheAdapterInput) {
+  TinyLora m;
+  llmp::LLMPApplyLoraOptions o = dropoutLora("layers.*.wq");
   auto c = build(m.src, &o);
   ASSERT_TRUE(c);
   Steps s = m.steps(c->fns, 8);
@@ -472,12 +478,7 @@ int64_t recomputedOps(const std::string &src, const llmp::LLMPApplyLoraOptions &
 // dropout was active (the loss differs from eval_step's).
 TEST(Lora, DropoutUnderRecomputeGivesTheSameGradients) {
   TinyLora m;
-  llmp::LLMPApplyLoraOptions o;
-  o.rank = 2;
-  o.alpha = 4;
-  o.dropout = 0.3;
-  o.seed = 99;
-  o.targets = {"wq"};
+  llmp::LLMPApplyLoraOptions o = dropoutLora("wq");
   std::string plain = asLayer(m.src, false), recompute = asLayer(m.src, true);
   EXPECT_EQ(recomputedOps(plain, o), 0);
   EXPECT_GT(recomputedOps(recompute, o), 3); // the matmul, the adapter and dropout at least
