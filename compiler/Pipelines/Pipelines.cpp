@@ -135,8 +135,9 @@ void buildLLVMPhase(OpPassManager &pm) {
           // canonicalize inlines the alloca scopes around the loop bodies (no allocas).
           "convert-scf-to-openmp,canonicalize,"
           "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-          // Allocations call _mlir_memref_to_llvm_{alloc,free}: the JIT's caching step heap.
-          "finalize-memref-to-llvm{use-generic-functions},convert-math-to-llvm,convert-arith-to-llvm,"
+          // Allocations call _mlir_memref_to_llvm_{alloc,free}: the JIT's caching step heap;
+          // loads and stores in OpenMP regions get alias scopes, so that LLVM vectorises.
+          "llmp-finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,"
           "convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,convert-openmp-to-llvm,"
           "reconcile-unrealized-casts");
 }

@@ -273,7 +273,12 @@ struct Lowerer {
     Value mx = reduceLast(sh, scores, {i3}, -std::numeric_limits<float>::infinity(),
                           [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                             Value v = maskedScore(nb, nl, a[0], mask);
-                            return arith::MaximumFOp::create(nb, nl, a[1], v);
+                            // maxnumf, not maximumf: LLVM's loop vectoriser does not
+                            // recognise maximum(acc, select(mask, -inf, x)) as a reduction
+                            // (InstCombine turns it into select(mask, acc, maximum(..))),
+                            // maxnum it does. Same probabilities: a NaN score still makes
+                            // its row's sum, hence the whole row, NaN.
+                            return arith::MaxNumFOp::create(nb, nl, a[1], v);
                           });
     Value sum = reduceLast(sh, ValueRange{scores, mx}, {i3, d3}, 0.0,
                            [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
@@ -327,7 +332,8 @@ struct Lowerer {
           Value rmax = I.reduceLast(sh, sc, {i3}, -std::numeric_limits<float>::infinity(),
                                     [&](OpBuilder &ib, Location il, ValueRange a) -> Value {
                                       Value x = maskedScore(ib, il, a[0], bm);
-                                      return arith::MaximumFOp::create(ib, il, a[1], x);
+                                      // maxnumf so that it vectorises, as in probs().
+                                      return arith::MaxNumFOp::create(ib, il, a[1], x);
                                     });
           // c = m' unless m' = -inf, with m' = max(m, rowmax).
           auto shift = [](OpBuilder &ib, Location il, Value m, Value r) -> Value {

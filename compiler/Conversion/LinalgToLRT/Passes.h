@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /// Passes of the linalg -> kernel-call conversion (`llmp-linalg-to-lrt`) and of CPU code
 /// preparation (`llmp-duplicate-fills`, `llmp-fills-to-memset`, `llmp-approximate-math`,
-/// `llmp-reassociate-reductions`, `llmp-parallelize-loops`).
+/// `llmp-reassociate-reductions`, `llmp-parallelize-loops`, `llmp-finalize-memref-to-llvm`).
 #pragma once
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

@@ -212,4 +212,36 @@ def LLMPFillsToMemset : Pass<"llmp-fills-to-memset", "ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def LLMPFinalizeMemRefToLLVM : Pass<"llmp-finalize-memref-to-llvm", "ModuleOp"> {
+  let summary = "finalize-memref-to-llvm{use-generic-functions} with alias scopes on the "
+                "loads and stores of OpenMP regions";
+  let description = [{
+    Inside an outlined OpenMP function every buffer's base pointer is loaded from a memref
+    descriptor, so LLVM cannot tell a loop's inputs from its outputs: a row max kept its
+    accumulator's store inside the loop ("value that could not be identified as reduction
+    is used outside the loop") and a 32-element transpose copy was unrolled, then not
+    SLP-vectorised (loads clobbered by stores). This pass traces each memref.load /
+    memref.store inside an `omp.parallel` to its buffer (a memref.alloc / alloca defined
+    outside the region, or a function argument, through view, subview, reinterpret_cast,
+    cast, expand/collapse_shape and extract_strided_metadata) and, for static strided
+    types, to the byte interval it may touch (memref.view's constant byte shift plus
+    offset and extent). Per region (one alias scope domain), accesses through provably
+    disjoint places (two allocations; an allocation and an argument; one buffer, e.g. the
+    static arena, at non-overlapping intervals) get `noalias_scopes` of each other; two
+    function arguments are never claimed apart, and accesses that cannot be traced get
+    no scopes. Then it lowers memref to LLVM as finalize-memref-to-llvm with
+    use-generic-functions does, copying the scopes onto llvm.load / llvm.store.
+
+    ```mlir
+    // in an omp.parallel: %in = memref.view %arena[%c0][], %out = memref.view %arena[%c4096][]
+    %x = memref.load %in[%i] : memref<1024xf32>
+    memref.store %x, %out[%i] : memref<1024xf32>
+    // ->
+    %x = llvm.load %p {alias_scopes = [#in], noalias_scopes = [#out]} : !llvm.ptr -> f32
+    llvm.store %x, %q {alias_scopes = [#out], noalias_scopes = [#in]} : f32, !llvm.ptr
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 #endif
