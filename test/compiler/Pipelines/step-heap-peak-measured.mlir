@@ -7,5 +7,9 @@
 // bench/step_memory.cpp. Bound: equal to the byte. Every buffer of grad_step is a static
 // memref.alloc freed by a memref.dealloc in straight-line code (no loop or parallel region
 // allocates), so walking them in program order with lrt_alloc's rounding is exact; the
-// passes after llmp-step-heap-peak add no allocation. (On 2026-11-29: 280,841,408 bytes; 268,255,424 since llmp-accumulate-into-matmul.)
+// passes after llmp-step-heap-peak add no allocation. Since llmp-static-arena all 183 are
+// views of one arena allocated for the whole step, so this also checks the arena's
+// compile-time size against what the allocator hands out. (On 2026-11-29: 280,841,408
+// bytes; 268,255,424 since llmp-accumulate-into-matmul; 141,672,576 with the arena:
+// 141,672,512 + 64 for its alignment.)
 // CHECK: measured == computed: yes
