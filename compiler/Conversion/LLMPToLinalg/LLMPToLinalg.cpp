@@ -37,11 +37,12 @@ struct Lowerer {
   Type f32() { return b.getF32Type(); }
   Value cst(double v) { return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v)); }
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value empty(ArrayRef<int64_t> shape, Type elt) {
-    return tensor::EmptyOp::create(b, loc, shape, elt);
+  /// An empty tensor of `shape`; `dyn` gives the sizes of its dynamic dimensions in order.
+  Value empty(ArrayRef<int64_t> shape, Type elt, ValueRange dyn = {}) {
+    return tensor::EmptyOp::create(b, loc, shape, elt, dyn);
   }
-  Value fill(ArrayRef<int64_t> shape, double v) {
-    Value e = empty(shape, f32());
+  Value fill(ArrayRef<int64_t> shape, double v, ValueRange dyn = {}) {
+    Value e = empty(shape, f32(), dyn);
     return linalg::FillOp::create(b, loc, ValueRange{cst(v)}, ValueRange{e}).getResult(0);
   }
   /// The map (d0..d{rank-1}) -> (d_i for i in dims).
@@ -265,10 +266,15 @@ struct Lowerer {
   }
 
   /// Attention probabilities P (B*KV, G*T, T) from grouped q (B*KV, G*T, d) and k (B*KV, T, d).
-  Value probs(Value q, Value k, const Mask &mask) {
+  /// With `keyCount` (an index), k holds that many keys, (B*KV, ?, d), and P is (B*KV, G*T, ?).
+  Value probs(Value q, Value k, const Mask &mask, Value keyCount = {}) {
     auto s = cast<RankedTensorType>(q.getType()).getShape();
-    SmallVector<int64_t> sh = {s[0], s[1], mask.keys ? mask.keys : mask.t};
-    Value scores = matmul(q, k, false, true, sh);
+    SmallVector<int64_t> sh = {s[0], s[1],
+                               keyCount ? ShapedType::kDynamic : (mask.keys ? mask.keys : mask.t)};
+    SmallVector<Value> dyn;
+    if (keyCount)
+      dyn.push_back(keyCount);
+    Value scores = matmul(q, k, false, true, sh, fill(sh, 0.0, dyn));
     AffineMap i3 = id(3), d3 = dropLast(3);
     Value mx = reduceLast(sh, scores, {i3}, -std::numeric_limits<float>::infinity(),
                           [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
@@ -287,7 +293,7 @@ struct Lowerer {
                                  nb, nl, arith::SubFOp::create(nb, nl, v, a[1]));
                              return arith::AddFOp::create(nb, nl, a[2], e);
                            });
-    return generic(empty(sh, f32()), ValueRange{scores, mx, sum}, {i3, d3, d3, i3},
+    return generic(empty(sh, f32(), dyn), ValueRange{scores, mx, sum}, {i3, d3, d3, i3},
                    SmallVector<IteratorType>(3, IteratorType::parallel),
                    [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
                      Value v = maskedScore(nb, nl, a[0], mask);
@@ -1060,35 +1066,56 @@ Value lower(Lowerer &L, KVCacheWriteOp op) {
   return loop.getResult(0);
 }
 
+/// Keys per step of the number of cached positions that attention over a KV cache reads:
+/// the count is rounded up to a multiple of it, so that the products over the cache take
+/// a few shapes (oneDNN keeps one plan per shape) rather than one per decode position.
+constexpr int64_t kCacheKeyQuantum = 16;
+
 Value lower(Lowerer &L, CacheAttentionOp op) {
   // As llmp.attention with the keys and values of layer `layer` of the caches: q grouped
-  // (B*KV, G*T, d), keys (B*KV, C, d); query i of batch b is at start[b] + i and sees the
-  // cached positions j <= start[b] + i.
+  // (B*KV, G*T, d), keys (B*KV, N, d); query i of batch b is at start[b] + i and sees the
+  // cached positions j <= start[b] + i. Only the first N = min(C, roundup(max_b start[b]
+  // + T, kCacheKeyQuantum)) positions are read: every later one lies after every row's
+  // last query (j >= N > start[b] + i), so it is masked for every row; its probability is
+  // exactly 0 and leaving it out changes neither the softmax nor P V. N is dynamic, so a
+  // decode step reads the filled part of the cache, not all C positions.
+  OpBuilder &b = L.b;
+  Location loc = L.loc;
   auto sh = shapeOf(op.getQ());
   auto c = shapeOf(op.getKCache());
   int64_t heads = op.getHeads(), kv = op.getNumKVHeads(), hd = sh[2] / heads, ctx = c[3];
-  int64_t n = sh[0] * kv, group = heads / kv;
+  int64_t n = sh[0] * kv, group = heads / kv, t = sh[1];
+  // max_b start[b] (at least 0), then N.
+  auto maxLoop = scf::ForOp::create(
+      b, loc, L.idx(0), L.idx(sh[0]), L.idx(1), ValueRange{L.idx(0)},
+      [&](OpBuilder &nb, Location nl, Value ib, ValueRange acc) {
+        Value s0 = Lowerer::toIndex(
+            nb, nl, tensor::ExtractOp::create(nb, nl, op.getStart(), ValueRange{ib}));
+        scf::YieldOp::create(nb, nl, ValueRange{arith::MaxSIOp::create(nb, nl, acc[0], s0)});
+      });
+  Value end = arith::AddIOp::create(b, loc, maxLoop.getResult(0), L.idx(t + kCacheKeyQuantum - 1));
+  Value rounded = arith::MulIOp::create(
+      b, loc, arith::DivUIOp::create(b, loc, end, L.idx(kCacheKeyQuantum)), L.idx(kCacheKeyQuantum));
+  Value keys = arith::MinSIOp::create(b, loc, rounded, L.idx(ctx));
   auto layerOf = [&](Value cache) -> Value {
-    OpBuilder &b = L.b;
     SmallVector<OpFoldResult> offsets = {b.getIndexAttr(static_cast<int64_t>(op.getLayer())),
                                          b.getIndexAttr(0), b.getIndexAttr(0), b.getIndexAttr(0),
                                          b.getIndexAttr(0)};
     SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), b.getIndexAttr(sh[0]),
-                                       b.getIndexAttr(kv), b.getIndexAttr(ctx),
-                                       b.getIndexAttr(hd)};
+                                       b.getIndexAttr(kv), keys, b.getIndexAttr(hd)};
     SmallVector<OpFoldResult> strides(5, b.getIndexAttr(1));
-    auto ty = RankedTensorType::get({1, sh[0], kv, ctx, hd}, L.f32());
-    Value s = tensor::ExtractSliceOp::create(b, L.loc, ty, cache, offsets, sizes, strides);
+    auto ty = RankedTensorType::get({1, sh[0], kv, ShapedType::kDynamic, hd}, L.f32());
+    Value s = tensor::ExtractSliceOp::create(b, loc, ty, cache, offsets, sizes, strides);
     return tensor::CollapseShapeOp::create(
-        b, L.loc, RankedTensorType::get({n, ctx, hd}, L.f32()), s,
+        b, loc, RankedTensorType::get({n, ShapedType::kDynamic, hd}, L.f32()), s,
         SmallVector<ReassociationIndices>{{0, 1, 2}, {3}, {4}});
   };
-  Lowerer::Mask mask{1.0 / std::sqrt(static_cast<double>(hd)), /*causal=*/true, sh[1], group,
+  Lowerer::Mask mask{1.0 / std::sqrt(static_cast<double>(hd)), /*causal=*/true, t, group,
                      kv, /*segments=*/Value(), /*keyOffset=*/Value(), op.getStart(), ctx};
   Value q = L.groupHeads(L.toHeads(op.getQ(), heads), n);
-  Value p = L.probs(q, layerOf(op.getKCache()), mask);
-  Value o = L.matmul(p, layerOf(op.getVCache()), false, false, {n, group * sh[1], hd});
-  return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
+  Value p = L.probs(q, layerOf(op.getKCache()), mask, keys);
+  Value o = L.matmul(p, layerOf(op.getVCache()), false, false, {n, group * t, hd});
+  return L.fromHeads(L.ungroupHeads(o, t), sh[0], heads);
 }
 
 Value lower(Lowerer &L, LastTokenOp op) {

@@ -48,7 +48,8 @@ int64_t saturatingMul(int64_t a, int64_t b) {
 bool isLoop(Operation *op) { return isa<scf::ForOp, scf::ParallelOp, scf::WhileOp>(op); }
 
 /// Static trip count of one loop (product over dimensions); 1 where a bound is dynamic
-/// (all shapes are static in llmp modules, so this does not happen there).
+/// (in llmp modules only attention over a KV cache has one, its number of cached keys:
+/// its small softmax loops then stay serial).
 int64_t tripCount(Operation *loop) {
   auto count = [](Value lb, Value ub, Value step) -> int64_t {
     auto l = getConstantIntValue(lb), u = getConstantIntValue(ub), s = getConstantIntValue(step);
