@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cpuid.h>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -38,8 +40,24 @@ memory::desc desc(const DnnlOperand &x) {
 
 } // namespace
 
+bool matmulF32AllOnDnnl() {
+  static const bool all = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+      return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    return std::strcmp(vendor, "AuthenticAMD") == 0 && (isa & avx512) == avx512;
+  }();
+  return all;
+}
+
 bool matmulF32PrefersDnnl(int64_t m, int64_t n, int64_t k) {
-  return std::min({m, n, k}) <= 64;
+  return matmulF32AllOnDnnl() || std::min({m, n, k}) <= 64;
 }
 
 bool matmulF32Dnnl(const DnnlOperand &a, const DnnlOperand &b, const DnnlOperand &c,

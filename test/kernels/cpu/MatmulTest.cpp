@@ -14,9 +14,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <omp.h>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -223,14 +226,21 @@ TEST(Matmul, BatchedOverwrite) {
 
 TEST(Matmul, RoutesSmallDimensionsToDnnl) {
   // The rule of kernels/cpu/Matmul.h on the SmolLM2 LoRA step's shapes (bench/gemm_shapes):
-  // LoRA's rank-16 products and attention's head-dim-64 products go to oneDNN, the base
-  // layers' and the LM head's stay on OpenBLAS.
+  // LoRA's rank-16 products and attention's head-dim-64 products go to oneDNN; the base
+  // layers' and the LM head's stay on OpenBLAS, except on AMD with AVX-512, where every
+  // product goes to oneDNN (matmulF32AllOnDnnl, read here from cpuid independently).
   EXPECT_TRUE(lrt::matmulF32PrefersDnnl(1024, 16, 576));   // x A^T
   EXPECT_TRUE(lrt::matmulF32PrefersDnnl(16, 576, 1024));   // dA
   EXPECT_TRUE(lrt::matmulF32PrefersDnnl(768, 256, 64));    // attention scores
-  EXPECT_FALSE(lrt::matmulF32PrefersDnnl(1024, 1536, 576)); // gate / up
-  EXPECT_FALSE(lrt::matmulF32PrefersDnnl(1024, 192, 576));  // k / v
-  EXPECT_FALSE(lrt::matmulF32PrefersDnnl(1024, 49152, 576)); // LM head
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string text((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+  bool amdAvx512 = text.find("AuthenticAMD") != std::string::npos &&
+                   text.find(" avx512f ") != std::string::npos &&
+                   text.find(" avx512bw ") != std::string::npos;
+  EXPECT_EQ(lrt::matmulF32AllOnDnnl(), amdAvx512);
+  EXPECT_EQ(lrt::matmulF32PrefersDnnl(1024, 1536, 576), amdAvx512);  // gate / up
+  EXPECT_EQ(lrt::matmulF32PrefersDnnl(1024, 192, 576), amdAvx512);   // k / v
+  EXPECT_EQ(lrt::matmulF32PrefersDnnl(1024, 49152, 576), amdAvx512); // LM head
 }
 
 TEST(Matmul, DnnlShapesMatchDoubleProduct) {
