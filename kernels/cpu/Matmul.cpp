@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// GEMM kernels over strided memrefs: cblas_sgemm (OpenBLAS) with a plain-loop fallback,
 /// shared over the OpenMP threads of the generated code (OpenBLAS itself single-threaded);
-/// products with a dimension of at most 64 on oneDNN (kernels/cpu/MatmulF32Dnnl.h).
+/// products with a dimension of at most 64 (every product on AMD CPUs with AVX-512) on oneDNN
+/// (kernels/cpu/MatmulF32Dnnl.h).
 #include "kernels/cpu/Matmul.h"
 #include "kernels/cpu/MatmulF32Dnnl.h"
 

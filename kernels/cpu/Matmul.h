@@ -16,10 +16,11 @@
 extern "C" {
 
 /// A (M,K) or (K,M) if `ta`; B (K,N) or (N,K) if `tb`; C (M,N).
-/// Kernel rule: a product with min(M, N, K) <= 64 and at least 64^3 multiply-adds, called
-/// from serial code, runs on oneDNN's f32 matmul (kernels/cpu/MatmulF32Dnnl.h: LoRA's
-/// rank-r products and attention's per-head ones, 1.1-2x faster there on 2 threads,
-/// bench/gemm_shapes); every other product, and any layout oneDNN refuses, on cblas_sgemm
+/// Kernel rule: a product with min(M, N, K) <= 64 (any product on AMD CPUs with AVX-512,
+/// lrt::matmulF32AllOnDnnl) and at least 64^3 multiply-adds, called from serial code, runs
+/// on oneDNN's f32 matmul (kernels/cpu/MatmulF32Dnnl.h: LoRA's rank-r products and
+/// attention's per-head ones, 1.1-2x faster there on 2 threads, bench/gemm_shapes); every
+/// other product, and any layout oneDNN refuses, on cblas_sgemm
 /// when the operands have a unit stride in one dimension, plain loops otherwise. The two
 /// kernels agree within fp32 reassociation (tests: atol 1e-5 + |ref| K eps(f32)).
 void _mlir_ciface_lrt_matmul_f32(int32_t ta, int32_t tb, int32_t accumulate,
