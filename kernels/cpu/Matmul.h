@@ -16,8 +16,8 @@
 extern "C" {
 
 /// A (M,K) or (K,M) if `ta`; B (K,N) or (N,K) if `tb`; C (M,N).
-/// Kernel rule: a product with min(M, N, K) <= 64 (any product on AMD CPUs with AVX-512,
-/// lrt::matmulF32AllOnDnnl) and at least 64^3 multiply-adds, called from serial code, runs
+/// Kernel rule: a product with min(M, N, K) <= 64 (on AMD CPUs with AVX-512 any product
+/// with min(M, N) > 4, lrt::matmulF32AllOnDnnl) and at least 64^3 multiply-adds, called from serial code, runs
 /// on oneDNN's f32 matmul (kernels/cpu/MatmulF32Dnnl.h: LoRA's rank-r products and
 /// attention's per-head ones, 1.1-2x faster there on 2 threads, bench/gemm_shapes); every
 /// other product, and any layout oneDNN refuses, on cblas_sgemm

@@ -57,7 +57,9 @@ bool matmulF32AllOnDnnl() {
 }
 
 bool matmulF32PrefersDnnl(int64_t m, int64_t n, int64_t k) {
-  return matmulF32AllOnDnnl() || std::min({m, n, k}) <= 64;
+  if (matmulF32AllOnDnnl())
+    return std::min(m, n) > 4;
+  return std::min({m, n, k}) <= 64;
 }
 
 bool matmulF32Dnnl(const DnnlOperand &a, const DnnlOperand &b, const DnnlOperand &c,

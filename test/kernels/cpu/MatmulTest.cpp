@@ -228,7 +228,8 @@ TEST(Matmul, RoutesSmallDimensionsToDnnl) {
   // The rule of kernels/cpu/Matmul.h on the SmolLM2 LoRA step's shapes (bench/gemm_shapes):
   // LoRA's rank-16 products and attention's head-dim-64 products go to oneDNN; the base
   // layers' and the LM head's stay on OpenBLAS, except on AMD with AVX-512, where every
-  // product goes to oneDNN (matmulF32AllOnDnnl, read here from cpuid independently).
+  // product with more than 4 rows and columns goes to oneDNN (matmulF32AllOnDnnl, read
+  // here from /proc/cpuinfo independently).
   EXPECT_TRUE(lrt::matmulF32PrefersDnnl(1024, 16, 576));   // x A^T
   EXPECT_TRUE(lrt::matmulF32PrefersDnnl(16, 576, 1024));   // dA
   EXPECT_TRUE(lrt::matmulF32PrefersDnnl(768, 256, 64));    // attention scores
@@ -241,6 +242,10 @@ TEST(Matmul, RoutesSmallDimensionsToDnnl) {
   EXPECT_EQ(lrt::matmulF32PrefersDnnl(1024, 1536, 576), amdAvx512);  // gate / up
   EXPECT_EQ(lrt::matmulF32PrefersDnnl(1024, 192, 576), amdAvx512);   // k / v
   EXPECT_EQ(lrt::matmulF32PrefersDnnl(1024, 49152, 576), amdAvx512); // LM head
+  // Decode at batch 1 (one row): oneDNN by the min-dimension rule, OpenBLAS on AMD.
+  EXPECT_EQ(lrt::matmulF32PrefersDnnl(1, 512, 512), !amdAvx512);
+  EXPECT_EQ(lrt::matmulF32PrefersDnnl(512, 4, 512), !amdAvx512);
+  EXPECT_TRUE(lrt::matmulF32PrefersDnnl(16, 512, 512)); // decode at batch 16
 }
 
 TEST(Matmul, DnnlShapesMatchDoubleProduct) {
