@@ -75,9 +75,23 @@ void outlineParallelRegions(ModuleOp module) {
   int64_t counter = 0;
   for (omp::ParallelOp op : regions) {
     auto parent = op->getParentOfType<LLVM::LLVMFuncOp>();
+    llvm::SetVector<Value> used;
+    used.insert(op->operand_begin(), op->operand_end());
+    getUsedValuesDefinedAbove(op->getRegions(), used);
+    // Constants (sizes, strides, offsets of static memrefs, loop bounds) are cloned into
+    // the new function, not passed: as arguments they would be unknown there, and LLVM
+    // could neither count the loops' trips nor bound their accesses, so it vectorised none
+    // of the regions' loops.
     llvm::SetVector<Value> captures;
-    captures.insert(op->operand_begin(), op->operand_end());
-    getUsedValuesDefinedAbove(op->getRegions(), captures);
+    llvm::SmallVector<Operation *> constants;
+    for (Value v : used) {
+      Operation *def = v.getDefiningOp();
+      if (def && def->getNumRegions() == 0 && def->getNumOperands() == 0 &&
+          def->hasTrait<OpTrait::ConstantLike>())
+        constants.push_back(def);
+      else
+        captures.insert(v);
+    }
     llvm::SmallVector<Type> types;
     for (Value v : captures)
       types.push_back(v.getType());
@@ -93,6 +107,8 @@ void outlineParallelRegions(ModuleOp module) {
     for (auto [v, arg] : llvm::zip(captures, entry->getArguments()))
       mapping.map(v, arg);
     b.setInsertionPointToStart(entry);
+    for (Operation *c : constants)
+      b.clone(*c, mapping);
     b.clone(*op, mapping);
     LLVM::ReturnOp::create(b, op.getLoc(), ValueRange());
     b.setInsertionPoint(op);
