@@ -91,48 +91,32 @@ struct Walker {
     return allocated(bytes);
   }
 
-  /// The bf16 scratch a product holds while it runs (0 if it stays fp32).
-  int64_t bf16Scratch(linalg::MatmulOp op) {
+  /// The bf16 scratch of a 2-D (`rank` 2) or batched (`rank` 3, attention's) product.
+  /// A batch of Bt products C (M,N) = op(A) op(B) takes 2 Bt MK + 2 Bt KN bytes in a bf16
+  /// module when lrt::matmulBf16Shape(M, N, K), 0 otherwise (the fp32 kernel runs); a 2-D
+  /// product whose B is stored bf16 takes 2 MK bytes, or 4 KN (B widened) when narrow.
+  int64_t bf16Scratch(linalg::LinalgOp op, int64_t rank) {
     if (!op.hasPureBufferSemantics())
       return 0;
     auto a = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
     auto bm = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
     auto c = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
-    if (!a || !bm || !c || !a.getElementType().isF32() || a.getRank() != 2 || c.getRank() != 2)
+    if (!a || !bm || !c || !a.getElementType().isF32() || a.getRank() != rank ||
+        c.getRank() != rank)
       return 0;
-    bool storedB = bm.getElementType().isBF16();
-    if (!bf16 && !storedB)
+    bool storedB = rank == 2 && bm.getElementType().isBF16();
+    if (!storedB && (!bf16 || !bm.getElementType().isF32()))
       return 0;
     auto dim = [&](int64_t d) { return ShapedType::isDynamic(d) ? rows : d; };
-    int64_t m = dim(c.getDimSize(0)), n = dim(c.getDimSize(1));
+    int64_t batch = rank == 3 ? dim(c.getDimSize(0)) : 1;
+    int64_t m = dim(c.getDimSize(rank - 2)), n = dim(c.getDimSize(rank - 1));
     // op(A) is (M, K) whichever way A is stored.
-    int64_t k = m == 0 ? 0 : dim(a.getDimSize(0)) * dim(a.getDimSize(1)) / m;
+    int64_t numelA = 1;
+    for (int64_t d : a.getShape())
+      numelA *= dim(d);
+    int64_t k = batch * m == 0 ? 0 : numelA / (batch * m);
     if (storedB)
       return lrt::matmulBf16Shape(m, n, k) ? allocated(2 * m * k) : allocated(4 * k * n);
-    if (!lrt::matmulBf16Shape(m, n, k))
-      return 0;
-    return allocated(2 * m * k) + allocated(2 * k * n);
-  }
-
-  /// The bf16 scratch of a batched product (attention's) in a bf16 module:
-  /// lrt_batch_matmul_bf16's copies of op(A) and op(B), 2 Bt MK and 2 Bt KN bytes, when
-  /// lrt::matmulBf16Shape(M, N, K) (0 otherwise: the fp32 kernel runs).
-  int64_t bf16Scratch(linalg::BatchMatmulOp op) {
-    if (!bf16 || !op.hasPureBufferSemantics())
-      return 0;
-    auto a = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
-    auto bm = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
-    auto c = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
-    if (!a || !bm || !c || !a.getElementType().isF32() || !bm.getElementType().isF32() ||
-        a.getRank() != 3 || c.getRank() != 3)
-      return 0;
-    auto dim = [&](int64_t d) { return ShapedType::isDynamic(d) ? rows : d; };
-    int64_t batch = dim(c.getDimSize(0)), m = dim(c.getDimSize(1)), n = dim(c.getDimSize(2));
-    // op(A) is (M, K) whichever way A is stored.
-    int64_t k = batch * m == 0
-                    ? 0
-                    : dim(a.getDimSize(0)) * dim(a.getDimSize(1)) * dim(a.getDimSize(2)) /
-                          (batch * m);
     if (!lrt::matmulBf16Shape(m, n, k))
       return 0;
     return allocated(2 * batch * m * k) + allocated(2 * batch * k * n);
@@ -166,10 +150,9 @@ struct Walker {
       add(realloc.getResult(), bytesOf(realloc.getType(), realloc.getAlignment()));
     } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
       free(dealloc.getMemref());
-    } else if (auto matmul = dyn_cast<linalg::MatmulOp>(op)) {
-      peak = std::max(peak, live + bf16Scratch(matmul));
-    } else if (auto batched = dyn_cast<linalg::BatchMatmulOp>(op)) {
-      peak = std::max(peak, live + bf16Scratch(batched));
+    } else if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op)) {
+      peak = std::max(peak, live + bf16Scratch(cast<linalg::LinalgOp>(op),
+                                               isa<linalg::MatmulOp>(op) ? 2 : 3));
     } else if (auto call = dyn_cast<func::CallOp>(op)) {
       auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee());
       if (!callee || callee.isExternal())
