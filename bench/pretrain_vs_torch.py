@@ -11,7 +11,8 @@ Usage: bench/pretrain_vs_torch.py [--file examples/pretrain.llmp] [--steps 40] [
    parameter shapes) and times S AdamW training steps on batches of the same shape, in
    eager mode and, with --torch-compile, with the loss compiled by torch.compile (its
    compilation falls in the untimed warm-up steps).
-3. Measures the GEMM rate of the precision llmp runs at (bench sgemm_rate: OpenBLAS sgemm,
+3. Measures the GEMM rate of the precision llmp runs at (bench sgemm_rate: the better of
+   OpenBLAS sgemm and llmp's fp32 GEMM call, which runs on oneDNN on AMD CPUs with AVX-512,
    or with --precision bf16 llmp's bf16 kernel on oneDNN).
 With --precision bf16 the llmp stage gets `precision: bf16` and PyTorch runs its forward
 under torch.autocast("cpu", dtype=torch.bfloat16) (bf16 matrix products, fp32 weights and
@@ -20,10 +21,17 @@ model FLOP/s over the measured GEMM rate. Model FLOPs per step count every matri
 (2*m*n*k each, attention scores and values included) times 3 for forward + backward
 (Kaplan et al. 2020, sec. 2.1; the attention term as in PaLM, Chowdhery et al. 2022, app. B).
 The first quarter of the steps of each side is warm-up and is not timed.
+Peak memory: each side trains in a process of its own (llmpc; PyTorch in a spawned Python
+process), and the peak RSS of that whole process (getrusage ru_maxrss: Python, torch and its
+libraries, or llmpc with MLIR, LLVM and the compilation, included) is printed, with llmpc's
+own report of its peak while training and the compile-time plan of that peak.
 """
 import argparse
 import json
+import multiprocessing
 import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -72,13 +80,43 @@ def with_precision(path, precision, tmp):
 
 
 def run_llmp(args, tmp):
+    """Runs the stage with `llmpc run`; returns its plan.json, its steady tokens/s and the
+    peak RSS of the llmpc process in bytes (the first child of this process: ru_maxrss of
+    RUSAGE_CHILDREN is the largest child's)."""
     run_dir = os.path.join(tmp, "llmp")
     path = with_precision(args.file, args.precision, tmp)
-    subprocess.run([args.llmpc, "run", path, "--steps", str(args.steps), "--run-dir", run_dir,
-                    "--samples", "0"], check=True, env=thread_env(args.threads))
+    out = subprocess.run([args.llmpc, "run", path, "--steps", str(args.steps), "--run-dir",
+                          run_dir, "--samples", "0"], check=True, env=thread_env(args.threads),
+                         stdout=subprocess.PIPE, text=True).stdout
+    print(out, end="")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    planned = re.search(r"training peak RSS (\d+) MiB vs plan (\d+) MiB", out)
     plan = json.load(open(os.path.join(run_dir, "plan.json")))
+    # llmpc's own report: the RSS peak while training (compilation's peak comes before it)
+    # and the compile-time plan of it.
+    plan["training_peak_bytes"], plan["planned_peak_bytes"] = (
+        (int(planned.group(1)) * 2**20, int(planned.group(2)) * 2**20) if planned else (None, None))
     rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
-    return plan, steady_tokens_per_s(rows, args.steps // 4, plan["batch"] * plan["seq_len"])
+    return plan, steady_tokens_per_s(rows, args.steps // 4, plan["batch"] * plan["seq_len"]), peak
+
+
+def torch_child(plan, args, compiled, queue):
+    queue.put((run_torch(plan, args, compiled),
+               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+
+
+def run_torch_process(plan, args, compiled=False):
+    """run_torch in a fresh (spawned) Python process; returns its tokens/s and the peak RSS
+    of that process in bytes."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=torch_child, args=(plan, args, compiled, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    if child.exitcode != 0:
+        sys.exit(f"pretrain_vs_torch: the PyTorch process failed (exit status {child.exitcode})")
+    return result
 
 
 def run_torch(plan, args, compiled=False):
@@ -126,9 +164,10 @@ def main():
     args.llmpc = os.path.join(args.build, "bin", "llmpc")
 
     with tempfile.TemporaryDirectory() as tmp:
-        plan, llmp_tps = run_llmp(args, tmp)
-    torch_tps = run_torch(plan, args)
-    compiled_tps = run_torch(plan, args, compiled=True) if args.torch_compile else None
+        plan, llmp_tps, llmp_peak = run_llmp(args, tmp)
+    torch_tps, torch_peak = run_torch_process(plan, args)
+    compiled_tps, compiled_peak = (run_torch_process(plan, args, compiled=True)
+                                   if args.torch_compile else (None, None))
     sgemm = json.loads(subprocess.run([os.path.join(args.build, "bin", "sgemm_rate"), "1024", "10",
                                        args.precision], check=True,
                                       capture_output=True, text=True, env=thread_env(args.threads)).stdout)
@@ -136,7 +175,8 @@ def main():
     mfu = lambda tps: tps * flops_per_token / (sgemm["gflops"] * 1e9)
     print(f"model {plan['model']}: {plan['num_params']} params, batch {plan['batch']}x{plan['seq_len']}, "
           f"{args.threads} threads, {flops_per_token / 1e6:.1f} MFLOP/token")
-    what = "OpenBLAS sgemm" if args.precision == "fp32" else "llmp bf16 GEMM (oneDNN)"
+    what = (f"best of OpenBLAS sgemm {sgemm['openblas_gflops']:.1f} and llmp's fp32 GEMM "
+            f"{sgemm['llmp_gflops']:.1f}" if args.precision == "fp32" else "llmp bf16 GEMM (oneDNN)")
     print(f"{args.precision} GEMM rate ({what}, n=1024): {sgemm['gflops']:.1f} GFLOP/s")
     print(f"llmp          : {llmp_tps:10.0f} tokens/s   MFU {100 * mfu(llmp_tps):5.1f}%")
     print(f"PyTorch eager : {torch_tps:10.0f} tokens/s   MFU {100 * mfu(torch_tps):5.1f}%")
@@ -145,6 +185,13 @@ def main():
     print(f"ratio llmp / PyTorch eager: {llmp_tps / torch_tps:.2f}x")
     if compiled_tps:
         print(f"ratio llmp / torch.compile: {llmp_tps / compiled_tps:.2f}x")
+    mib = lambda b: f"{b / 2**20:,.0f} MiB"
+    print(f"peak RSS of the process: llmp {mib(llmp_peak)}"
+          + (f" (compilation included; while training {mib(plan['training_peak_bytes'])}, "
+             f"plan {mib(plan['planned_peak_bytes'])})" if plan["planned_peak_bytes"] else "")
+          + f", PyTorch eager {mib(torch_peak)} (llmp / eager {llmp_peak / torch_peak:.2f}x)"
+          + (f", torch.compile {mib(compiled_peak)} (llmp / compile {llmp_peak / compiled_peak:.2f}x)"
+             if compiled_peak else ""))
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
