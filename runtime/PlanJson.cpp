@@ -97,6 +97,22 @@ struct Reader {
   }
 };
 
+/// The fields of one ParamInfo (`P` ParamInfo or const ParamInfo) in plan.json's order.
+template <class Io, class P> void paramFields(Io &o, P &param) {
+  o("name", param.name);
+  o("shape", param.shape);
+  o("offset", param.offset);
+  o("numel", param.numel);
+  o("init", param.init);
+  o("mean", param.mean);
+  o("std", param.std);
+  o("decay", param.decay);
+  o("frozen", param.frozen);
+  o("byte_offset", param.byteOffset);
+  o("storage", param.storage);
+  o("byte_size", param.byteSize);
+}
+
 /// The fields of a StagePlan in plan.json's order; `P` is StagePlan or const StagePlan.
 template <class Io, class P> void planFields(Io &io, P &p) {
   io.orNull("pipeline", p.pipeline);
@@ -155,20 +171,7 @@ template <class Io, class P> void planFields(Io &io, P &p) {
     o("vocab", p.tokenizer.vocabSize);
     o("path", p.tokenizer.path);
   });
-  io.array("params", p.params, [](auto &o, auto &param) {
-    o("name", param.name);
-    o("shape", param.shape);
-    o("offset", param.offset);
-    o("numel", param.numel);
-    o("init", param.init);
-    o("mean", param.mean);
-    o("std", param.std);
-    o("decay", param.decay);
-    o("frozen", param.frozen);
-    o("byte_offset", param.byteOffset);
-    o("storage", param.storage);
-    o("byte_size", param.byteSize);
-  });
+  io.array("params", p.params, paramFields<Io, decltype(p.params[0])>);
 }
 
 } // namespace
@@ -189,6 +192,25 @@ Expected<StagePlan> readStagePlanJson(std::string_view text) {
     return plan;
   } catch (const std::exception &e) {
     return Status::invalid(std::string("malformed plan: ") + e.what());
+  }
+}
+
+std::string writeParamsJson(const std::vector<ParamInfo> &params) {
+  json j = json::object();
+  Writer w{j};
+  w.array("params", params, paramFields<Writer, const ParamInfo>);
+  return j["params"].dump();
+}
+
+Expected<std::vector<ParamInfo>> readParamsJson(std::string_view text) {
+  try {
+    json j = json::object({{"params", json::parse(text)}});
+    std::vector<ParamInfo> params;
+    Reader r{j};
+    r.array("params", params, paramFields<Reader, ParamInfo>);
+    return params;
+  } catch (const std::exception &e) {
+    return Status::invalid(std::string("malformed parameter list: ") + e.what());
   }
 }
 

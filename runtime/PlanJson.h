@@ -20,6 +20,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lrt {
 
@@ -29,5 +30,11 @@ std::string writeStagePlanJson(const StagePlan &plan);
 /// Reads what writeStagePlanJson wrote. Errors: InvalidArgument for malformed JSON, a
 /// missing or mistyped field (the message names it) or an unknown enum value.
 Expected<StagePlan> readStagePlanJson(std::string_view json);
+
+/// A parameter layout (e.g. StagePlan::params) as a JSON array of plan.json's `params`
+/// objects, on one line; readParamsJson reads it back exactly. Errors (read):
+/// InvalidArgument for malformed JSON or a missing or mistyped field (named).
+std::string writeParamsJson(const std::vector<ParamInfo> &params);
+Expected<std::vector<ParamInfo>> readParamsJson(std::string_view json);
 
 } // namespace lrt

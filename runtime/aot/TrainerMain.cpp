@@ -2,7 +2,10 @@
 /// The main of a standalone trainer binary that `llmpc build` links: the stage's step
 /// functions (object files llmpc wrote, Object.h) and its manifest (Manifest.h) with the
 /// static runtime. It runs the stage with the runtime functions `llmpc run` calls
-/// (lrt::runPretrain with the same TrainOptions), so both paths train alike:
+/// (lrt::trainStage and lrt::writeStageAdapter, runtime/StageRun.h, with the same
+/// TrainOptions and StageExtras), so both paths train alike; a `pretrain` or an `sft`
+/// stage (full fine-tuning, LoRA, QLoRA: the starting weights and GGUF tokenizer are read
+/// at run time from the absolute paths in the manifest):
 ///
 ///   TRAINER [--run-dir DIR] [--samples N] [--resume] [--checkpoint-every N]
 ///           [--progress auto|bar|lines|quiet]     (also --name=value)
@@ -14,7 +17,7 @@
 /// SIGINT/SIGTERM after a checkpoint, 2 bad arguments.
 #include "kernels/cpu/FloatEnv.h"
 #include "runtime/PlanJson.h"
-#include "runtime/Trainer.h"
+#include "runtime/StageRun.h"
 #include "runtime/aot/Manifest.h"
 #include "runtime/collective/Collective.h"
 
@@ -33,6 +36,8 @@ __attribute__((weak)) void _mlir_ciface_grad_step();
 __attribute__((weak)) void _mlir_ciface_apply_step();
 __attribute__((weak)) void _mlir_ciface_eval_step();
 __attribute__((weak)) void _mlir_ciface_logits_step();
+__attribute__((weak)) void _mlir_ciface_prefill_step();
+__attribute__((weak)) void _mlir_ciface_decode_step();
 }
 
 namespace {
@@ -144,9 +149,17 @@ int main(int argc, char **argv) {
       return fail("unknown argument '" + arg + "' (--help lists the options)", 2);
     }
   }
-  if (m.plan.kind != "pretrain")
+  if (m.plan.kind != "pretrain" && m.plan.kind != "sft")
     return fail("stage '" + m.plan.stage + "' is a '" + m.plan.kind +
-                "' stage; this trainer runs 'pretrain' stages");
+                "' stage; this trainer runs 'pretrain' and 'sft' stages");
+  lrt::StageExtras extras = m.extras;
+  if (m.sampler) {
+    // The sft samples' prefill_step / decode_step, linked beside the step functions.
+    extras.sft.prefillStep = reinterpret_cast<lrt::PrefillStepFn>(&_mlir_ciface_prefill_step);
+    extras.sft.decodeStep = reinterpret_cast<lrt::DecodeStepFn>(&_mlir_ciface_decode_step);
+    if (!extras.sft.prefillStep || !extras.sft.decodeStep)
+      return fail("the manifest names a sampler but prefill_step or decode_step is not linked");
+  }
 
   lrt::StepFunctions fns;
   fns.gradStep = reinterpret_cast<lrt::GradStepFn>(&_mlir_ciface_grad_step);
@@ -180,7 +193,7 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  lrt::Status result = lrt::runPretrain(m.plan, fns, opts);
+  lrt::Status result = lrt::trainStage(m.plan, fns, opts, extras);
   // As llmpc run: failures every rank agreed on and stops finalize first; a rank that
   // failed alone exits without, so that the launcher ends the job.
   if (result.isOk() || result.code() == lrt::StatusCode::Cancelled)
@@ -202,5 +215,7 @@ int main(int argc, char **argv) {
   }
   if (!result.isOk())
     return fail(result.message());
+  if (lrt::Status st = lrt::writeStageAdapter(extras, opts.runDir); !st)
+    return fail(st.message());
   return 0;
 }

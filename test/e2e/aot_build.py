@@ -43,6 +43,27 @@ def rows(run_dir):
     return out
 
 
+def same_metrics(jit, aot, steps):
+    """Asserts that the run directories `jit` and `aot` have equal metrics.jsonl rows
+    (rows()) with `steps` finite losses that change; returns (rows, losses)."""
+    ra, rb = rows(jit), rows(aot)
+    assert ra == rb, "metrics.jsonl rows differ:\n" + "\n".join(
+        f"jit {a}\naot {b}" for a, b in zip(ra, rb) if a != b)
+    losses = [float(r["loss"]) for r in ra if "loss" in r]
+    assert len(losses) == steps and all(math.isfinite(x) for x in losses), losses
+    assert len(set(losses)) > 1, "the losses do not change"
+    return ra, losses
+
+
+def bare_env(home):
+    """The bare environment trainer binaries run in: PATH=/usr/bin:/bin, HOME=home, no
+    LD_LIBRARY_PATH (OMP_NUM_THREADS kept, so both sides use the same threads)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": home}
+    if "OMP_NUM_THREADS" in os.environ:
+        env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+    return env
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -94,9 +115,7 @@ def main():
         bad = [l.strip() for l in ldd.splitlines()
                if re.search(r"libMLIR|libLLVM|mlir_c_runner", l) or build_tree in l]
         assert not bad, f"the trainer depends on the compiler or its build tree: {bad}"
-        env = {"PATH": "/usr/bin:/bin", "HOME": tmp}
-        if "OMP_NUM_THREADS" in os.environ:
-            env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+        env = bare_env(tmp)
         # The binary takes `--name=value` as llmpc run does (llmpc above: `--name value`).
         common_eq = ["--samples=2", "--progress=lines", f"--checkpoint-every={CKPT_EVERY}"]
         p = subprocess.run(["./trainer", "--run-dir=aot"] + common_eq, cwd=alone, env=env,
@@ -106,12 +125,7 @@ def main():
         aot = os.path.join(alone, "aot")
 
         # 3. Identical losses and files.
-        ra, rb = rows(jit), rows(aot)
-        assert ra == rb, "metrics.jsonl rows differ:\n" + "\n".join(
-            f"jit {a}\naot {b}" for a, b in zip(ra, rb) if a != b)
-        losses = [float(r["loss"]) for r in ra if "loss" in r]
-        assert len(losses) == STEPS and all(math.isfinite(l) for l in losses), losses
-        assert len(set(losses)) > 1, "the losses do not change"
+        ra, losses = same_metrics(jit, aot, STEPS)
         a, b = outputs(jit), outputs(aot)
         for name in a:
             assert a[name] == b[name], f"{name} differs between llmpc run and the trainer"

@@ -9,7 +9,7 @@
 ///   mpirun -np R llmpc run FILE ...      data parallel over R processes (the stage's
 ///                                        `ranks: R`); rank 0 prints and writes
 ///   llmpc build FILE [--stage NAME] [--steps N] [--run-dir DIR] -o BINARY   a standalone
-///                                        trainer of a 'pretrain' stage (object files of
+///                                        trainer of a 'pretrain' or 'sft' stage (object files of
 ///                                        its step functions linked with the runtime)
 ///   llmpc grads FILE [--stage NAME] -o OUT.safetensors   (loss and gradients of the first
 ///                                                         batch, for reference tests)
@@ -50,6 +50,7 @@
 #include "runtime/Frozen.h"
 #include "runtime/GgufModel.h"
 #include "runtime/SftTrainer.h"
+#include "runtime/StageRun.h"
 #include "runtime/HfExport.h"
 #include "runtime/Logits.h"
 #include "runtime/PlanJson.h"
@@ -679,14 +680,13 @@ jitStage(Session &s, mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module,
 struct CompiledStage {
   lrt::StagePlan plan;
   std::unique_ptr<mlir::llmp::JitModule> jit;
-  lrt::SftSource sft; ///< an `sft` stage: its starting weights and tokenizer
-  /// An `sft` stage's prefill_step / decode_step for its samples (sft's prefillStep,
+  /// An `sft` stage's starting weights and tokenizer (extras.sft); a LoRA stage of a
+  /// stdlib `llama` model: its adapter and model, for the PEFT folder `run` writes to
+  /// <run>/adapter (extras.peft, runtime/StageRun.h writeStageAdapter).
+  lrt::StageExtras extras;
+  /// An `sft` stage's prefill_step / decode_step for its samples (extras.sft's prefillStep,
   /// decodeStep point into it; a LoRA stage's take its merged weights); null otherwise.
   std::unique_ptr<mlir::llmp::JitModule> sampler;
-  /// A LoRA stage of a stdlib `llama` model: its adapter and model, for the PEFT folder
-  /// `run` writes to <run>/adapter (exportPeftAdapter).
-  std::optional<lrt::LoraExportSpec> lora;
-  lrt::LlamaConfig llama;
   int64_t stepHeapPeak = 0; ///< the largest computed step heap peak (llmp-step-heap-peak)
 };
 
@@ -779,35 +779,56 @@ bool sameLayout(const lrt::StagePlan &a, const lrt::StagePlan &b) {
   return true;
 }
 
-/// For the samples of an `sft` stage: compiles the model's prefill_step / decode_step with
-/// a KV cache for one sequence and prompts of up to the context, and points compiled.sft's
-/// prefillStep / decodeStep at them (and compiled.sampler at their module, which has no
-/// logits_step). A full fine-tuning stage's take its own parameter layout (emitInference;
-/// left null and nothing compiled, sampling through logits_step, if the layout differs).
-/// A LoRA or QLoRA stage's are the model's without adapter (emitBaseInference), whose
-/// layout goes to compiled.sft.mergedParams: the samples run on the merged weights
-/// (runtime/Lora.h mergedStageParams). Returns the exit status after reporting, or nullopt.
+/// For the samples of an `sft` stage whose step functions lay out `stagePlan`: emits the
+/// model's prefill_step / decode_step with a KV cache for one sequence and prompts of up to
+/// the context into `module`, its cache shape into sft.cache. A full fine-tuning stage's
+/// take its own parameter layout (emitInference; `module` left null, sampling through
+/// logits_step, if the layout differs). A LoRA or QLoRA stage's are the model's without
+/// adapter (emitBaseInference), whose layout goes to sft.mergedParams / mergedNumParams:
+/// the samples run on the merged weights (runtime/Lora.h mergedStageParams). `llmpc run`
+/// JIT-compiles the module (compileSampler), `llmpc build` links its objects. Returns the
+/// exit status after reporting, or nullopt.
+std::optional<int> emitSampler(Session &s, const lang::Program &program,
+                               const lang::StageInfo &info, const lrt::StagePlan &stagePlan,
+                               lrt::SftSource &sft, mlir::OwningOpRef<mlir::ModuleOp> &module) {
+  const std::string stage = info.decl->name;
+  const bool lora = stagePlan.frozenBytes > 0;
+  lrt::StagePlan plan;
+  lrt::KVCacheShape cache;
+  auto emitted = withoutLogits(lora ? emitBaseInference(s.ctx, program, stage, /*batch=*/1,
+                                                        prefillLenFor(info), plan, cache)
+                                    : emitInference(s.ctx, program, stage, /*batch=*/1,
+                                                    prefillLenFor(info), plan, cache));
+  if (mlir::failed(emitted))
+    return s.finish(false);
+  if (lora) {
+    if (lrt::Status st = lrt::checkMergedLayout(stagePlan, plan.params, plan.numParams); !st)
+      return toolError("stage '" + stage + "': the samples' model without adapter: " +
+                       st.message());
+    sft.mergedParams = std::move(plan.params);
+    sft.mergedNumParams = plan.numParams;
+  } else if (!sameLayout(plan, stagePlan)) {
+    return std::nullopt; // the samples run through the stage's own logits_step
+  }
+  sft.cache = cache;
+  module = std::move(*emitted);
+  return std::nullopt;
+}
+
+/// For the samples of an `sft` stage: JIT-compiles emitSampler's module and points
+/// compiled.extras.sft's prefillStep / decodeStep at its functions (and compiled.sampler
+/// at the module, which has no logits_step); nothing when emitSampler gives none. Returns
+/// the exit status after reporting, or nullopt.
 std::optional<int> compileSampler(Session &s, const lang::Program &program,
                                   const lang::StageInfo &info, CompiledStage &compiled) {
   const std::string stage = info.decl->name;
-  const bool lora = compiled.plan.frozenBytes > 0;
-  lrt::StagePlan plan;
-  lrt::KVCacheShape cache;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (std::optional<int> bad =
+          emitSampler(s, program, info, compiled.plan, compiled.extras.sft, module))
+    return bad;
+  if (!module)
+    return std::nullopt;
   int status = 0;
-  auto module = withoutLogits(lora ? emitBaseInference(s.ctx, program, stage, /*batch=*/1,
-                                                       prefillLenFor(info), plan, cache)
-                                   : emitInference(s.ctx, program, stage, /*batch=*/1,
-                                                   prefillLenFor(info), plan, cache));
-  if (mlir::succeeded(module)) {
-    if (lora) {
-      if (lrt::Status st = lrt::checkMergedLayout(compiled.plan, plan.params, plan.numParams);
-          !st)
-        return toolError("stage '" + stage + "': the samples' model without adapter: " +
-                         st.message());
-    } else if (!sameLayout(plan, compiled.plan)) {
-      return std::nullopt; // the samples run through the stage's own logits_step
-    }
-  }
   auto sampler = jitStage(s, std::move(module), stage, status);
   if (!sampler)
     return status;
@@ -816,13 +837,8 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
   if (llvm::Error missing = llvm::joinErrors(prefill.takeError(), decode.takeError()))
     return toolError("stage '" + stage + "': the sampler lacks prefill_step or decode_step: " +
                      llvm::toString(std::move(missing)));
-  compiled.sft.prefillStep = reinterpret_cast<lrt::PrefillStepFn>(*prefill);
-  compiled.sft.decodeStep = reinterpret_cast<lrt::DecodeStepFn>(*decode);
-  compiled.sft.cache = cache;
-  if (lora) {
-    compiled.sft.mergedParams = std::move(plan.params);
-    compiled.sft.mergedNumParams = plan.numParams;
-  }
+  compiled.extras.sft.prefillStep = reinterpret_cast<lrt::PrefillStepFn>(*prefill);
+  compiled.extras.sft.decodeStep = reinterpret_cast<lrt::DecodeStepFn>(*decode);
   compiled.sampler = std::move(sampler);
   return std::nullopt;
 }
@@ -870,6 +886,44 @@ void resolveDataPath(lrt::StagePlan &plan) {
   }
 }
 
+/// `path` made absolute against the working directory (unchanged if it is already, or
+/// empty). False if it cannot be.
+bool makeAbsolute(std::string &path) {
+  llvm::SmallString<256> p(path);
+  if (p.empty())
+    return true;
+  if (llvm::sys::fs::make_absolute(p))
+    return false;
+  path = std::string(p);
+  return true;
+}
+
+/// What the runtime needs besides the plan to train `info` (runtime/StageRun.h), shared by
+/// `run` and `build`: an `sft` stage's starting weights and tokenizer (sftSource; with
+/// `absolute`, as absolute paths: `build` writes them into the trainer's manifest), and a
+/// LoRA stage's PEFT adapter settings when its model is of the llama family (only it has
+/// PEFT module names, runtime/PeftExport.h; other models train their adapters without the
+/// PEFT folder). Returns the exit status after reporting, or nullopt.
+std::optional<int> stageExtras(const lang::Program &program, const lang::StageInfo &info,
+                               lrt::StageExtras &extras, bool absolute = false) {
+  if (info.kind == "sft") {
+    if (std::optional<int> bad = sftSource(program, info, extras.sft))
+      return bad;
+    for (std::string *path : {&extras.sft.weightsPath, &extras.sft.tokenizerPath})
+      if (absolute && !makeAbsolute(*path))
+        return toolError("cannot resolve the path '" + *path + "'");
+  }
+  if (info.lora && info.model) {
+    auto config = lrt::llamaConfigFromArgs(info.model->family->name, info.model->args);
+    if (config) {
+      extras.llama = *config;
+      extras.peft = loraSpecOf(info);
+      extras.peft->baseModel = baseModelOf(info, extras.sft);
+    }
+  }
+  return std::nullopt;
+}
+
 /// Loads, checks, emits and JIT-compiles the selected stage (--stage, else the first).
 /// Returns null after reporting; `status` then holds the exit status.
 std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
@@ -907,22 +961,12 @@ std::unique_ptr<CompiledStage> compileStage(Session &s, int &status, bool run) {
                          "' is an 'sft' stage");
       return nullptr;
     }
-    if (std::optional<int> bad = sftSource(*program, info->second, compiled->sft)) {
+  }
+  if (info != program->stageInfo.end())
+    if (std::optional<int> bad = stageExtras(*program, info->second, compiled->extras)) {
       status = *bad;
       return nullptr;
     }
-  }
-  if (info != program->stageInfo.end() && info->second.lora && info->second.model) {
-    // Only the llama family has PEFT module names (runtime/PeftExport.h); other models
-    // train their adapters without the PEFT folder.
-    auto config = lrt::llamaConfigFromArgs(info->second.model->family->name,
-                                           info->second.model->args);
-    if (config) {
-      compiled->llama = *config;
-      compiled->lora = loraSpecOf(info->second);
-      compiled->lora->baseModel = baseModelOf(info->second, compiled->sft);
-    }
-  }
   auto module = emitStage(s.ctx, *program, *stage, compiled->plan);
   if (mlir::succeeded(module) && sft && run && numSamples > 0 && kvCache)
     if (std::optional<int> bad = compileSampler(s, *program, info->second, *compiled)) {
@@ -1078,10 +1122,8 @@ int runStage(Session &s, lrt::Collective *world, bool last) {
   lrt::Status result = lrt::Status::ok();
   {
     RuntimeCallScope scope;
-    result = compiled->plan.kind == "sft"
-                 ? lrt::runSft(compiled->plan, compiled->jit->stepFunctions(), opts,
-                               compiled->sft)
-                 : lrt::runPretrain(compiled->plan, compiled->jit->stepFunctions(), opts);
+    result = lrt::trainStage(compiled->plan, compiled->jit->stepFunctions(), opts,
+                             compiled->extras);
   }
   // A rank that failed alone exits without MPI_Finalize, so mpirun ends the job rather
   // than leave the other ranks waiting for it; failures and stops that every rank agreed
@@ -1109,16 +1151,9 @@ int runStage(Session &s, lrt::Collective *world, bool last) {
   }
   if (!result.isOk())
     return toolError(result.message());
-  if (compiled->lora) {
-    // The trained adapter as `PeftModel.from_pretrained(base, <run>/adapter)` loads it.
-    std::string dir = opts.runDir + "/adapter";
-    if (lrt::Status st = lrt::exportPeftAdapter(*compiled->lora, compiled->llama, opts.runDir, dir);
-        !st)
-      return toolError("writing the PEFT adapter: " + st.message());
-    llvm::outs() << "adapter: " << dir
-                 << " (PEFT: adapter_config.json, adapter_model.safetensors; base "
-                 << compiled->lora->baseModel << ")\n";
-  }
+  llvm::outs().flush();
+  if (lrt::Status st = lrt::writeStageAdapter(compiled->extras, opts.runDir); !st)
+    return toolError(st.message());
   return 0;
 }
 
@@ -1204,7 +1239,11 @@ int runGrads(Session &s) {
 /// bit for bit), writes its manifest (runtime/aot/Manifest.h: the plan, --steps, the
 /// default run directory --run-dir or runs/<pipeline>/<stage>) into one more object and
 /// links them with the trainer's main and the static runtime (Link.h) into BINARY, which
-/// trains the stage without llmpc (runtime/aot/TrainerMain.cpp). 'pretrain' stages only.
+/// trains the stage without llmpc (runtime/aot/TrainerMain.cpp). 'pretrain' stages of
+/// models it initialises, and 'sft' stages (full fine-tuning, LoRA, QLoRA; a `from_gguf`
+/// model or a `from:` stage's checkpoint, read at run time from the absolute path in the
+/// manifest) with their KV-cache sampler (prefill_step / decode_step, unless
+/// --kv-cache=false) and the extras `run` computes (stageExtras, emitSampler).
 int runBuild(Session &s) {
   if (outputFile == "-")
     return toolError("'build' writes an executable; give it with -o FILE");
@@ -1244,28 +1283,41 @@ int runBuild(Session &s) {
   if (!stage)
     return status;
   const lang::StageInfo &info = program->stageInfo.at(*stage);
-  if (info.kind != "pretrain")
+  if (info.kind != "pretrain" && info.kind != "sft")
     return toolError("stage '" + *stage + "' (kind " + info.kind +
                      ") cannot be built into a trainer yet: 'llmpc build' builds 'pretrain' "
-                     "stages" +
-                     (info.kind == "sft" ? "; 'llmpc run' runs it" : ""));
+                     "and 'sft' stages");
   if (std::optional<std::string> why = notExecutable(info))
     return toolError("stage '" + *stage + "' " + *why);
-  if (info.model && !info.model->ggufPath.empty())
+  if (info.kind == "pretrain" && info.model && !info.model->ggufPath.empty())
     return toolError("stage '" + *stage + "' pretrains model '" + info.model->decl->name +
                      "', declared with from_gguf; 'llmpc build' builds 'pretrain' stages of "
-                     "models it initialises");
+                     "models it initialises (fine-tune GGUF weights in an 'sft' stage)");
   lrt::AotManifest manifest;
+  // As `llmpc run` (compileStage): the extras of an sft or LoRA stage, with absolute paths.
+  if (std::optional<int> bad = stageExtras(*program, info, manifest.extras, /*absolute=*/true))
+    return *bad;
   auto module = emitStage(s.ctx, *program, *stage, manifest.plan);
-  if (mlir::failed(module) ||
-      mlir::failed(mlir::llmp::lowerToPhase(**module, mlir::llmp::Phase::LLVM,
-                                            mlir::llmp::Phase::LLMP)))
+  if (mlir::failed(module))
     return s.finish(false);
+  // An sft stage's samples: prefill_step / decode_step linked beside the step functions,
+  // as `run` JIT-compiles them (the binary's --samples decides at run time whether they run).
+  mlir::OwningOpRef<mlir::ModuleOp> sampler;
+  if (info.kind == "sft" && kvCache)
+    if (std::optional<int> bad =
+            emitSampler(s, *program, info, manifest.plan, manifest.extras.sft, sampler))
+      return *bad;
+  manifest.sampler = bool(sampler);
+  if (sampler) // the stage's own logits_step samples only when no KV-cache sampler does
+    module = withoutLogits(std::move(module));
+  for (mlir::ModuleOp m : {**module, sampler ? *sampler : mlir::ModuleOp()})
+    if (m && mlir::failed(mlir::llmp::lowerToPhase(m, mlir::llmp::Phase::LLVM,
+                                                   mlir::llmp::Phase::LLMP)))
+      return s.finish(false);
   resolveDataPath(manifest.plan);
-  llvm::SmallString<256> data(manifest.plan.data.path);
-  if (!data.empty() && llvm::sys::fs::make_absolute(data))
-    return toolError("cannot resolve the data path '" + manifest.plan.data.path + "'");
-  manifest.plan.data.path = std::string(data);
+  for (std::string *path : {&manifest.plan.data.path, &manifest.plan.tokenizer.path})
+    if (!makeAbsolute(*path))
+      return toolError("cannot resolve the path '" + *path + "'");
   manifest.source = inputFile;
   manifest.runDir = runDirectory(manifest.plan);
   manifest.steps = stepsOverride.getNumOccurrences() ? int64_t(stepsOverride) : 0;
@@ -1278,6 +1330,13 @@ int runBuild(Session &s) {
   auto objects = mlir::llmp::writeObjectFiles(**module, (dir + "/stage").str());
   if (!objects)
     return toolError("compiling stage '" + *stage + "': " + llvm::toString(objects.takeError()));
+  if (sampler) {
+    auto more = mlir::llmp::writeObjectFiles(*sampler, (dir + "/sampler").str());
+    if (!more)
+      return toolError("compiling the sampler of stage '" + *stage +
+                       "': " + llvm::toString(more.takeError()));
+    objects->insert(objects->end(), more->begin(), more->end());
+  }
   std::string manifestObject = (dir + "/manifest.o").str();
   if (llvm::Error err = mlir::llmp::writeDataObject(manifestObject, "llmp_aot_manifest",
                                                     lrt::writeAotManifest(manifest)))

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /// The trainer manifest (runtime/aot/Manifest.h) carries a StagePlan exactly (through
-/// runtime/PlanJson.h, the plan.json serializer): every field,
-/// doubles and floats to the bit, through JSON and back; malformed manifests are errors.
+/// runtime/PlanJson.h, the plan.json serializer) and an sft stage's StageExtras (sampler
+/// cache shape, merged layout, PEFT settings): every field, doubles and floats to the bit,
+/// through JSON and back; malformed manifests are errors.
 #include "runtime/aot/Manifest.h"
 
 #include <gtest/gtest.h>
@@ -35,10 +36,35 @@ lrt::AotManifest fullManifest() {
   p.tokenizer = {"tok", "from_gguf", 49152, "/models/smol.gguf"};
   m.source = "examples/finetune.llmp", m.runDir = "runs/main/tune", m.steps = 9;
   m.stepHeapPeakBytes = 123456789;
+  lrt::SftSource &sft = m.extras.sft;
+  sft.weightsPath = "/models/smol.gguf", sft.tokenizerPath = "/models/tok.gguf";
+  sft.cache = {2, 1, 3, 8, 5, 7};
+  lrt::ParamInfo merged = a;
+  merged.name = "layers.0.wo", merged.offset = 40, merged.std = 0.1f;
+  sft.mergedParams = {b, merged};
+  sft.mergedNumParams = 64;
+  m.sampler = true;
+  m.extras.peft = lrt::LoraExportSpec{16, 1.0 / 3.0, true, 0.05, "/models/smol.gguf"};
+  m.extras.llama = {10, 4, 1, 2, 12, 8, 1, 1e-6 / 3.0, 1e4 / 3.0};
   return m;
 }
 
 bool sameBits(double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0; }
+
+/// Every field of `x` equals `y`'s (floats bit for bit).
+void expectSameParam(const lrt::ParamInfo &x, const lrt::ParamInfo &y) {
+  EXPECT_EQ(x.name, y.name);
+  EXPECT_EQ(x.shape, y.shape);
+  EXPECT_EQ(x.offset, y.offset);
+  EXPECT_EQ(x.numel, y.numel);
+  EXPECT_EQ(x.init, y.init);
+  EXPECT_TRUE(sameBits(x.mean, y.mean) && sameBits(x.std, y.std));
+  EXPECT_EQ(x.decay, y.decay);
+  EXPECT_EQ(x.frozen, y.frozen);
+  EXPECT_EQ(x.byteOffset, y.byteOffset);
+  EXPECT_EQ(x.storage, y.storage);
+  EXPECT_EQ(x.byteSize, y.byteSize);
+}
 
 // Tests that every field reads back as written (doubles bit for bit) and that writing the
 // read manifest gives the same text.
@@ -54,20 +80,8 @@ TEST(ManifestTest, RoundTripsEveryField) {
   EXPECT_EQ(p.kind, q.kind);
   EXPECT_EQ(p.precision, "bf16");
   ASSERT_EQ(p.params.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) {
-    const lrt::ParamInfo &x = p.params[i], &y = q.params[i];
-    EXPECT_EQ(x.name, y.name);
-    EXPECT_EQ(x.shape, y.shape);
-    EXPECT_EQ(x.offset, y.offset);
-    EXPECT_EQ(x.numel, y.numel);
-    EXPECT_EQ(x.init, y.init);
-    EXPECT_TRUE(sameBits(x.mean, y.mean) && sameBits(x.std, y.std));
-    EXPECT_EQ(x.decay, y.decay);
-    EXPECT_EQ(x.frozen, y.frozen);
-    EXPECT_EQ(x.byteOffset, y.byteOffset);
-    EXPECT_EQ(x.storage, y.storage);
-    EXPECT_EQ(x.byteSize, y.byteSize);
-  }
+  for (size_t i = 0; i < 2; ++i)
+    expectSameParam(p.params[i], q.params[i]);
   EXPECT_EQ(p.numParams, q.numParams);
   EXPECT_EQ(p.frozenBytes, q.frozenBytes);
   EXPECT_EQ(p.lora.enabled, q.lora.enabled);
@@ -114,10 +128,57 @@ TEST(ManifestTest, RoundTripsEveryField) {
   EXPECT_EQ(lrt::writeAotManifest(*read), text);
 }
 
+// Tests that an sft stage's extras read back as written: paths, the sampler's KV cache
+// shape and merged layout, the PEFT settings and llama config (doubles bit for bit); and
+// that a pretrain manifest has none (sft and peft are null).
+TEST(ManifestTest, RoundTripsSftExtras) {
+  lrt::AotManifest m = fullManifest();
+  auto read = lrt::readAotManifest(lrt::writeAotManifest(m));
+  ASSERT_TRUE(read.isOk()) << read.status().message();
+  const lrt::SftSource &x = read->extras.sft, &y = m.extras.sft;
+  EXPECT_EQ(x.weightsPath, y.weightsPath);
+  EXPECT_EQ(x.tokenizerPath, y.tokenizerPath);
+  EXPECT_TRUE(read->sampler);
+  EXPECT_TRUE(x.prefillStep == nullptr && x.decodeStep == nullptr); // bound at run time
+  EXPECT_EQ(x.cache.layers, 2);
+  EXPECT_EQ(x.cache.batch, 1);
+  EXPECT_EQ(x.cache.kvHeads, 3);
+  EXPECT_EQ(x.cache.context, 8);
+  EXPECT_EQ(x.cache.headDim, 5);
+  EXPECT_EQ(x.cache.prefillLen, 7);
+  EXPECT_EQ(x.mergedNumParams, 64);
+  ASSERT_EQ(x.mergedParams.size(), 2u);
+  for (size_t i = 0; i < 2; ++i)
+    expectSameParam(x.mergedParams[i], y.mergedParams[i]);
+  ASSERT_TRUE(read->extras.peft.has_value());
+  const lrt::LoraExportSpec &p = *read->extras.peft, &q = *m.extras.peft;
+  EXPECT_EQ(p.rank, q.rank);
+  EXPECT_TRUE(sameBits(p.alpha, q.alpha) && sameBits(p.dropout, q.dropout));
+  EXPECT_EQ(p.rslora, q.rslora);
+  EXPECT_EQ(p.baseModel, q.baseModel);
+  const lrt::LlamaConfig &c = read->extras.llama, &d = m.extras.llama;
+  EXPECT_EQ(std::vector<int64_t>({c.vocab, c.dim, c.layers, c.heads, c.hidden, c.context,
+                                  c.kvHeads}),
+            std::vector<int64_t>({d.vocab, d.dim, d.layers, d.heads, d.hidden, d.context,
+                                  d.kvHeads}));
+  EXPECT_TRUE(sameBits(c.eps, d.eps) && sameBits(c.theta, d.theta));
+
+  lrt::AotManifest pretrain;
+  pretrain.plan.kind = "pretrain";
+  std::string text = lrt::writeAotManifest(pretrain);
+  EXPECT_NE(text.find("\"sft\": null"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"peft\": null"), std::string::npos) << text;
+  auto back = lrt::readAotManifest(text);
+  ASSERT_TRUE(back.isOk()) << back.status().message();
+  EXPECT_FALSE(back->sampler);
+  EXPECT_FALSE(back->extras.peft.has_value());
+  EXPECT_TRUE(back->extras.sft.weightsPath.empty());
+}
+
 // Tests that malformed JSON, a missing field and another version are InvalidArgument
 // errors that say what is wrong.
 TEST(ManifestTest, RejectsMalformedManifests) {
-  auto broken = lrt::readAotManifest("{\"version\": 2,");
+  auto broken = lrt::readAotManifest("{\"version\": 3,");
   ASSERT_FALSE(broken.isOk());
   EXPECT_EQ(broken.status().code(), lrt::StatusCode::InvalidArgument);
   EXPECT_NE(broken.status().message().find("malformed trainer manifest"), std::string::npos);
@@ -133,12 +194,22 @@ TEST(ManifestTest, RejectsMalformedManifests) {
       << missing.status().message();
 
   std::string v2 = text;
-  at = v2.find("\"version\": 2");
+  at = v2.find("\"version\": 3");
   ASSERT_NE(at, std::string::npos);
-  v2.replace(at, 12, "\"version\": 1");
+  v2.replace(at, 12, "\"version\": 2");
   auto other = lrt::readAotManifest(v2);
   ASSERT_FALSE(other.isOk());
-  EXPECT_EQ(other.status().message(), "trainer manifest version 1, expected 2");
+  EXPECT_EQ(other.status().message(), "trainer manifest version 2, expected 3");
+
+  // A merged parameter without its name: the error names the field.
+  std::string noName = text;
+  at = noName.find("\"name\": \"layers.0.wo\"");
+  ASSERT_NE(at, std::string::npos) << text;
+  noName.replace(at, 6, "\"nome\"");
+  auto unnamed = lrt::readAotManifest(noName);
+  ASSERT_FALSE(unnamed.isOk());
+  EXPECT_NE(unnamed.status().message().find("merged_params"), std::string::npos)
+      << unnamed.status().message();
 }
 
 } // namespace
