@@ -9,10 +9,11 @@ ggml docs/gguf.md) with a llama of random weights (vocab 265, dim 32, 2 layers, 
 1 key/value head, hidden 64, context 64) and a byte-level BPE tokenizer (GPT-2's 256 byte
 tokens, 6 merges, the ChatML specials <|im_start|> <|im_end|> <|endoftext|>) with a ChatML
 `tokenizer.chat_template` (SmolLM2's); and 24 chat conversations (arithmetic questions).
-The .llmp declares `model tiny = from_gguf(...)` and four sft stages on it: `full` (every
+The .llmp declares `model tiny = from_gguf(...)` and five sft stages on it: `full` (every
 parameter), `lora` (rank 4, dropout 0.05, wq/wv/w_down), `blora` (`precision: bf16`: the
 frozen linear weights stored in bf16, LoRA on the attention) and `qlora` (NF4 base, blocks
-of 64 with double quantization, LoRA on every linear layer).
+of 64 with double quantization, LoRA on every linear layer), and `tune` (LoRA on wq/wv
+starting `from: full`: its weights are full's checkpoint, a safetensors file).
 
 Per stage:
 1. Reference: `llmpc run --stage S --steps STEPS` (the JIT), 2 samples (the KV-cache
@@ -25,7 +26,9 @@ Per stage:
    own); every other file of the run directory (plan.json, samples.txt,
    checkpoint/model.safetensors, the step checkpoints with their AdamW and data state,
    and for LoRA / QLoRA the PEFT folder adapter/) equal byte for byte, but for the timing
-   fields of the step checkpoints' manifest.json; both runs wrote the same set of files.
+   fields of the step checkpoints' manifest.json and, for `tune`, the adapter's base path
+   (`run`'s as it found it, relative; the trainer's absolute); both runs wrote the same
+   set of files.
 The losses must be finite and change, and samples.txt must hold answers.
 """
 import argparse
@@ -43,7 +46,7 @@ from common import run
 
 STEPS = 6
 CKPT_EVERY = 3
-STAGES = ("full", "lora", "blora", "qlora")
+STAGES = ("full", "lora", "blora", "qlora", "tune")
 
 VOCAB_BYTES = 256
 MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "s"), ("Ġ", "i"), ("Ġi", "s")]
@@ -178,6 +181,13 @@ stage blora : sft {{
   optimizer: adamw(lr: 1e-2)
   batch: 2 x 64; steps: 20; seed: 5
 }}
+stage tune : sft {{
+  from: full
+  data: qa
+  adapter: lora(rank: 4, alpha: 8, targets: [wq, wv])
+  optimizer: adamw(lr: 1e-2)
+  batch: 2 x 64; steps: 20; seed: 5
+}}
 stage qlora : sft {{
   model: tiny; tokenizer: tok; data: qa
   base: nf4(block: 64, double_quant: true)
@@ -193,6 +203,8 @@ def without(d, keys):
     return {k: v for k, v in d.items() if k not in keys}
 
 
+PARENT_CHECKPOINT_IN_RUN = os.path.join("checkpoint", "model.safetensors")
+PARENT_CHECKPOINT = os.path.join("runs", "main", "full", PARENT_CHECKPOINT_IN_RUN)
 MEASURED = ("metrics.jsonl", "memory.json")  # compared field by field (timing, RSS)
 
 
@@ -214,12 +226,13 @@ def check_stage(llmpc, llmp, stage, tmp):
     jit = os.path.join(tmp, "jit-" + stage)
     # The samples of a random model may print bytes that are not UTF-8: read them as bytes.
     p = subprocess.run([llmpc, "run", llmp, "--stage", stage, "--steps", str(STEPS),
-                        "--run-dir", jit] + common, capture_output=True)
+                        "--run-dir", jit] + common, capture_output=True, cwd=tmp)
     assert p.returncode == 0, f"llmpc run failed ({p.returncode}):\n{p.stdout!r}\n{p.stderr!r}"
 
     os.mkdir(os.path.join(tmp, "build"))
     built = os.path.join(tmp, "build", "trainer")
-    out = run([llmpc, "build", llmp, "--stage", stage, "--steps", str(STEPS), "-o", built])
+    out = run([llmpc, "build", llmp, "--stage", stage, "--steps", str(STEPS), "-o", built],
+              cwd=tmp)
     assert f"built {built}: trains stage '{stage}'" in out, out
     alone = os.path.join(tmp, "alone-" + stage)
     os.mkdir(alone)
@@ -236,6 +249,12 @@ def check_stage(llmpc, llmp, stage, tmp):
     assert sorted(a) == sorted(b), f"different files: jit {sorted(a)}, aot {sorted(b)}"
     for name in a:
         x, y = a[name], b[name]
+        if name == "adapter/adapter_config.json" and stage == "tune":
+            # The base is the `from:` checkpoint: `run` names it as it found it, relative
+            # to its working directory; the trainer by the absolute path in its manifest.
+            x, y = json.loads(x), json.loads(y)
+            base = x.pop("base_model_name_or_path"), y.pop("base_model_name_or_path")
+            assert base == (PARENT_CHECKPOINT, os.path.join(tmp, PARENT_CHECKPOINT)), base
         if name.endswith("/manifest.json"):
             # A step checkpoint's manifest records timing (elapsed_s, train_s) and the size
             # and CRC of metrics.jsonl, which has timing fields, so its own CRC differs too.
@@ -274,6 +293,12 @@ def main():
             f.write(LLMP.format(gguf=gguf, data=data, context=CONTEXT))
         print(f"tiny GGUF: vocab {vocab}, dim {DIM}, {LAYERS} layers")
         for stage in STAGES:
+            if stage == "tune":
+                # It starts from the checkpoint of `full` where `run` looks for it
+                # (runs/main/full under the working directory, tmp).
+                parent = os.path.join(tmp, PARENT_CHECKPOINT)
+                os.makedirs(os.path.dirname(parent))
+                shutil.copy(os.path.join(tmp, "jit-full", PARENT_CHECKPOINT_IN_RUN), parent)
             check_stage(llmpc, llmp, stage, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
