@@ -132,6 +132,30 @@ struct Lowerer {
     return op.getResult(0);
   }
 
+  /// Rows [row, row + count) of the middle dimension of rank-3 `x` (Bt, M, N): `x` itself
+  /// when that is all of it.
+  Value rows(Value x, int64_t row, int64_t count) {
+    auto s = cast<RankedTensorType>(x.getType()).getShape();
+    if (row == 0 && count == s[1])
+      return x;
+    return tensor::ExtractSliceOp::create(
+        b, loc, x, SmallVector<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(row), b.getIndexAttr(0)},
+        SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(count), b.getIndexAttr(s[2])},
+        SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
+  }
+  /// `into` (Bt, M, N) with rows [row, row + blk's M) replaced by `blk`: `blk` itself when
+  /// it covers all of them.
+  Value insertRows(Value blk, Value into, int64_t row) {
+    auto s = cast<RankedTensorType>(blk.getType()).getShape();
+    if (row == 0 && s == cast<RankedTensorType>(into.getType()).getShape())
+      return blk;
+    return tensor::InsertSliceOp::create(
+        b, loc, blk, into,
+        SmallVector<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(row), b.getIndexAttr(0)},
+        SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(s[1]), b.getIndexAttr(s[2])},
+        SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
+  }
+
   Value reshape(Value x, RankedTensorType to) {
     auto from = cast<RankedTensorType>(x.getType());
     if (from.getShape() == to.getShape())
@@ -231,6 +255,9 @@ struct Lowerer {
     /// query i of batch b is then at position queryStart[b] + i.
     Value queryStart = {};
     int64_t keys = 0; ///< number of keys when it is not `t` (the cache's positions), else 0
+    /// Query position of score row 0 when the rows are one block of one group's queries
+    /// (causal row blocks: `group` is then 1 and row r is query position rowOffset + r).
+    int64_t rowOffset = 0;
   };
 
   /// Scaled, masked score at (n, r, j) of a (B*KV, G*T, T) score tensor: -inf where
@@ -245,6 +272,8 @@ struct Lowerer {
     if (m.keyOffset)
       j = arith::AddIOp::create(nb, nl, j, m.keyOffset);
     Value i = m.group == 1 ? r : arith::RemUIOp::create(nb, nl, r, ci(m.t)).getResult();
+    if (m.rowOffset)
+      i = arith::AddIOp::create(nb, nl, i, ci(m.rowOffset));
     if (m.queryStart) {
       Value bi = arith::DivUIOp::create(nb, nl, linalg::IndexOp::create(nb, nl, 0), ci(m.kvHeads));
       Value s0 = tensor::ExtractOp::create(nb, nl, m.queryStart, ValueRange{bi});
@@ -938,9 +967,50 @@ int64_t attentionBlockFor(int64_t t, int64_t limit) {
   return b >= std::min<int64_t>(8, limit) ? b : 0;
 }
 
+/// The pass options that choose how attention is lowered.
+struct AttentionLimits {
+  int64_t block;       ///< `attention-block`: keys per block of the blockwise path
+  int64_t causalRows;  ///< `causal-row-block`: query rows per block of the direct path
+};
+
+/// One block of query rows of the direct (not blockwise) attention path: rows
+/// [row, row + rows) of the grouped (B*KV, G*T, ...) score rows, against the first `keys`
+/// keys, with the mask of those rows.
+struct QueryBlock {
+  int64_t row, rows, keys;
+  Lowerer::Mask mask;
+};
+
+/// The query blocks of the direct attention path with `mask`. Causal attention over its
+/// own T keys (no KV cache) whose T has a block size R = attentionBlockFor(T, causalRows)
+/// runs per group g and block b on the rows of queries [bR, (b+1)R) of that group against
+/// the keys [0, (b+1)R) only: every later key lies after every query of the block, so its
+/// score is masked, its probability exactly 0, and neither the softmax nor P V changes
+/// without it (the causal block skipping of FlashAttention, Dao et al. 2022, sec. 3.1,
+/// here on query blocks). The products and the softmax then cover (R/T)(1 + 2 + ... + T/R)
+/// of the T x T scores: 5/8 at 4 blocks, 9/16 at 8. Otherwise one block: all G*T rows
+/// against all keys with `mask` as is.
+SmallVector<QueryBlock> queryBlocks(const Lowerer::Mask &mask, int64_t causalRows) {
+  int64_t r = mask.causal && !mask.queryStart && !mask.keys && !mask.keyOffset
+                  ? attentionBlockFor(mask.t, causalRows)
+                  : 0;
+  if (!r)
+    return {{0, mask.group * mask.t, mask.keys ? mask.keys : mask.t, mask}};
+  SmallVector<QueryBlock> blocks;
+  for (int64_t g = 0; g < mask.group; ++g)
+    for (int64_t r0 = 0; r0 < mask.t; r0 += r) {
+      Lowerer::Mask m = mask;
+      m.group = 1;
+      m.rowOffset = r0;
+      m.keys = r0 + r;
+      blocks.push_back({g * mask.t + r0, r, r0 + r, m});
+    }
+  return blocks;
+}
+
 /// With `lse` (only set when the forward runs blockwise): the per-row log-sum-exp of the
 /// blockwise forward (Lowerer::blockwiseAttention), for the blockwise backward.
-Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit, Value *lse = nullptr) {
+Value lower(Lowerer &L, AttentionOp op, AttentionLimits limits, Value *lse = nullptr) {
   // Heads split next to the batch: q (B*KV, G*T, d), k and v (B*KV, T, d) with G = H/KV,
   // so query head h = kv*G + g meets key/value head kv (Hugging Face repeat_kv) without
   // copying k and v G times.
@@ -950,11 +1020,16 @@ Value lower(Lowerer &L, AttentionOp op, int64_t blockLimit, Value *lse = nullptr
   Value q = L.groupHeads(L.toHeads(op.getQ(), heads), sh[0] * kv),
         k = L.toHeads(op.getK(), kv), v = L.toHeads(op.getV(), kv);
   Value o;
-  if (int64_t block = attentionBlockFor(sh[1], blockLimit)) {
+  if (int64_t block = attentionBlockFor(sh[1], limits.block)) {
     o = L.blockwiseAttention(q, k, v, mask, block, lse);
   } else {
-    Value p = L.probs(q, k, mask);
-    o = L.matmul(p, v, false, false, {sh[0] * kv, mask.group * sh[1], hd});
+    int64_t n = sh[0] * kv;
+    o = L.empty({n, mask.group * sh[1], hd}, L.f32());
+    for (const QueryBlock &qb : queryBlocks(mask, limits.causalRows)) {
+      Value p = L.probs(L.rows(q, qb.row, qb.rows), L.rows(k, 0, qb.keys), qb.mask);
+      Value ob = L.matmul(p, L.rows(v, 0, qb.keys), false, false, {n, qb.rows, hd});
+      o = L.insertRows(ob, o, qb.row);
+    }
   }
   return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
 }
@@ -983,37 +1058,53 @@ GroupedGrad groupGrad(Lowerer &L, AttentionGradOp op) {
   return g;
 }
 
-SmallVector<Value> lower(Lowerer &L, AttentionGradOp op) {
+/// attention_grad on the direct path, one query block at a time (queryBlocks: all rows at
+/// once, or causal row blocks against their key prefixes). Per block, from its rows q_b,
+/// dO_b and its keys k_p, v_p:
+///   P = softmax(q_b k_p^T scaled, masked); dV_p += P^T dO_b; dP = dO_b v_p^T;
+///   dS = P (dP - rowsum(dP o P)) scale; dQ_b = dS k_p; dK_p += dS^T q_b
+/// The contractions over rows sum dK and dV over the query heads of a group.
+SmallVector<Value> lower(Lowerer &L, AttentionGradOp op, AttentionLimits limits) {
   GroupedGrad g = groupGrad(L, op);
-  auto sh = g.sh;
-  int64_t heads = g.heads, kv = g.kv, hd = g.hd, t = g.t, n = g.n, rows = g.rows;
+  int64_t hd = g.hd, n = g.n;
   double scale = g.scale;
-  Value q = g.q, k = g.k, v = g.v, dO = g.dO;
-  Lowerer::Mask mask = g.mask;
-  Value p = L.probs(q, k, mask);
-  SmallVector<int64_t> qs = {n, rows, hd}, kvs = {n, t, hd}, ss = {n, rows, t};
-  // The contractions over the G*T rows sum dK and dV over the query heads of a group.
-  Value dv = L.matmul(p, dO, true, false, kvs); // dV = P^T dO
-  Value dp = L.matmul(dO, v, false, true, ss);  // dP = dO V^T
+  SmallVector<QueryBlock> blocks = queryBlocks(g.mask, limits.causalRows);
+  SmallVector<int64_t> kvs = {n, g.t, hd};
+  Value dq = L.empty({n, g.rows, hd}, L.f32());
+  // One block: dK and dV start as zeros inside their products (no accumulation).
+  Value dk = blocks.size() > 1 ? L.fill(kvs, 0.0) : Value(),
+        dv = blocks.size() > 1 ? L.fill(kvs, 0.0) : Value();
   AffineMap i3 = L.id(3), d3 = L.dropLast(3);
-  Value rs = L.reduceLast(ss, ValueRange{dp, p}, {i3, i3}, 0.0,
-                          [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                            return arith::AddFOp::create(
-                                nb, nl, a[2], arith::MulFOp::create(nb, nl, a[0], a[1]));
-                          });
-  // dS * scale, with dS = P (dP - rowsum(dP P)); the scale of the scores folds in here.
-  Value ds = L.generic(L.empty(ss, L.f32()), ValueRange{dp, p, rs}, {i3, i3, d3, i3},
-                       SmallVector<IteratorType>(3, IteratorType::parallel),
-                       [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
-                         Value d = arith::SubFOp::create(nb, nl, a[0], a[2]);
-                         Value g = arith::MulFOp::create(nb, nl, a[1], d);
-                         return arith::MulFOp::create(
-                             nb, nl, g, arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
-                       });
-  Value dq = L.matmul(ds, k, false, false, qs);  // dQ = dS K s
-  Value dk = L.matmul(ds, q, true, false, kvs);  // dK = dS^T Q s
-  return {L.fromHeads(L.ungroupHeads(dq, t), sh[0], heads), L.fromHeads(dk, sh[0], kv),
-          L.fromHeads(dv, sh[0], kv)};
+  for (const QueryBlock &qb : blocks) {
+    Value q = L.rows(g.q, qb.row, qb.rows), dO = L.rows(g.dO, qb.row, qb.rows);
+    Value k = L.rows(g.k, 0, qb.keys), v = L.rows(g.v, 0, qb.keys);
+    SmallVector<int64_t> qs = {n, qb.rows, hd}, ps = {n, qb.keys, hd}, ss = {n, qb.rows, qb.keys};
+    Value p = L.probs(q, k, qb.mask);
+    Value dvp = L.matmul(p, dO, true, false, ps, dv ? L.rows(dv, 0, qb.keys) : Value());
+    Value dp = L.matmul(dO, v, false, true, ss); // dP = dO V^T
+    Value rs = L.reduceLast(ss, ValueRange{dp, p}, {i3, i3}, 0.0,
+                            [](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                              return arith::AddFOp::create(
+                                  nb, nl, a[2], arith::MulFOp::create(nb, nl, a[0], a[1]));
+                            });
+    // dS * scale, with dS = P (dP - rowsum(dP P)); the scale of the scores folds in here.
+    Value ds = L.generic(L.empty(ss, L.f32()), ValueRange{dp, p, rs}, {i3, i3, d3, i3},
+                         SmallVector<IteratorType>(3, IteratorType::parallel),
+                         [&](OpBuilder &nb, Location nl, ValueRange a) -> Value {
+                           Value d = arith::SubFOp::create(nb, nl, a[0], a[2]);
+                           Value g = arith::MulFOp::create(nb, nl, a[1], d);
+                           return arith::MulFOp::create(
+                               nb, nl, g,
+                               arith::ConstantOp::create(nb, nl, nb.getF32FloatAttr(scale)));
+                         });
+    Value dqb = L.matmul(ds, k, false, false, qs); // dQ_b = dS K s
+    Value dkp = L.matmul(ds, q, true, false, ps, dk ? L.rows(dk, 0, qb.keys) : Value());
+    dq = L.insertRows(dqb, dq, qb.row);
+    dk = dk ? L.insertRows(dkp, dk, 0) : dkp;
+    dv = dv ? L.insertRows(dvp, dv, 0) : dvp;
+  }
+  return {L.fromHeads(L.ungroupHeads(dq, g.t), g.sh[0], g.heads), L.fromHeads(dk, g.sh[0], g.kv),
+          L.fromHeads(dv, g.sh[0], g.kv)};
 }
 
 Value lower(Lowerer &L, KVCacheWriteOp op) {
@@ -1239,24 +1330,24 @@ struct FlashForwards {
 /// Lowers attention and attention_grad over more keys than `attentionBlock` blockwise,
 /// passing the forward's log-sum-exp to the backward through `flash`; any other op by
 /// lowerOp.
-FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attentionBlock);
-FailureOr<SmallVector<Value>> lowerFlash(Lowerer &L, Operation *op, int64_t attentionBlock,
+FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, AttentionLimits limits);
+FailureOr<SmallVector<Value>> lowerFlash(Lowerer &L, Operation *op, AttentionLimits limits,
                                          FlashForwards &flash) {
   if (auto f = dyn_cast<AttentionOp>(op)) {
-    if (attentionBlockFor(shapeOf(f.getQ())[1], attentionBlock) && flash.isSaved(op)) {
+    if (attentionBlockFor(shapeOf(f.getQ())[1], limits.block) && flash.isSaved(op)) {
       Value lse;
-      Value out = lower(L, f, attentionBlock, &lse);
+      Value out = lower(L, f, limits, &lse);
       flash.saved[op] = {lse, out};
       return SmallVector<Value>{out};
     }
   }
   if (auto g = dyn_cast<AttentionGradOp>(op)) {
-    if (int64_t block = attentionBlockFor(shapeOf(g.getQ())[1], attentionBlock)) {
+    if (int64_t block = attentionBlockFor(shapeOf(g.getQ())[1], limits.block)) {
       std::pair<Value, Value> fwd = flash.saved.lookup(flash.forwardOf.lookup(op));
       return lowerBlockwise(L, g, block, fwd.first, fwd.second);
     }
   }
-  return lowerOp(L, op, attentionBlock);
+  return lowerOp(L, op, limits);
 }
 
 /// Whether the i32 target `t` is the ignore index -100 (runtime/StepABI.h kIgnoreIndex).
@@ -1396,17 +1487,18 @@ Value lower(Lowerer &L, SplatOp op) {
 }
 
 /// Lowers one op; returns its replacement values or failure for an unknown op.
-/// `attentionBlock` is the pass option of the same name.
-FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, int64_t attentionBlock) {
+/// `limits` are the pass options `attention-block` and `causal-row-block`.
+FailureOr<SmallVector<Value>> lowerOp(Lowerer &L, Operation *op, AttentionLimits limits) {
   auto one = [](Value v) { return SmallVector<Value>{v}; };
   return llvm::TypeSwitch<Operation *, FailureOr<SmallVector<Value>>>(op)
-      .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, attentionBlock)); })
+      .Case<AttentionOp>([&](AttentionOp o) { return one(lower(L, o, limits)); })
+      .Case<AttentionGradOp>([&](AttentionGradOp o) { return lower(L, o, limits); })
       .Case<EmbeddingOp, EmbeddingGradOp, MatmulOp, ReshapeOp, TransposeOp, AddOp, MulOp,
             SiluOp, SiluGradOp, DropoutOp, RMSNormOp, RopeOp, PositionsOp, CrossEntropyOp,
             CrossEntropyGradOp, TargetMeanOp, TargetMeanGradOp, MeanOp, SplatOp,
             KVCacheWriteOp, CacheAttentionOp, LastTokenOp>(
           [&](auto o) { return one(lower(L, o)); })
-      .Case<RMSNormGradOp, AttentionGradOp>([&](auto o) { return lower(L, o); })
+      .Case<RMSNormGradOp>([&](auto o) { return lower(L, o); })
       .Case<MatmulNf4Op>([&](MatmulNf4Op o) { return one(lower(L, o)); })
       .Default([](Operation *) { return failure(); });
 }
@@ -1425,7 +1517,8 @@ struct LLMPLowerToLinalgPass
     for (Operation *op : ops) {
       rewriter.setInsertionPoint(op);
       Lowerer L{rewriter, op->getLoc()};
-      FailureOr<SmallVector<Value>> repl = lowerFlash(L, op, attentionBlock, flash);
+      FailureOr<SmallVector<Value>> repl =
+          lowerFlash(L, op, AttentionLimits{attentionBlock, causalRowBlock}, flash);
       if (failed(repl)) {
         op->emitOpError() << "has no lowering to linalg";
         return signalPassFailure();

@@ -3,7 +3,8 @@
 /// gradients of attention lowered with `attention-block=N` (key blocks, per-row
 /// log-sum-exp, no (rows, T) probabilities) against the same module lowered with
 /// `attention-block=0` (the direct softmax and its gradient, which the finite-difference
-/// tests of GradCheckTest.cpp cover), and against central finite differences.
+/// tests of GradCheckTest.cpp cover), and against central finite differences. The same
+/// for the direct path's causal row blocks (`causal-row-block=N`) against all rows at once.
 #include "compiler/Pipelines/Pipelines.h"
 #include "compiler/Target/CPU/JIT.h"
 #include "test/compiler/CompiledTestUtil.h"
@@ -17,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -27,18 +30,17 @@ namespace {
 
 using llmp_test::Compiled;
 
-/// Compiles `src` through the grad phase, `llmp-lower-to-linalg{attention-block=block}`
-/// alone (the linalg phase's fusion and cleanups only speed code up, and both variants
-/// skip them alike) and the LLVM phase, then JIT-compiles it.
-std::unique_ptr<Compiled> compileWithBlock(const std::string &src, int64_t block) {
+/// Compiles `src` through the grad phase, `llmp-lower-to-linalg{options}` alone (the
+/// linalg phase's fusion and cleanups only speed code up, and all variants skip them
+/// alike) and the LLVM phase, then JIT-compiles it.
+std::unique_ptr<Compiled> compileWith(const std::string &src, const std::string &options) {
   auto c = std::make_unique<Compiled>();
   OwningOpRef<ModuleOp> module = llmp_test::parseModule(*c, src);
   if (!module || failed(llmp::lowerToPhase(*module, llmp::Phase::Grad)))
     return nullptr;
   PassManager pm(&c->ctx);
   // No builtin.module(...) wrapper: `pm` is anchored on the module already.
-  std::string pipeline =
-      "symbol-dce,llmp-lower-to-linalg{attention-block=" + std::to_string(block) + "}";
+  std::string pipeline = "symbol-dce,llmp-lower-to-linalg{" + options + "}";
   if (failed(parsePassPipeline(pipeline, pm, llvm::errs())) || failed(pm.run(*module)))
     return nullptr;
   if (failed(llmp::lowerToPhase(*module, llmp::Phase::LLVM, llmp::Phase::Linalg)))
@@ -122,48 +124,57 @@ std::vector<float> randomParams(int64_t n, unsigned seed) {
   return params;
 }
 
-/// T = 640: blocks of 320 (the default attention-block, 512) and of 128 (5 blocks) give
-/// the gradients of the direct path within 1e-5, for causal and for causal + segments
-/// (rows of the second document see only masked keys in the first blocks). The gradient
-/// scale T * H*d makes them those of sum(attention * w), of order 1.
-TEST(BlockwiseAttention, GradientsEqualDirectPathAtT640) {
-  constexpr int64_t T = 640, n = 2 * T * 16 + 2 * T * 8;
-  const float scale = T * 16;
-  for (bool segments : {false, true}) {
-    SCOPED_TRACE(segments ? "causal + segments" : "causal");
-    std::string src = attentionLoss(T, segments ? 336 : 0);
-    auto direct = compileWithBlock(src, 0);
-    ASSERT_TRUE(direct && direct->fns.gradStep) << src;
-    std::vector<float> params = randomParams(n, 11);
-    float refLoss = 0;
-    std::vector<float> ref = gradient(direct->fns, params, T, scale, &refLoss);
-    for (int64_t block : {512, 128}) {
-      SCOPED_TRACE("attention-block=" + std::to_string(block));
-      auto blocked = compileWithBlock(src, block);
-      ASSERT_TRUE(blocked && blocked->fns.gradStep);
-      float loss = 0;
-      std::vector<float> got = gradient(blocked->fns, params, T, scale, &loss);
-      EXPECT_NEAR(loss, refLoss, 1e-5f * std::fabs(refLoss) + 1e-7f);
-      double worst = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
-        worst = std::max(worst, (double)std::fabs(got[i] - ref[i]));
-        EXPECT_NEAR(got[i], ref[i], 1e-5f) << "element " << i;
-      }
-      RecordProperty("worst_abs_difference_block_" + std::to_string(block) +
-                         (segments ? "_segments" : ""),
-                     llvm::formatv("{0:e}", worst).str());
+/// The loss and gradients of attentionLoss(t, split) lowered with each of `variants`
+/// against those lowered with `reference`: loss within 1e-5 relative, every gradient
+/// element finite and within 1e-5. The gradient scale T * H*d makes them those of
+/// sum(attention * w), of order 1. Records the worst difference per variant.
+void expectSameGradients(int64_t t, int64_t split, const std::string &reference,
+                         std::initializer_list<std::string> variants, unsigned seed) {
+  const int64_t n = 2 * t * 16 + 2 * t * 8;
+  const float scale = t * 16;
+  std::string src = attentionLoss(t, split);
+  auto ref = compileWith(src, reference);
+  ASSERT_TRUE(ref && ref->fns.gradStep) << src;
+  std::vector<float> params = randomParams(n, seed);
+  float refLoss = 0;
+  std::vector<float> refGrad = gradient(ref->fns, params, t, scale, &refLoss);
+  for (const std::string &options : variants) {
+    SCOPED_TRACE(options);
+    auto c = compileWith(src, options);
+    ASSERT_TRUE(c && c->fns.gradStep);
+    float loss = 0;
+    std::vector<float> got = gradient(c->fns, params, t, scale, &loss);
+    EXPECT_NEAR(loss, refLoss, 1e-5f * std::fabs(refLoss) + 1e-7f);
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
+      worst = std::max(worst, (double)std::fabs(got[i] - refGrad[i]));
+      EXPECT_NEAR(got[i], refGrad[i], 1e-5f) << "element " << i;
     }
+    std::string key = "worst_abs_difference_" + options + (split ? "_segments" : "");
+    std::replace_if(key.begin(), key.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+    ::testing::Test::RecordProperty(key, llvm::formatv("{0:e}", worst).str());
   }
 }
 
-/// The blockwise backward (`block` keys per block) against central finite differences of
-/// eval_step, both for sum(attention * w) = T * H*d * loss (gradient scale T * H*d), so
-/// the gradients are of order 1. Tolerance as GradCheckTest.cpp: h = 1e-2,
+/// T = 640: blocks of 320 (the default attention-block, 512) and of 128 (5 blocks) give
+/// the gradients of the direct path within 1e-5, for causal and for causal + segments
+/// (rows of the second document see only masked keys in the first blocks).
+TEST(BlockwiseAttention, GradientsEqualDirectPathAtT640) {
+  for (int64_t split : {0, 336}) {
+    SCOPED_TRACE(split ? "causal + segments" : "causal");
+    expectSameGradients(640, split, "attention-block=0", {"attention-block=512", "attention-block=128"},
+                        11);
+  }
+}
+
+/// The backward lowered with `options` against central finite differences of eval_step,
+/// both for sum(attention * w) = T * H*d * loss (gradient scale T * H*d), so the gradients
+/// are of order 1. Tolerance as GradCheckTest.cpp: h = 1e-2,
 /// |analytic - fd| <= 2e-3 + 2e-2 |fd|.
-void checkFiniteDifferences(int64_t t, int64_t block, int64_t split) {
+void checkFiniteDifferences(int64_t t, const std::string &options, int64_t split) {
   std::string src = attentionLoss(t, split);
-  auto c = compileWithBlock(src, block);
+  auto c = compileWith(src, options);
   ASSERT_TRUE(c && c->fns.gradStep && c->fns.evalStep) << src;
   int64_t n = 2 * t * 16 + 2 * t * 8;
   std::vector<float> params = randomParams(n, 3);
@@ -185,11 +196,36 @@ void checkFiniteDifferences(int64_t t, int64_t block, int64_t split) {
 TEST(BlockwiseAttention, GradientMatchesFiniteDifferences) {
   {
     SCOPED_TRACE("T = 6, blocks of 2, causal");
-    checkFiniteDifferences(6, 2, 0);
+    checkFiniteDifferences(6, "attention-block=2", 0);
   }
   {
     SCOPED_TRACE("T = 12, blocks of 4, causal + documents [0, 7), [7, 12)");
-    checkFiniteDifferences(12, 4, 7);
+    checkFiniteDifferences(12, "attention-block=4", 7);
+  }
+}
+
+/// Causal row blocks of the direct path (`causal-row-block`): T = 96 in blocks of 32, 24
+/// and 12 query rows (3, 4 and 8 per group of the 2 query heads that share a key head),
+/// each against only the keys up to its last query, give the loss and gradients of all
+/// rows at once (causal-row-block=0) within 1e-5, for causal and for causal + segments
+/// (documents [0, 40) and [40, 96): the boundary falls inside a block). Keys after a
+/// block's last query have probability exactly 0, so only fp32 summation order differs.
+TEST(CausalRowBlocks, GradientsEqualAllRowsAtT96) {
+  for (int64_t split : {0, 40}) {
+    SCOPED_TRACE(split ? "causal + segments" : "causal");
+    expectSameGradients(96, split, "causal-row-block=0",
+                        {"causal-row-block=32", "causal-row-block=24", "causal-row-block=12"}, 5);
+  }
+}
+
+TEST(CausalRowBlocks, GradientMatchesFiniteDifferences) {
+  {
+    SCOPED_TRACE("T = 6, rows of 2, causal");
+    checkFiniteDifferences(6, "causal-row-block=2", 0);
+  }
+  {
+    SCOPED_TRACE("T = 12, rows of 4, causal + documents [0, 7), [7, 12)");
+    checkFiniteDifferences(12, "causal-row-block=4", 7);
   }
 }
 

@@ -1,5 +1,6 @@
 // RUN: llmp-opt %s --split-input-file --llmp-lower-to-linalg | FileCheck %s
 // RUN: llmp-opt %s --split-input-file --llmp-lower-to-linalg=attention-block=2 | FileCheck %s --check-prefix=BLOCK
+// RUN: llmp-opt %s --split-input-file --llmp-lower-to-linalg=causal-row-block=2 | FileCheck %s --check-prefix=ROWS
 
 // Tests that matmul {transpose_b} becomes a zero-filled linalg.matmul with transposed maps.
 // CHECK-DAG: #[[A:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
@@ -291,4 +292,70 @@ func.func @reshape_mean(%x: tensor<2x3x4xf32>) -> tensor<f32> {
 func.func @rope(%x: tensor<2x3x8xf32>) -> tensor<2x3x8xf32> {
   %y = llmp.rope %x {heads = 2 : i64, theta = 1.0e+01 : f32} : (tensor<2x3x8xf32>) -> tensor<2x3x8xf32>
   return %y : tensor<2x3x8xf32>
+}
+
+// -----
+
+// Tests causal row blocks (causal-row-block=2, T = 4, G = 2 query heads per key head: the
+// grouped rows 4x8x2 are 4 blocks of 2): the block of queries [0, 2) of a group meets only
+// keys [0, 2) (a 4x2x2 score block), the block of queries [2, 4) all 4 keys (4x2x4) with
+// its query index offset by 2 in the causal mask; each block's output is inserted at its
+// rows, [0, 2), [2, 4), then the second group's [4, 6), [6, 8). By default (64 rows) T = 4
+// stays one block (4x8x4 scores).
+// ROWS-LABEL: func.func @attention_causal_rows
+// ROWS: %[[Q:.+]] = tensor.collapse_shape %{{.+}} : tensor<4x2x4x2xf32> into tensor<4x8x2xf32>
+// ROWS: %[[K:.+]] = tensor.collapse_shape %{{.+}} : tensor<2x2x4x2xf32> into tensor<4x4x2xf32>
+// ROWS: %[[Q0:.+]] = tensor.extract_slice %[[Q]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x8x2xf32> to tensor<4x2x2xf32>
+// ROWS: %[[K0:.+]] = tensor.extract_slice %[[K]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x4x2xf32> to tensor<4x2x2xf32>
+// ROWS: linalg.batch_matmul {{.+}} ins(%[[Q0]], %[[K0]] : {{.+}}) outs(%{{.+}} : tensor<4x2x2xf32>)
+// ROWS: %[[O0:.+]] = tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x8x2xf32>
+// ROWS: %[[Q1:.+]] = tensor.extract_slice %[[Q]][0, 2, 0] [4, 2, 2] [1, 1, 1]
+// ROWS: linalg.batch_matmul {{.+}} ins(%[[Q1]], %[[K]] : {{.+}}) outs(%{{.+}} : tensor<4x2x4xf32>)
+// ROWS: %[[R:.+]] = linalg.index 1
+// ROWS: %[[J:.+]] = linalg.index 2
+// ROWS: %[[I:.+]] = arith.addi %[[R]], %{{.+}} : index
+// ROWS: arith.cmpi ugt, %[[J]], %[[I]]
+// ROWS: %[[O1:.+]] = tensor.insert_slice %{{.+}} into %[[O0]][0, 2, 0] [4, 2, 2]
+// ROWS: tensor.extract_slice %[[Q]][0, 4, 0] [4, 2, 2]
+// ROWS: %[[O2:.+]] = tensor.insert_slice %{{.+}} into %[[O1]][0, 4, 0] [4, 2, 2]
+// ROWS: tensor.extract_slice %[[Q]][0, 6, 0] [4, 2, 2]
+// ROWS: tensor.insert_slice %{{.+}} into %[[O2]][0, 6, 0] [4, 2, 2]
+// ROWS: return
+// CHECK-LABEL: func.func @attention_causal_rows
+// CHECK-NOT: tensor.extract_slice
+// CHECK: linalg.batch_matmul {{.+}} outs(%{{.+}} : tensor<4x8x4xf32>)
+func.func @attention_causal_rows(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) -> tensor<2x4x8xf32> {
+  %y = llmp.attention %q, %k, %k {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) -> tensor<2x4x8xf32>
+  return %y : tensor<2x4x8xf32>
+}
+
+// Tests that without `causal` no row block is formed: every query sees every key.
+// ROWS-LABEL: func.func @attention_not_causal
+// ROWS-NOT: tensor.extract_slice
+// ROWS: linalg.batch_matmul {{.+}} outs(%{{.+}} : tensor<4x8x4xf32>)
+func.func @attention_not_causal(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) -> tensor<2x4x8xf32> {
+  %y = llmp.attention %q, %k, %k {heads = 4 : i64, kv_heads = 2 : i64} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) -> tensor<2x4x8xf32>
+  return %y : tensor<2x4x8xf32>
+}
+
+// -----
+
+// Tests the gradient over causal row blocks: per block, dK and dV of its key prefix
+// accumulate into the running dK, dV (the product's init is the prefix slice, its result
+// inserted back), and dQ of its rows is inserted at them. First block (rows [0, 2), keys
+// [0, 2)): dV_p += P^T dO_b into the 4x2x2 prefix of a zero-filled dV.
+// ROWS-LABEL: func.func @attention_grad_causal_rows
+// ROWS: %[[DV0:.+]] = tensor.extract_slice %[[DV:[0-9]+]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x4x2xf32> to tensor<4x2x2xf32>
+// ROWS: %[[DVP:.+]] = linalg.batch_matmul {{.+}} outs(%[[DV0]] : tensor<4x2x2xf32>)
+// ROWS: %[[DQ0:.+]] = tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x8x2xf32>
+// ROWS: %[[DK1:.+]] = tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x4x2xf32>
+// ROWS: %[[DV1:.+]] = tensor.insert_slice %[[DVP]] into %[[DV]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x4x2xf32>
+// Second block (rows [2, 4), all 4 keys): the whole dV and dK accumulate.
+// ROWS: linalg.batch_matmul {{.+}} outs(%[[DV1]] : tensor<4x4x2xf32>)
+// ROWS: linalg.batch_matmul {{.+}} outs(%[[DK1]] : tensor<4x4x2xf32>)
+// ROWS: tensor.insert_slice %{{.+}} into %[[DQ0]][0, 2, 0] [4, 2, 2]
+// ROWS: return {{.*}} : tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>
+func.func @attention_grad_causal_rows(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) {
+  %dq, %dk, %dv = llmp.attention_grad %q, %k, %k, %q {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+  return %dq, %dk, %dv : tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>
 }
