@@ -5,8 +5,8 @@ base, QLoRA) links a standalone trainer that trains exactly as `llmpc run` does,
 bit.
 
 No download: the test writes its own tiny pretrained model, a GGUF v3 file (the layout of
-ggml docs/gguf.md) with a llama of random weights (vocab 265, dim 32, 2 layers, 2 heads,
-1 key/value head, hidden 64, context 64) and a byte-level BPE tokenizer (GPT-2's 256 byte
+ggml docs/gguf.md) with a llama of random weights (vocab 265, dim 32, 2 layers, 4 heads,
+2 key/value heads, hidden 64, context 64) and a byte-level BPE tokenizer (GPT-2's 256 byte
 tokens, 6 merges, the ChatML specials <|im_start|> <|im_end|> <|endoftext|>) with a ChatML
 `tokenizer.chat_template` (SmolLM2's); and 24 chat conversations (arithmetic questions).
 The .llmp declares `model tiny = from_gguf(...)` and five sft stages on it: `full` (every
@@ -20,7 +20,8 @@ Per stage:
    sampler: prefill_step / decode_step, on the merged weights for LoRA / QLoRA).
 2. `llmpc build --stage S --steps STEPS`; the binary is copied alone into an empty folder
    and run there with a bare environment; it reads the GGUF at run time from the absolute
-   path in its manifest.
+   path in its manifest. Its decode_step calls memrefCopy (strided copies of the KV cache
+   with 2 key/value heads), which the binary defines itself (nm lists it).
 3. metrics.jsonl rows (timing fields aside) equal as exact strings; memory.json's computed
    bytes and measured step heap peak equal (its resident set sizes are the processes'
    own); every other file of the run directory (plan.json, samples.txt,
@@ -54,7 +55,7 @@ SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
           "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-DIM, LAYERS, HEADS, KV_HEADS, HIDDEN, CONTEXT = 32, 2, 2, 1, 64, 64
+DIM, LAYERS, HEADS, KV_HEADS, HIDDEN, CONTEXT = 32, 2, 4, 2, 64, 64
 
 
 def byte_tokens():
@@ -236,6 +237,9 @@ def check_stage(llmpc, llmp, stage, tmp):
     assert f"built {built}: trains stage '{stage}'" in out, out
     alone = os.path.join(tmp, "alone-" + stage)
     os.mkdir(alone)
+    # With 2 key/value heads decode_step copies strided KV cache views (memref.copy ->
+    # memrefCopy, which the trainer defines: runtime/aot/MemrefCopy.h).
+    assert " T memrefCopy" in run(["nm", built]), "the trainer does not link memrefCopy"
     shutil.copy2(built, os.path.join(alone, "trainer"))
     shutil.rmtree(os.path.join(tmp, "build"))
     p = subprocess.run(["./trainer", "--run-dir=aot", "--samples=2", "--progress=lines",
