@@ -622,9 +622,16 @@ Status writeReport(const std::string &runDir, const ReportOptions &opts, ReportR
   try {
     ReportResult res;
     std::error_code ec;
-    if (!fs::is_directory(runDir, ec))
+    if (!fs::is_directory(runDir, ec)) {
+      // `llmpc report FILE.llmp` is an easy slip: say what the path is instead.
+      if (fs::exists(runDir, ec))
+        return Status::error(StatusCode::InvalidArgument,
+                             fmt::format("'{}' is not a directory; give the run directory "
+                                         "that a run wrote, e.g. runs/<pipeline>/<stage>",
+                                         runDir));
       return Status::error(StatusCode::NotFound,
                            fmt::format("run directory '{}' does not exist", runDir));
+    }
     std::string metricsPath = runDir + "/metrics.jsonl";
     if (!fs::exists(metricsPath, ec))
       return Status::error(StatusCode::NotFound,

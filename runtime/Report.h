@@ -87,7 +87,8 @@ struct ReportResult {
 
 /// Writes the report of `runDir`: `<chart>.png` and `<chart>.svg` for each chart and
 /// `report.html`. Errors: NotFound for a missing run directory or metrics.jsonl;
-/// InvalidArgument for malformed metrics.jsonl or plan.json (see parseMetrics); IoError
+/// InvalidArgument for a `runDir` that is a file, or malformed metrics.jsonl or plan.json
+/// (see parseMetrics); IoError
 /// when the output cannot be written. A missing plan.json or samples.txt is a warning.
 Status writeReport(const std::string &runDir, const ReportOptions &opts,
                    ReportResult *result = nullptr);

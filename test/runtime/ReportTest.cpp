@@ -299,6 +299,18 @@ TEST(ReportTest, MissingRunDir) {
   EXPECT_EQ(st.message(), "run directory '" + dir + "' does not exist");
 }
 
+TEST(ReportTest, RunDirIsAFile) {
+  // `llmpc report FILE.llmp`: the path exists but is a file, so "does not exist" would be
+  // false; the message says what it is instead.
+  std::string file = test::freshDir() + "/pipeline.llmp";
+  put(file, "stage s {}\n");
+  Status st = writeReport(file, {});
+  EXPECT_EQ(st.code(), StatusCode::InvalidArgument);
+  EXPECT_EQ(st.message(), "'" + file +
+                              "' is not a directory; give the run directory that a run wrote, "
+                              "e.g. runs/<pipeline>/<stage>");
+}
+
 TEST(ReportTest, MissingMetrics) {
   std::string dir = test::freshDir();
   Status st = writeReport(dir, {});
