@@ -257,6 +257,20 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
   hooks.outputs = {"samples.txt"};
   hooks.afterTraining = [&](std::vector<float> &params,
                             TrainResult &result) -> Expected<std::string> {
+    // A resumed run skipped the answers before training (the loop starts from a
+    // checkpoint): give them now from the starting weights, which initialParams rebuilds
+    // exactly (the GGUF or `from:` checkpoint; a LoRA stage's seeded adapters), so that
+    // samples.txt is the one of an uninterrupted run.
+    std::string before;
+    if (opts.resume && samples.empty() && opts.numSamples > 0) {
+      std::vector<float> initial;
+      if (Status st = hooks.initialParams(initial); !st)
+        return st.withContext("the starting weights for the samples before training");
+      auto text = answer(initial, "before training", nullptr);
+      if (!text)
+        return text.status();
+      before = *text;
+    }
     auto text = answer(params, "after training", &result);
     if (!text)
       return text.status();
@@ -264,7 +278,7 @@ Status runSft(const StagePlan &plan, const StepFunctions &fns, const TrainOption
       return std::string();
     if (Status st = writeFileAtomic(runDir + "/samples.txt", samples); !st)
       return st;
-    return *text + fmt::format("samples: {}/samples.txt", runDir);
+    return before + *text + fmt::format("samples: {}/samples.txt", runDir);
   };
   Status st = runTrainingLoop(plan, fns, opts, hooks);
   if (opts.out)
