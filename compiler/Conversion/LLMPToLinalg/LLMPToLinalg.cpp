@@ -143,6 +143,7 @@ struct Lowerer {
         SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(count), b.getIndexAttr(s[2])},
         SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
   }
+
   /// `into` (Bt, M, N) with rows [row, row + blk's M) replaced by `blk`: `blk` itself when
   /// it covers all of them.
   Value insertRows(Value blk, Value into, int64_t row) {
@@ -154,6 +155,56 @@ struct Lowerer {
         SmallVector<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(row), b.getIndexAttr(0)},
         SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(s[1]), b.getIndexAttr(s[2])},
         SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
+  }
+
+  /// The rows of queries [q0, q0 + count) of each of the `group` query heads of grouped `x`
+  /// (B*KV, G*T, w) (groupHeads' layout: row g*T + i is query i of head g): (B*KV, G*count,
+  /// w) in the same layout. A slice when G = 1, else a copy; `x` itself when count = T.
+  Value queryRows(Value x, int64_t group, int64_t q0, int64_t count) {
+    auto s = cast<RankedTensorType>(x.getType()).getShape();
+    int64_t t = s[1] / group;
+    if (count == t)
+      return x;
+    if (group == 1)
+      return rows(x, q0, count);
+    Value e = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({s[0], group, t, s[2]}, f32()), x,
+        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+    Value slice = tensor::ExtractSliceOp::create(
+        b, loc, e,
+        SmallVector<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0), b.getIndexAttr(q0),
+                                  b.getIndexAttr(0)},
+        SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(group),
+                                  b.getIndexAttr(count), b.getIndexAttr(s[2])},
+        SmallVector<OpFoldResult>(4, b.getIndexAttr(1)));
+    return tensor::CollapseShapeOp::create(
+        b, loc, RankedTensorType::get({s[0], group * count, s[2]}, f32()), slice,
+        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+  }
+
+  /// `into` (B*KV, G*T, w) with the rows of queries [q0, q0 + count) of each group replaced
+  /// by `blk` (B*KV, G*count, w), the inverse of queryRows; `blk` when it covers all rows.
+  Value insertQueryRows(Value blk, Value into, int64_t group, int64_t q0) {
+    auto s = cast<RankedTensorType>(into.getType()).getShape();
+    int64_t t = s[1] / group, count = cast<RankedTensorType>(blk.getType()).getShape()[1] / group;
+    if (count == t)
+      return blk;
+    auto sizes = [&](int64_t n) {
+      return SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(group),
+                                       b.getIndexAttr(n), b.getIndexAttr(s[2])};
+    };
+    auto expand = [&](Value x, int64_t n) -> Value {
+      return tensor::ExpandShapeOp::create(
+          b, loc, RankedTensorType::get({s[0], group, n, s[2]}, f32()), x,
+          SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+    };
+    Value ins = tensor::InsertSliceOp::create(
+        b, loc, expand(blk, count), expand(into, t),
+        SmallVector<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0), b.getIndexAttr(q0),
+                                  b.getIndexAttr(0)},
+        sizes(count), SmallVector<OpFoldResult>(4, b.getIndexAttr(1)));
+    return tensor::CollapseShapeOp::create(b, loc, cast<RankedTensorType>(into.getType()), ins,
+                                           SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
   }
 
   Value reshape(Value x, RankedTensorType to) {
@@ -255,8 +306,8 @@ struct Lowerer {
     /// query i of batch b is then at position queryStart[b] + i.
     Value queryStart = {};
     int64_t keys = 0; ///< number of keys when it is not `t` (the cache's positions), else 0
-    /// Query position of score row 0 when the rows are one block of one group's queries
-    /// (causal row blocks: `group` is then 1 and row r is query position rowOffset + r).
+    /// Query position of the first query when the rows are one block of queries (causal
+    /// row blocks: `t` is then the block's length and row r is query rowOffset + r mod t).
     int64_t rowOffset = 0;
   };
 
@@ -973,38 +1024,38 @@ struct AttentionLimits {
   int64_t causalRows;  ///< `causal-row-block`: query rows per block of the direct path
 };
 
-/// One block of query rows of the direct (not blockwise) attention path: rows
-/// [row, row + rows) of the grouped (B*KV, G*T, ...) score rows, against the first `keys`
-/// keys, with the mask of those rows.
+/// One block of queries of the direct (not blockwise) attention path: queries
+/// [query, query + count) of every query head of a group (G * count grouped rows) against
+/// the first `keys` keys, with the mask of those rows.
 struct QueryBlock {
-  int64_t row, rows, keys;
+  int64_t query, count, keys;
   Lowerer::Mask mask;
 };
 
 /// The query blocks of the direct attention path with `mask`. Causal attention over its
 /// own T keys (no KV cache) whose T has a block size R = attentionBlockFor(T, causalRows)
-/// runs per group g and block b on the rows of queries [bR, (b+1)R) of that group against
-/// the keys [0, (b+1)R) only: every later key lies after every query of the block, so its
-/// score is masked, its probability exactly 0, and neither the softmax nor P V changes
-/// without it (the causal block skipping of FlashAttention, Dao et al. 2022, sec. 3.1,
-/// here on query blocks). The products and the softmax then cover (R/T)(1 + 2 + ... + T/R)
-/// of the T x T scores: 5/8 at 4 blocks, 9/16 at 8. Otherwise one block: all G*T rows
-/// against all keys with `mask` as is.
+/// runs per block b on the queries [bR, (b+1)R) of all G heads of a group against the keys
+/// [0, (b+1)R) only: every later key lies after every query of the block, so its score is
+/// masked, its probability exactly 0, and neither the softmax nor P V changes without it
+/// (the causal block skipping of FlashAttention, Dao et al. 2022, sec. 3.1, here on query
+/// blocks). The products and the softmax then cover (R/T)(1 + 2 + ... + T/R) of the T x T
+/// scores: 5/8 at 4 blocks, 3/4 at 2. Otherwise one block: all queries against all keys
+/// with `mask` as is.
 SmallVector<QueryBlock> queryBlocks(const Lowerer::Mask &mask, int64_t causalRows) {
   int64_t r = mask.causal && !mask.queryStart && !mask.keys && !mask.keyOffset
                   ? attentionBlockFor(mask.t, causalRows)
                   : 0;
   if (!r)
-    return {{0, mask.group * mask.t, mask.keys ? mask.keys : mask.t, mask}};
+    return {{0, mask.t, mask.keys ? mask.keys : mask.t, mask}};
   SmallVector<QueryBlock> blocks;
-  for (int64_t g = 0; g < mask.group; ++g)
-    for (int64_t r0 = 0; r0 < mask.t; r0 += r) {
-      Lowerer::Mask m = mask;
-      m.group = 1;
-      m.rowOffset = r0;
-      m.keys = r0 + r;
-      blocks.push_back({g * mask.t + r0, r, r0 + r, m});
-    }
+  for (int64_t q0 = 0; q0 < mask.t; q0 += r) {
+    // Grouped row j of the block is query q0 + (j mod R) of head j / R.
+    Lowerer::Mask m = mask;
+    m.t = r;
+    m.rowOffset = q0;
+    m.keys = q0 + r;
+    blocks.push_back({q0, r, q0 + r, m});
+  }
   return blocks;
 }
 
@@ -1026,9 +1077,10 @@ Value lower(Lowerer &L, AttentionOp op, AttentionLimits limits, Value *lse = nul
     int64_t n = sh[0] * kv;
     o = L.empty({n, mask.group * sh[1], hd}, L.f32());
     for (const QueryBlock &qb : queryBlocks(mask, limits.causalRows)) {
-      Value p = L.probs(L.rows(q, qb.row, qb.rows), L.rows(k, 0, qb.keys), qb.mask);
-      Value ob = L.matmul(p, L.rows(v, 0, qb.keys), false, false, {n, qb.rows, hd});
-      o = L.insertRows(ob, o, qb.row);
+      Value p = L.probs(L.queryRows(q, mask.group, qb.query, qb.count), L.rows(k, 0, qb.keys),
+                        qb.mask);
+      Value ob = L.matmul(p, L.rows(v, 0, qb.keys), false, false, {n, mask.group * qb.count, hd});
+      o = L.insertQueryRows(ob, o, mask.group, qb.query);
     }
   }
   return L.fromHeads(L.ungroupHeads(o, sh[1]), sh[0], heads);
@@ -1076,9 +1128,11 @@ SmallVector<Value> lower(Lowerer &L, AttentionGradOp op, AttentionLimits limits)
         dv = blocks.size() > 1 ? L.fill(kvs, 0.0) : Value();
   AffineMap i3 = L.id(3), d3 = L.dropLast(3);
   for (const QueryBlock &qb : blocks) {
-    Value q = L.rows(g.q, qb.row, qb.rows), dO = L.rows(g.dO, qb.row, qb.rows);
+    int64_t rows = g.mask.group * qb.count;
+    Value q = L.queryRows(g.q, g.mask.group, qb.query, qb.count),
+          dO = L.queryRows(g.dO, g.mask.group, qb.query, qb.count);
     Value k = L.rows(g.k, 0, qb.keys), v = L.rows(g.v, 0, qb.keys);
-    SmallVector<int64_t> qs = {n, qb.rows, hd}, ps = {n, qb.keys, hd}, ss = {n, qb.rows, qb.keys};
+    SmallVector<int64_t> qs = {n, rows, hd}, ps = {n, qb.keys, hd}, ss = {n, rows, qb.keys};
     Value p = L.probs(q, k, qb.mask);
     Value dvp = L.matmul(p, dO, true, false, ps, dv ? L.rows(dv, 0, qb.keys) : Value());
     Value dp = L.matmul(dO, v, false, true, ss); // dP = dO V^T
@@ -1099,7 +1153,7 @@ SmallVector<Value> lower(Lowerer &L, AttentionGradOp op, AttentionLimits limits)
                          });
     Value dqb = L.matmul(ds, k, false, false, qs); // dQ_b = dS K s
     Value dkp = L.matmul(ds, q, true, false, ps, dk ? L.rows(dk, 0, qb.keys) : Value());
-    dq = L.insertRows(dqb, dq, qb.row);
+    dq = L.insertQueryRows(dqb, dq, g.mask.group, qb.query);
     dk = dk ? L.insertRows(dkp, dk, 0) : dkp;
     dv = dv ? L.insertRows(dvp, dv, 0) : dvp;
   }

@@ -205,8 +205,9 @@ TEST(BlockwiseAttention, GradientMatchesFiniteDifferences) {
 }
 
 /// Causal row blocks of the direct path (`causal-row-block`): T = 96 in blocks of 32, 24
-/// and 12 query rows (3, 4 and 8 per group of the 2 query heads that share a key head),
-/// each against only the keys up to its last query, give the loss and gradients of all
+/// and 12 queries (3, 4 and 8 blocks, each with those queries of both query heads that
+/// share a key head: the copied grouped rows), each against only the keys up to its last
+/// query, give the loss and gradients of all
 /// rows at once (causal-row-block=0) within 1e-5, for causal and for causal + segments
 /// (documents [0, 40) and [40, 96): the boundary falls inside a block). Keys after a
 /// block's last query have probability exactly 0, so only fp32 summation order differs.

@@ -296,30 +296,30 @@ func.func @rope(%x: tensor<2x3x8xf32>) -> tensor<2x3x8xf32> {
 
 // -----
 
-// Tests causal row blocks (causal-row-block=2, T = 4, G = 2 query heads per key head: the
-// grouped rows 4x8x2 are 4 blocks of 2): the block of queries [0, 2) of a group meets only
-// keys [0, 2) (a 4x2x2 score block), the block of queries [2, 4) all 4 keys (4x2x4) with
-// its query index offset by 2 in the causal mask; each block's output is inserted at its
-// rows, [0, 2), [2, 4), then the second group's [4, 6), [6, 8). By default (64 rows) T = 4
-// stays one block (4x8x4 scores).
+// Tests causal row blocks (causal-row-block=2, T = 4, G = 2 query heads per key head, the
+// grouped rows 4x8x2): the block of queries [0, 2) takes those queries of both heads (the
+// grouped rows viewed as 4x2x4x2, sliced to 4x2x2x2 and collapsed to 4x4x2) and meets only
+// keys [0, 2) (4x4x2 scores); the block of queries [2, 4) meets all 4 keys (4x4x4), its
+// query index in the causal mask being 2 + (row mod 2). Each block's output goes back into
+// its queries' rows of both heads. By default (128 rows) T = 4 stays one block (4x8x4).
 // ROWS-LABEL: func.func @attention_causal_rows
 // ROWS: %[[Q:.+]] = tensor.collapse_shape %{{.+}} : tensor<4x2x4x2xf32> into tensor<4x8x2xf32>
 // ROWS: %[[K:.+]] = tensor.collapse_shape %{{.+}} : tensor<2x2x4x2xf32> into tensor<4x4x2xf32>
-// ROWS: %[[Q0:.+]] = tensor.extract_slice %[[Q]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x8x2xf32> to tensor<4x2x2xf32>
+// ROWS: %[[QE:.+]] = tensor.expand_shape %[[Q]] {{.+}} into tensor<4x2x4x2xf32>
+// ROWS: %[[Q0:.+]] = tensor.extract_slice %[[QE]][0, 0, 0, 0] [4, 2, 2, 2] [1, 1, 1, 1]
+// ROWS: %[[QB0:.+]] = tensor.collapse_shape %[[Q0]] {{.+}} into tensor<4x4x2xf32>
 // ROWS: %[[K0:.+]] = tensor.extract_slice %[[K]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x4x2xf32> to tensor<4x2x2xf32>
-// ROWS: linalg.batch_matmul {{.+}} ins(%[[Q0]], %[[K0]] : {{.+}}) outs(%{{.+}} : tensor<4x2x2xf32>)
-// ROWS: %[[O0:.+]] = tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x8x2xf32>
-// ROWS: %[[Q1:.+]] = tensor.extract_slice %[[Q]][0, 2, 0] [4, 2, 2] [1, 1, 1]
-// ROWS: linalg.batch_matmul {{.+}} ins(%[[Q1]], %[[K]] : {{.+}}) outs(%{{.+}} : tensor<4x2x4xf32>)
+// ROWS: linalg.batch_matmul {{.+}} ins(%[[QB0]], %[[K0]] : {{.+}}) outs(%{{.+}} : tensor<4x4x2xf32>)
+// ROWS: tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0, 0] [4, 2, 2, 2] [1, 1, 1, 1] : tensor<4x2x2x2xf32> into tensor<4x2x4x2xf32>
+// ROWS: %[[Q1:.+]] = tensor.extract_slice %{{.+}}[0, 0, 2, 0] [4, 2, 2, 2] [1, 1, 1, 1]
+// ROWS: %[[QB1:.+]] = tensor.collapse_shape %[[Q1]]
+// ROWS: linalg.batch_matmul {{.+}} ins(%[[QB1]], %[[K]] : {{.+}}) outs(%{{.+}} : tensor<4x4x4xf32>)
 // ROWS: %[[R:.+]] = linalg.index 1
 // ROWS: %[[J:.+]] = linalg.index 2
-// ROWS: %[[I:.+]] = arith.addi %[[R]], %{{.+}} : index
+// ROWS: %[[M:.+]] = arith.remui %[[R]], %{{.+}} : index
+// ROWS: %[[I:.+]] = arith.addi %[[M]], %{{.+}} : index
 // ROWS: arith.cmpi ugt, %[[J]], %[[I]]
-// ROWS: %[[O1:.+]] = tensor.insert_slice %{{.+}} into %[[O0]][0, 2, 0] [4, 2, 2]
-// ROWS: tensor.extract_slice %[[Q]][0, 4, 0] [4, 2, 2]
-// ROWS: %[[O2:.+]] = tensor.insert_slice %{{.+}} into %[[O1]][0, 4, 0] [4, 2, 2]
-// ROWS: tensor.extract_slice %[[Q]][0, 6, 0] [4, 2, 2]
-// ROWS: tensor.insert_slice %{{.+}} into %[[O2]][0, 6, 0] [4, 2, 2]
+// ROWS: tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 2, 0] [4, 2, 2, 2] [1, 1, 1, 1]
 // ROWS: return
 // CHECK-LABEL: func.func @attention_causal_rows
 // CHECK-NOT: tensor.extract_slice
@@ -342,18 +342,18 @@ func.func @attention_not_causal(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) ->
 
 // Tests the gradient over causal row blocks: per block, dK and dV of its key prefix
 // accumulate into the running dK, dV (the product's init is the prefix slice, its result
-// inserted back), and dQ of its rows is inserted at them. First block (rows [0, 2), keys
-// [0, 2)): dV_p += P^T dO_b into the 4x2x2 prefix of a zero-filled dV.
+// inserted back), and dQ of its queries goes into their rows. First block (queries [0, 2)
+// of both heads, keys [0, 2)): dV_p += P^T dO_b into the 4x2x2 prefix of a zero-filled dV.
 // ROWS-LABEL: func.func @attention_grad_causal_rows
 // ROWS: %[[DV0:.+]] = tensor.extract_slice %[[DV:[0-9]+]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x4x2xf32> to tensor<4x2x2xf32>
 // ROWS: %[[DVP:.+]] = linalg.batch_matmul {{.+}} outs(%[[DV0]] : tensor<4x2x2xf32>)
-// ROWS: %[[DQ0:.+]] = tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x8x2xf32>
+// ROWS: tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0, 0] [4, 2, 2, 2] [1, 1, 1, 1] : tensor<4x2x2x2xf32> into tensor<4x2x4x2xf32>
 // ROWS: %[[DK1:.+]] = tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x4x2xf32>
 // ROWS: %[[DV1:.+]] = tensor.insert_slice %[[DVP]] into %[[DV]][0, 0, 0] [4, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> into tensor<4x4x2xf32>
-// Second block (rows [2, 4), all 4 keys): the whole dV and dK accumulate.
+// Second block (queries [2, 4), all 4 keys): the whole dV and dK accumulate.
 // ROWS: linalg.batch_matmul {{.+}} outs(%[[DV1]] : tensor<4x4x2xf32>)
 // ROWS: linalg.batch_matmul {{.+}} outs(%[[DK1]] : tensor<4x4x2xf32>)
-// ROWS: tensor.insert_slice %{{.+}} into %[[DQ0]][0, 2, 0] [4, 2, 2]
+// ROWS: tensor.insert_slice %{{.+}} into %{{.+}}[0, 0, 2, 0] [4, 2, 2, 2]
 // ROWS: return {{.*}} : tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>
 func.func @attention_grad_causal_rows(%q: tensor<2x4x8xf32>, %k: tensor<2x4x4xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>) {
   %dq, %dk, %dv = llmp.attention_grad %q, %k, %k, %q {heads = 4 : i64, kv_heads = 2 : i64, causal} : (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>, tensor<2x4x8xf32>) -> (tensor<2x4x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
