@@ -205,9 +205,14 @@ int toolError(const llvm::Twine &message) {
   return 1;
 }
 
-/// Checks the numeric run options: a given --steps must be positive, --samples and
-/// --checkpoint-every not negative. Returns the exit status after reporting, or nullopt.
+/// Checks the run options: a given --steps must be positive, --samples and
+/// --checkpoint-every not negative, a given --run-dir not empty (`--run-dir "$DIR"` with
+/// DIR unset would otherwise train into the default folder). Returns the exit status after
+/// reporting, or nullopt.
 std::optional<int> checkRunOptions() {
+  if (runDir.getNumOccurrences() && runDir.empty())
+    return toolError("--run-dir is empty; give a folder, or leave it out for "
+                     "runs/<pipeline>/<stage>");
   if (stepsOverride.getNumOccurrences() && stepsOverride < 1)
     return toolError("--steps must be at least 1, got " + llvm::Twine(int64_t(stepsOverride)) +
                      " (leave it out to run the stage's own steps)");
