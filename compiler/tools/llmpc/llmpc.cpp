@@ -854,15 +854,19 @@ std::optional<int> compileSampler(Session &s, const lang::Program &program,
 /// chat template renders the conversations). `run` (each stage of a pipeline before the
 /// first starts) and `build` refuse such a stage with this reason; `check` prints it.
 std::optional<std::string> notExecutable(const lang::StageInfo &info) {
+  const std::string tokenizerKind =
+      info.tokenizer && info.tokenizer->value ? info.tokenizer->value->text : std::string();
   if (info.kind != "pretrain" && info.kind != "sft")
     return "(kind " + info.kind + ") is not yet executable: only 'pretrain' and 'sft' stages "
-           "run today";
+           "run today" +
+           // A deploy stage with a GGUF tokenizer (examples/chat.llmp) does run, through chat.
+           std::string(info.kind == "deploy" && tokenizerKind == "from_gguf"
+                           ? "; 'llmpc chat' and 'llmpc logits' run its model"
+                           : "");
   if (info.kind == "pretrain" && info.parent)
     return "(kind pretrain) continues from stage '" + info.parent->decl->name +
            "': a pretrain stage that starts from a checkpoint is not yet executable (it would "
            "start from fresh weights); leave out 'from:', or continue as an 'sft' stage";
-  const std::string tokenizerKind =
-      info.tokenizer && info.tokenizer->value ? info.tokenizer->value->text : std::string();
   if (info.kind == "pretrain" && info.tokenizer && tokenizerKind != "bpe")
     return "(kind pretrain) uses tokenizer '" + info.tokenizer->name + "' (" + tokenizerKind +
            "): a pretrain stage trains a SentencePiece BPE on its data; give it a 'bpe' "
