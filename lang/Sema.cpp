@@ -61,6 +61,10 @@ llvm::ArrayRef<std::string> stageKinds() {
 
 namespace {
 
+/// The largest vocabulary a tokenizer may declare: token ids are i32 tensors in the
+/// compiled steps, so ids run up to 2^31 - 1.
+constexpr double kMaxVocab = 2147483647.0;
+
 /// A symbolic type: a scalar of the host language, a tensor, or a loop's layer handle.
 struct Ty {
   enum class K { Error, Int, Float, Bool, Tensor, Layer };
@@ -1408,7 +1412,7 @@ private:
       if (!resolveRef(*args[0], Decl::Kind::Dataset, "dataset"))
         return;
       // Byte fallback: 256 byte tokens, <unk> and a few merges (as the trainer requires).
-      if (!rangeArg(args[1], "'vocab'", true, info.vocab, 260, false))
+      if (!rangeArg(args[1], "'vocab'", true, info.vocab, 260, false, kMaxVocab, false))
         return;
       info.vocabExpr = args[1];
       info.specialsKnown = true; // a trained vocabulary has exactly the declared specials
@@ -1423,7 +1427,7 @@ private:
         return;
       info.vocab = 50257; // GPT-2's 50,000 merges + 256 bytes + <|endoftext|>
       info.vocabExpr = call;
-      if (!rangeArg(args[2], "'vocab'", true, info.vocab, 256, false))
+      if (!rangeArg(args[2], "'vocab'", true, info.vocab, 256, false, kMaxVocab, false))
         return;
       if (args[2])
         info.vocabExpr = args[2];
@@ -1438,7 +1442,7 @@ private:
       if (!bindArgs(*call, spec, args) || !stringArg(args[0], "a file path"))
         return;
       info.path = resolvePath(args[0]->text, args[0]->loc.file);
-      if (!rangeArg(args[1], "'vocab'", true, info.vocab, 1, false))
+      if (!rangeArg(args[1], "'vocab'", true, info.vocab, 1, false, kMaxVocab, false))
         return;
       info.vocabExpr = args[1];
       specials = args[2];
