@@ -183,12 +183,15 @@ struct Lowerer {
   }
 
   /// `into` (B*KV, G*T, w) with the rows of queries [q0, q0 + count) of each group replaced
-  /// by `blk` (B*KV, G*count, w), the inverse of queryRows; `blk` when it covers all rows.
+  /// by `blk` (B*KV, G*count, w), the inverse of queryRows (a slice insert when G = 1);
+  /// `blk` when it covers all rows.
   Value insertQueryRows(Value blk, Value into, int64_t group, int64_t q0) {
     auto s = cast<RankedTensorType>(into.getType()).getShape();
     int64_t t = s[1] / group, count = cast<RankedTensorType>(blk.getType()).getShape()[1] / group;
     if (count == t)
       return blk;
+    if (group == 1)
+      return insertRows(blk, into, q0);
     auto sizes = [&](int64_t n) {
       return SmallVector<OpFoldResult>{b.getIndexAttr(s[0]), b.getIndexAttr(group),
                                        b.getIndexAttr(n), b.getIndexAttr(s[2])};
